@@ -1,0 +1,122 @@
+package transformers
+
+import (
+	"encoding/json"
+	"slices"
+
+	"github.com/valyala/fastjson"
+)
+
+// Details assembles an event's details object from parts of the payload
+// and a few scalars. Build encodes it canonically (sorted member names, so
+// the same source event yields byte-identical details through either front
+// door) and redacts secrets on the way.
+type Details struct {
+	entries []detail
+}
+
+type detail struct {
+	key string
+	n   Node
+	v   *fastjson.Value
+	s   string
+	str bool
+	m   map[string]string
+}
+
+// Value adds a member holding a payload subtree; missing or null nodes are
+// skipped.
+func (d *Details) Value(key string, n Node) {
+	if n.Present() {
+		d.entries = append(d.entries, detail{key: key, n: n, v: n.v})
+	}
+}
+
+// String adds a string member; empty strings are skipped.
+func (d *Details) String(key, s string) {
+	if s != "" {
+		d.entries = append(d.entries, detail{key: key, s: s, str: true})
+	}
+}
+
+// Map adds an object of strings (unmapped labels, say); empty maps are
+// skipped.
+func (d *Details) Map(key string, m map[string]string) {
+	if len(m) > 0 {
+		d.entries = append(d.entries, detail{key: key, m: m})
+	}
+}
+
+// Build encodes the details, or returns nil when there are none. A later
+// entry with the same key replaces an earlier one.
+func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
+	if len(d.entries) == 0 {
+		return nil, nil
+	}
+	slices.SortStableFunc(d.entries, func(a, b detail) int { return compareUTF16([]byte(a.key), []byte(b.key)) })
+	out := make([]byte, 0, 256)
+	out = append(out, '{')
+	for i, e := range d.entries {
+		if i+1 < len(d.entries) && d.entries[i+1].key == e.key {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = appendCanonicalString(out, []byte(e.key))
+		out = append(out, ':')
+		switch {
+		case red.Secret([]byte(e.key)):
+			out = append(out, `"`+Redacted+`"`...)
+		case e.str:
+			out = appendCanonicalString(out, []byte(e.s))
+		case e.m != nil:
+			out = appendStringMap(out, e.m, red)
+		default:
+			var err error
+			if out, err = AppendCanonical(out, e.v, red); err != nil {
+				return nil, locate(e.n, err)
+			}
+		}
+	}
+	return append(out, '}'), nil
+}
+
+func appendStringMap(out []byte, m map[string]string, red *Redactor) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return compareUTF16([]byte(a), []byte(b)) })
+	out = append(out, '{')
+	for i, k := range keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendCanonicalString(out, []byte(k))
+		out = append(out, ':')
+		if red.Secret([]byte(k)) {
+			out = append(out, `"`+Redacted+`"`...)
+		} else {
+			out = appendCanonicalString(out, []byte(m[k]))
+		}
+	}
+	return append(out, '}')
+}
+
+// Options are the settings every built-in format shares.
+type Options struct {
+	Limits   Limits
+	Redactor *Redactor
+}
+
+// locate attributes an encoder error to the node it happened under.
+func locate(n Node, err error) *Error {
+	le := n.Err(ErrValue, "")
+	if te, ok := err.(*Error); ok {
+		le.Kind, le.Expected, le.Got, le.Detail = te.Kind, te.Expected, te.Got, te.Detail
+	} else {
+		le.Got, le.Detail = "", err.Error()
+	}
+	return le
+}

@@ -1,0 +1,473 @@
+package transformers
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/valyala/fastjson"
+)
+
+// Root is one JSON document of a payload: the whole payload, or one NDJSON
+// line.
+type Root struct {
+	Node
+	// RawSHA256 is the hash of the bytes this root was parsed from; empty
+	// when the payload arrived already decoded.
+	RawSHA256 string
+}
+
+// Document is a decoded payload. Close it when done: it holds pooled
+// parser memory that the events must not reference (they don't: every
+// string taken from a Node is copied).
+type Document struct {
+	Roots []Root
+	// Errors are NDJSON lines that did not parse; the other lines are in
+	// Roots.
+	Errors []*Error
+	// NDJSON reports that the payload was newline-delimited documents.
+	NDJSON bool
+
+	parsers []*fastjson.Parser
+	arena   *fastjson.Arena
+}
+
+var (
+	parserPool fastjson.ParserPool
+	arenaPool  fastjson.ArenaPool
+)
+
+// Close returns the document's parser memory to the pools.
+func (d *Document) Close() {
+	if d == nil {
+		return
+	}
+	for _, p := range d.parsers {
+		parserPool.Put(p)
+	}
+	d.parsers = nil
+	if d.arena != nil {
+		d.arena.Reset()
+		arenaPool.Put(d.arena)
+		d.arena = nil
+	}
+	d.Roots = nil
+}
+
+// Decode returns in's document: in.Doc as is, Body parsed (one JSON
+// document, or NDJSON when the first line is a complete document on its
+// own), or Value converted. Every limit is enforced here, so formats only
+// deal with shape.
+func Decode(in Input, lim Limits, format string) (*Document, error) {
+	if in.Doc != nil {
+		for i := range in.Doc.Roots {
+			in.Doc.Roots[i].Node = in.Doc.Roots[i].Node.WithFormat(format)
+		}
+		return in.Doc, nil
+	}
+	lim = lim.WithDefaults()
+	if in.Body == nil && in.Value != nil {
+		return decodeValue(in.Value, lim, format)
+	}
+	return decodeBytes(in.Body, lim, format)
+}
+
+func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
+	whole := &Error{Format: format, Item: -1, Path: "$"}
+	if len(body) > lim.MaxPayloadBytes {
+		whole.Kind, whole.Expected, whole.Got = ErrTooLarge, fmt.Sprintf("at most %d bytes", lim.MaxPayloadBytes), fmt.Sprintf("%d bytes", len(body))
+		return nil, whole
+	}
+	if !utf8.Valid(body) {
+		whole.Kind, whole.Detail = ErrInvalidUTF8, fmt.Sprintf("first invalid byte at offset %d", invalidUTF8Offset(body))
+		return nil, whole
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		whole.Kind, whole.Expected, whole.Got = ErrSyntax, "a JSON document", "empty payload"
+		return nil, whole
+	}
+	d := &Document{}
+	p := parserPool.Get()
+	d.parsers = append(d.parsers, p)
+	v, err := p.ParseBytes(body)
+	if err == nil {
+		root := Root{Node: NewNode(format, v), RawSHA256: auditpipe.RawSHA256(body)}
+		if e := checkValue(root.Node, v, 1, lim); e != nil {
+			d.Close()
+			return nil, e
+		}
+		d.Roots = append(d.Roots, root)
+		return d, nil
+	}
+	// Not one document: NDJSON when the first line stands on its own.
+	first, _, _ := bytes.Cut(bytes.TrimLeft(body, " \t\r\n"), []byte{'\n'})
+	if _, ferr := p.ParseBytes(first); ferr != nil || bytes.Count(body, []byte{'\n'}) == 0 {
+		d.Close()
+		whole.Kind, whole.Detail = ErrSyntax, err.Error()
+		return nil, whole
+	}
+	d.NDJSON = true
+	d.parsers = d.parsers[:0]
+	parserPool.Put(p)
+	line := 0
+	for rest := body; len(rest) > 0; {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		line++
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		n := len(d.Roots) + len(d.Errors)
+		if n >= lim.MaxItems {
+			d.Close()
+			whole.Kind, whole.Expected, whole.Got = ErrTooManyItems, fmt.Sprintf("at most %d NDJSON lines", lim.MaxItems), "more"
+			return nil, whole
+		}
+		lp := parserPool.Get()
+		v, err := lp.ParseBytes(l)
+		if err != nil {
+			parserPool.Put(lp)
+			d.Errors = append(d.Errors, &Error{Format: format, Item: n, Line: line, Path: "$", Kind: ErrSyntax, Detail: err.Error()})
+			continue
+		}
+		d.parsers = append(d.parsers, lp)
+		node := NewNode(format, v).AsItem(n)
+		node.line = line
+		if e := checkValue(node, v, 1, lim); e != nil {
+			d.Errors = append(d.Errors, e)
+			continue
+		}
+		d.Roots = append(d.Roots, Root{Node: node, RawSHA256: auditpipe.RawSHA256(l)})
+	}
+	return d, nil
+}
+
+func invalidUTF8Offset(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// checkValue enforces the limits and the parts of the JSON grammar fastjson
+// is lenient about (number syntax, control characters and escapes in
+// strings). It runs before any string is unescaped, and builds no path
+// unless it finds a problem.
+func checkValue(at Node, v *fastjson.Value, depth int, lim Limits) *Error {
+	var scratch [64]byte
+	e, segs := check(v, depth, lim, scratch[:0])
+	if e == nil {
+		return nil
+	}
+	path := at.Path()
+	for i := len(segs) - 1; i >= 0; i-- {
+		if segs[i].idx >= 0 {
+			path = appendPathIndex(path, segs[i].idx)
+		} else {
+			path = appendPathKey(path, segs[i].key)
+		}
+	}
+	e.Format, e.Item, e.Line, e.Path = at.format, at.item, at.line, path
+	return e
+}
+
+type pathSeg struct {
+	key string
+	idx int
+}
+
+func check(v *fastjson.Value, depth int, lim Limits, scratch []byte) (*Error, []pathSeg) {
+	if depth > lim.MaxDepth {
+		return &Error{Kind: ErrTooDeep, Expected: fmt.Sprintf("at most %d levels of nesting", lim.MaxDepth)}, nil
+	}
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		var err *Error
+		var segs []pathSeg
+		o.Visit(func(k []byte, c *fastjson.Value) {
+			if err != nil {
+				return
+			}
+			if len(k) > lim.MaxStringLength {
+				err = &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("member names of at most %d bytes", lim.MaxStringLength)}
+			} else {
+				err, segs = checkChild(c, depth, lim, scratch)
+			}
+			if err != nil {
+				segs = append(segs, pathSeg{key: string(k[:min(len(k), 256)]), idx: -1})
+			}
+		})
+		return err, segs
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		for i, c := range a {
+			if e, segs := checkChild(c, depth, lim, scratch); e != nil {
+				return e, append(segs, pathSeg{idx: i})
+			}
+		}
+	}
+	return nil, nil
+}
+
+func checkChild(c *fastjson.Value, depth int, lim Limits, scratch []byte) (*Error, []pathSeg) {
+	// Object() and Array() do not touch the value; Type() would unescape a
+	// string before its raw text could be checked.
+	if _, err := c.Object(); err == nil {
+		return check(c, depth+1, lim, scratch)
+	}
+	if _, err := c.Array(); err == nil {
+		return check(c, depth+1, lim, scratch)
+	}
+	raw := c.MarshalTo(scratch[:0]) // strings: still the raw, escaped text
+	switch {
+	case len(raw) > 0 && raw[0] == '"':
+		if msg := checkRawString(raw[1 : len(raw)-1]); msg != "" {
+			return &Error{Kind: ErrSyntax, Expected: "a JSON string", Detail: msg}, nil
+		}
+		if s, _ := c.StringBytes(); len(s) > lim.MaxStringLength {
+			return &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("at most %d bytes", lim.MaxStringLength), Got: fmt.Sprintf("%d bytes", len(s))}, nil
+		}
+	case c.Type() == fastjson.TypeNumber:
+		if !validNumber(raw) {
+			return &Error{Kind: ErrSyntax, Expected: "a JSON number", Got: "malformed number"}, nil
+		}
+	}
+	return nil, nil
+}
+
+// checkRawString validates escapes and rejects raw control characters and
+// unpaired surrogates, which fastjson accepts "best effort".
+func checkRawString(s []byte) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 {
+			return "control character 0x" + strconv.FormatUint(uint64(c), 16) + " must be escaped"
+		}
+		if c != '\\' {
+			continue
+		}
+		i++
+		if i >= len(s) {
+			return "unterminated escape"
+		}
+		switch s[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		case 'u':
+			r, ok := hex4(s[i+1:])
+			if !ok {
+				return `invalid \u escape`
+			}
+			i += 4
+			switch {
+			case r >= 0xD800 && r < 0xDC00:
+				if i+6 >= len(s)+0 || s[i+1] != '\\' || s[i+2] != 'u' {
+					return "unpaired surrogate"
+				}
+				if lo, ok := hex4(s[i+3:]); !ok || lo < 0xDC00 || lo > 0xDFFF {
+					return "unpaired surrogate"
+				}
+				i += 6
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return "unpaired surrogate"
+			}
+		default:
+			return "invalid escape \\" + string(rune(s[i]))
+		}
+	}
+	return ""
+}
+
+func hex4(s []byte) (rune, bool) {
+	if len(s) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// decodeValue converts an already-decoded payload (msgpack maps from Fluent
+// Bit) into a document without going through JSON text.
+func decodeValue(val any, lim Limits, format string) (*Document, error) {
+	a := arenaPool.Get()
+	c := converter{a: a, lim: lim, format: format}
+	v, err := c.convert(val, NewNode(format, nil), 1)
+	if err != nil {
+		a.Reset()
+		arenaPool.Put(a)
+		return nil, err
+	}
+	if c.size > lim.MaxPayloadBytes {
+		a.Reset()
+		arenaPool.Put(a)
+		return nil, &Error{Format: format, Item: -1, Path: "$", Kind: ErrTooLarge,
+			Expected: fmt.Sprintf("at most %d bytes", lim.MaxPayloadBytes), Got: fmt.Sprintf("about %d bytes", c.size)}
+	}
+	return &Document{Roots: []Root{{Node: NewNode(format, v)}}, arena: a}, nil
+}
+
+type converter struct {
+	a      *fastjson.Arena
+	lim    Limits
+	format string
+	size   int
+}
+
+func (c *converter) convert(val any, at Node, depth int) (*fastjson.Value, *Error) {
+	if depth > c.lim.MaxDepth {
+		return nil, at.Err(ErrTooDeep, fmt.Sprintf("at most %d levels of nesting", c.lim.MaxDepth))
+	}
+	c.size += 8
+	switch x := val.(type) {
+	case nil:
+		return c.a.NewNull(), nil
+	case bool:
+		if x {
+			return c.a.NewTrue(), nil
+		}
+		return c.a.NewFalse(), nil
+	case string:
+		return c.str(x, at)
+	case []byte:
+		return c.str(string(x), at)
+	case json.Number:
+		if !validNumber([]byte(x)) {
+			return nil, at.Err(ErrSyntax, "a JSON number")
+		}
+		return c.a.NewNumberString(string(x)), nil
+	case time.Time:
+		return c.a.NewString(x.UTC().Format(time.RFC3339Nano)), nil
+	case float32:
+		return c.float(float64(x), at)
+	case float64:
+		return c.float(x, at)
+	case map[string]any:
+		o := c.a.NewObject()
+		for k, v := range x {
+			cv, err := c.member(k, v, at, depth)
+			if err != nil {
+				return nil, err
+			}
+			o.Set(k, cv)
+		}
+		return o, nil
+	case map[any]any:
+		o := c.a.NewObject()
+		for k, v := range x {
+			var ks string
+			switch kk := k.(type) {
+			case string:
+				ks = kk
+			case []byte:
+				ks = string(kk)
+			default:
+				return nil, at.Errf(ErrType, "string member names", fmt.Sprintf("member name of type %T", k))
+			}
+			cv, err := c.member(ks, v, at, depth)
+			if err != nil {
+				return nil, err
+			}
+			o.Set(ks, cv)
+		}
+		return o, nil
+	case []any:
+		arr := c.a.NewArray()
+		for i, e := range x {
+			cv, err := c.convert(e, Node{parent: at.Path(), idx: i, item: -1, format: c.format}, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			arr.SetArrayItem(i, cv)
+		}
+		return arr, nil
+	}
+	rv := reflect.ValueOf(val)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return c.a.NewNumberString(strconv.FormatInt(rv.Int(), 10)), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return c.a.NewNumberString(strconv.FormatUint(rv.Uint(), 10)), nil
+	}
+	return nil, at.Errf(ErrType, "a JSON-compatible value", fmt.Sprintf("Go type %T", val))
+}
+
+func (c *converter) member(k string, v any, at Node, depth int) (*fastjson.Value, *Error) {
+	child := Node{parent: at.Path(), key: k, idx: -1, item: -1, format: c.format}
+	if len(k) > c.lim.MaxStringLength {
+		return nil, child.Err(ErrStringTooLong, fmt.Sprintf("member names of at most %d bytes", c.lim.MaxStringLength))
+	}
+	if !utf8.ValidString(k) {
+		return nil, child.Err(ErrInvalidUTF8, "UTF-8 member name")
+	}
+	c.size += len(k)
+	return c.convert(v, child, depth+1)
+}
+
+func (c *converter) str(s string, at Node) (*fastjson.Value, *Error) {
+	if len(s) > c.lim.MaxStringLength {
+		return nil, at.Err(ErrStringTooLong, fmt.Sprintf("at most %d bytes", c.lim.MaxStringLength))
+	}
+	if !utf8.ValidString(s) {
+		return nil, at.Err(ErrInvalidUTF8, "UTF-8 string")
+	}
+	c.size += len(s)
+	return c.a.NewString(s), nil
+}
+
+func (c *converter) float(f float64, at Node) (*fastjson.Value, *Error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, at.Err(ErrValue, "a finite number")
+	}
+	return c.a.NewNumberString(string(AppendES6Number(nil, f))), nil
+}
+
+// Items calls f for every item of the document: each element of a root
+// that is a JSON array, each other root as it is. Items are numbered across
+// the whole document. More than lim.MaxItems items is a payload error.
+func (d *Document) Items(lim Limits, f func(item Node, rawSHA256 string)) *Error {
+	lim = lim.WithDefaults()
+	n := 0
+	for _, r := range d.Roots {
+		if r.IsArray() {
+			if n+r.Len() > lim.MaxItems {
+				e := r.Err(ErrTooManyItems, fmt.Sprintf("at most %d items", lim.MaxItems))
+				e.Got = fmt.Sprintf("%d", n+r.Len())
+				return e
+			}
+			for i := range r.Len() {
+				f(r.Index(i).AsItem(n), r.RawSHA256)
+				n++
+			}
+			continue
+		}
+		item := r.Node
+		if d.NDJSON {
+			item = item.AsItem(n)
+		}
+		f(item, r.RawSHA256)
+		n++
+	}
+	return nil
+}

@@ -1,0 +1,314 @@
+package transformers
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fastjson"
+)
+
+// Node is a position in a decoded payload: a value plus enough context to
+// name it in an error. The path is only built when an error needs it, so
+// navigating costs nothing on the happy path.
+type Node struct {
+	v      *fastjson.Value
+	parent string // JSONPath of the parent; "" for a root
+	key    string // member name, when idx < 0
+	idx    int    // array index, or -1
+	item   int    // batch item index the node belongs to, or -1
+	line   int    // NDJSON line, or 0
+	format string
+}
+
+// NewNode wraps v as a root node of format.
+func NewNode(format string, v *fastjson.Value) Node {
+	return Node{v: v, idx: -1, item: -1, format: format}
+}
+
+// Value is the underlying fastjson value; nil when the node is missing.
+func (n Node) Value() *fastjson.Value { return n.v }
+
+// Format is the decoder the node's errors are attributed to.
+func (n Node) Format() string { return n.format }
+
+// WithFormat returns n attributed to another format (auto hands documents
+// to the format it detected).
+func (n Node) WithFormat(f string) Node { n.format = f; return n }
+
+// Item is the batch item index of the node, or -1.
+func (n Node) Item() int { return n.item }
+
+// Line is the NDJSON line of the node, or 0.
+func (n Node) Line() int { return n.line }
+
+// AsItem marks n as batch item i: errors under it report the index.
+func (n Node) AsItem(i int) Node { n.item = i; return n }
+
+// Path is the JSONPath of the node ($ for a root).
+func (n Node) Path() string {
+	switch {
+	case n.parent == "":
+		return "$"
+	case n.idx >= 0:
+		return appendPathIndex(n.parent, n.idx)
+	default:
+		return appendPathKey(n.parent, n.key)
+	}
+}
+
+// Exists reports whether the node is present (null counts as present).
+func (n Node) Exists() bool { return n.v != nil }
+
+// Present reports whether the node is present and not null.
+func (n Node) Present() bool { return n.v != nil && n.v.Type() != fastjson.TypeNull }
+
+// Kind names the JSON kind of the node, for error messages.
+func (n Node) Kind() string {
+	if n.v == nil {
+		return "nothing"
+	}
+	switch n.v.Type() {
+	case fastjson.TypeObject:
+		return "object"
+	case fastjson.TypeArray:
+		return "array"
+	case fastjson.TypeString:
+		return "string"
+	case fastjson.TypeNumber:
+		return "number"
+	case fastjson.TypeTrue, fastjson.TypeFalse:
+		return "boolean"
+	default:
+		return "null"
+	}
+}
+
+// IsObject reports whether the node is a JSON object.
+func (n Node) IsObject() bool { return n.v != nil && n.v.Type() == fastjson.TypeObject }
+
+// IsArray reports whether the node is a JSON array.
+func (n Node) IsArray() bool { return n.v != nil && n.v.Type() == fastjson.TypeArray }
+
+// IsString reports whether the node is a JSON string.
+func (n Node) IsString() bool { return n.v != nil && n.v.Type() == fastjson.TypeString }
+
+// Get returns member key of an object node; a missing node otherwise.
+func (n Node) Get(key string) Node {
+	c := Node{parent: n.Path(), key: key, idx: -1, item: n.item, line: n.line, format: n.format}
+	if n.v != nil && n.v.Type() == fastjson.TypeObject {
+		c.v = n.v.Get(key)
+	}
+	return c
+}
+
+// Len is the number of elements of an array node, else 0.
+func (n Node) Len() int {
+	if !n.IsArray() {
+		return 0
+	}
+	a, _ := n.v.Array()
+	return len(a)
+}
+
+// Index returns element i of an array node.
+func (n Node) Index(i int) Node {
+	c := Node{parent: n.Path(), idx: i, item: n.item, line: n.line, format: n.format}
+	if n.IsArray() {
+		if a, _ := n.v.Array(); i >= 0 && i < len(a) {
+			c.v = a[i]
+		}
+	}
+	return c
+}
+
+// Members calls f for each member of an object node, in payload order.
+func (n Node) Members(f func(key string, v Node)) {
+	if !n.IsObject() {
+		return
+	}
+	o, _ := n.v.Object()
+	parent := n.Path()
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		key := string(k)
+		f(key, Node{v: v, parent: parent, key: key, idx: -1, item: n.item, line: n.line, format: n.format})
+	})
+}
+
+// Err builds an error located at n.
+func (n Node) Err(kind error, expected string) *Error {
+	return &Error{Format: n.format, Item: n.item, Line: n.line, Path: n.Path(), Kind: kind, Expected: expected, Got: n.Kind()}
+}
+
+// Errf builds an error located at n with a free-text detail.
+func (n Node) Errf(kind error, expected, detail string) *Error {
+	e := n.Err(kind, expected)
+	e.Detail = detail
+	return e
+}
+
+func (n Node) typeErr(expected string) *Error {
+	if n.v == nil {
+		return n.Err(ErrMissing, expected)
+	}
+	return n.Err(ErrType, expected)
+}
+
+// Object returns n if it is an object, else a typed error.
+func (n Node) Object() (Node, *Error) {
+	if !n.IsObject() {
+		return n, n.typeErr("object")
+	}
+	return n, nil
+}
+
+// String returns a required, non-empty string.
+func (n Node) String() (string, *Error) {
+	if !n.IsString() {
+		return "", n.typeErr("string")
+	}
+	s := n.str()
+	if s == "" {
+		return "", n.Err(ErrValue, "non-empty string")
+	}
+	return s, nil
+}
+
+// OptString returns a string that may be missing or null ("" then).
+func (n Node) OptString() (string, *Error) {
+	if !n.Present() {
+		return "", nil
+	}
+	if !n.IsString() {
+		return "", n.Err(ErrType, "string or null")
+	}
+	return n.str(), nil
+}
+
+// Text returns a scalar as text: strings as they are, numbers in their JSON
+// spelling, booleans as true/false; missing or null as "". Objects and
+// arrays are an error. Apps are loose about ids and labels; this is lenient
+// where leniency loses nothing.
+func (n Node) Text() (string, *Error) {
+	if !n.Present() {
+		return "", nil
+	}
+	switch n.v.Type() {
+	case fastjson.TypeString:
+		return n.str(), nil
+	case fastjson.TypeNumber:
+		return string(n.v.MarshalTo(nil)), nil
+	case fastjson.TypeTrue:
+		return "true", nil
+	case fastjson.TypeFalse:
+		return "false", nil
+	}
+	return "", n.Err(ErrType, "string, number or boolean")
+}
+
+func (n Node) str() string {
+	b, _ := n.v.StringBytes()
+	return string(b)
+}
+
+// Number returns a required number.
+func (n Node) Number() (float64, *Error) {
+	if n.v == nil || n.v.Type() != fastjson.TypeNumber {
+		return 0, n.typeErr("number")
+	}
+	f, err := n.v.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, n.Err(ErrValue, "finite number")
+	}
+	return f, nil
+}
+
+// Int returns a required integer.
+func (n Node) Int() (int64, *Error) {
+	if n.v == nil || n.v.Type() != fastjson.TypeNumber {
+		return 0, n.typeErr("integer")
+	}
+	i, err := n.v.Int64()
+	if err != nil {
+		f, ferr := n.v.Float64()
+		if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			return 0, n.Err(ErrValue, "integer")
+		}
+		i = int64(f)
+	}
+	return i, nil
+}
+
+// Bool returns an optional boolean (missing or null is false).
+func (n Node) Bool() (bool, *Error) {
+	if !n.Present() {
+		return false, nil
+	}
+	switch n.v.Type() {
+	case fastjson.TypeTrue:
+		return true, nil
+	case fastjson.TypeFalse:
+		return false, nil
+	}
+	return false, n.Err(ErrType, "boolean")
+}
+
+// Time reads a required timestamp given as an RFC 3339 string, or as a number
+// of units since the Unix epoch (unit = time.Second, time.Millisecond...).
+func (n Node) Time(unit time.Duration) (time.Time, *Error) {
+	if n.v != nil && n.v.Type() == fastjson.TypeNumber {
+		if i, err := n.v.Int64(); err == nil {
+			return epoch(i, unit), nil
+		}
+		f, err := n.Number()
+		if err != nil {
+			return time.Time{}, err
+		}
+		if math.Abs(f) > 1e18 {
+			return time.Time{}, n.Err(ErrValue, "a timestamp in range")
+		}
+		// Split whole and fractional units: f*unit would lose the
+		// sub-unit digits to float rounding at today's epoch values.
+		whole := math.Floor(f)
+		frac := int64(math.Round((f - whole) * float64(unit)))
+		return epoch(int64(whole), unit).Add(time.Duration(frac)), nil
+	}
+	if n.IsString() {
+		s := n.str()
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			// Numeric strings are common in loosely-typed apps.
+			if i, ierr := strconv.ParseInt(s, 10, 64); ierr == nil {
+				return epoch(i, unit), nil
+			}
+			return time.Time{}, n.Errf(ErrValue, "RFC 3339 timestamp or epoch "+unitName(unit), "unparseable time")
+		}
+		return t.UTC(), nil
+	}
+	return time.Time{}, n.typeErr("RFC 3339 timestamp or epoch " + unitName(unit))
+}
+
+func epoch(i int64, unit time.Duration) time.Time {
+	switch unit {
+	case time.Second:
+		return time.Unix(i, 0).UTC()
+	case time.Millisecond:
+		return time.UnixMilli(i).UTC()
+	case time.Microsecond:
+		return time.UnixMicro(i).UTC()
+	default:
+		return time.Unix(0, i*int64(unit)).UTC()
+	}
+}
+
+func unitName(unit time.Duration) string {
+	switch unit {
+	case time.Second:
+		return "seconds"
+	case time.Millisecond:
+		return "milliseconds"
+	case time.Microsecond:
+		return "microseconds"
+	}
+	return "nanoseconds"
+}

@@ -1,0 +1,170 @@
+package transformers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/auditpipe/auditpipe"
+)
+
+// Transformer turns one payload of a source format into common events.
+// Implementations are safe for concurrent use.
+type Transformer interface {
+	// Transform decodes in and maps every item it holds. The error is
+	// non-nil (an *Error) only when the payload as a whole is unusable;
+	// problems with single items are reported in Result.Errors while the
+	// other items still become events.
+	Transform(ctx context.Context, in Input) (Result, error)
+}
+
+// Detector is implemented by transformers that can recognise their format
+// from a decoded document, for the auto format.
+type Detector interface {
+	// Detect reports whether root looks like this format and, if so, the
+	// JSONPath of the field that decided.
+	Detect(root Node, meta Meta) (decidedBy string, ok bool)
+}
+
+// Input is one payload as a front door received it. Exactly one of Body,
+// Value or Doc is set.
+type Input struct {
+	// Body is the raw payload: one JSON document, or NDJSON.
+	Body []byte
+	// Value is an already-decoded payload: map[string]any, map[any]any,
+	// []any, string, []byte (a string, as Fluent Bit hands them), bool,
+	// integers, floats, json.Number, time.Time or nil.
+	Value any
+	// Doc is a document another transformer (auto) already decoded.
+	Doc *Document
+	// Meta describes how the payload arrived.
+	Meta Meta
+}
+
+// Meta is what a front door knows about a payload besides its content.
+type Meta struct {
+	// SourceName is the configured source (sidecar source name, Fluent Bit
+	// tag); it becomes event.source.name.
+	SourceName string
+	// Headers are the request headers (CloudEvents binary mode reads ce-*).
+	Headers http.Header
+	// ReceivedAt becomes event.observed_time. Zero means now.
+	ReceivedAt time.Time
+}
+
+// ContentType is the media type of the payload without parameters.
+func (m Meta) ContentType() string {
+	ct := m.Headers.Get("Content-Type")
+	for i := 0; i < len(ct); i++ {
+		if ct[i] == ';' {
+			ct = ct[:i]
+			break
+		}
+	}
+	for len(ct) > 0 && ct[len(ct)-1] == ' ' {
+		ct = ct[:len(ct)-1]
+	}
+	return ct
+}
+
+// Result is what a transformer made of a payload.
+type Result struct {
+	// Events are valid events (Validate passed), in payload order.
+	Events []auditpipe.Event
+	// Errors are the items that could not be mapped, each with its path.
+	Errors []*Error
+	// Skipped counts items deliberately not turned into events, by reason
+	// (for example "alertname", "resolved", "stage").
+	Skipped map[string]int
+	// Format is the decoder that ran; for auto, the one it chose.
+	Format string
+	// DecidedBy is, for auto, the JSONPath of the field that decided.
+	DecidedBy string
+}
+
+// Skip counts one item skipped for reason.
+func (r *Result) Skip(reason string) {
+	if r.Skipped == nil {
+		r.Skipped = make(map[string]int)
+	}
+	r.Skipped[reason]++
+}
+
+// Fail records a per-item error.
+func (r *Result) Fail(err *Error) { r.Errors = append(r.Errors, err) }
+
+// Merge appends o's events, errors and skips to r.
+func (r *Result) Merge(o Result) {
+	r.Events = append(r.Events, o.Events...)
+	r.Errors = append(r.Errors, o.Errors...)
+	for k, n := range o.Skipped {
+		if r.Skipped == nil {
+			r.Skipped = make(map[string]int)
+		}
+		r.Skipped[k] += n
+	}
+}
+
+// Registry maps format names to transformers. It is an ordinary value, not a
+// global: each front door builds its own from configuration.
+type Registry struct {
+	byName map[string]Transformer
+	order  []string
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{byName: make(map[string]Transformer)} }
+
+// Register adds t under name. Detection (auto) tries formats in registration
+// order, so register the most specific shapes first.
+func (r *Registry) Register(name string, t Transformer) error {
+	if name == "" {
+		return errors.New("register transformer: empty name")
+	}
+	if _, dup := r.byName[name]; dup {
+		return fmt.Errorf("register transformer %q: already registered", name)
+	}
+	r.byName[name] = t
+	r.order = append(r.order, name)
+	return nil
+}
+
+// Get returns the transformer registered under name.
+func (r *Registry) Get(name string) (Transformer, error) {
+	t, ok := r.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownFormat, name, r.order)
+	}
+	return t, nil
+}
+
+// Names lists the registered formats in registration order.
+func (r *Registry) Names() []string { return slices.Clone(r.order) }
+
+// Finish completes an event a format mapped: schema version, observed time,
+// source name, raw hash and redaction of nothing further (details are
+// redacted as they are encoded), then validates it. A validation failure is
+// returned as an *Error of kind ErrInvalidEvent, so it becomes a per-item
+// error instead of an invalid event leaving the transformer.
+func Finish(ev *auditpipe.Event, meta Meta, rawSHA string, format string, item Node) *Error {
+	ev.SchemaVersion = auditpipe.SchemaVersion
+	if ev.ObservedTime.IsZero() {
+		ev.ObservedTime = meta.ReceivedAt
+		if ev.ObservedTime.IsZero() {
+			ev.ObservedTime = time.Now()
+		}
+	}
+	ev.ObservedTime = ev.ObservedTime.UTC()
+	ev.Time = ev.Time.UTC()
+	if ev.Source.Name == "" {
+		ev.Source.Name = meta.SourceName
+	}
+	ev.RawSHA256 = rawSHA
+	if err := ev.Validate(); err != nil {
+		return &Error{Format: format, Item: item.Item(), Line: item.Line(), Path: item.Path(), Kind: ErrInvalidEvent, Detail: err.Error()}
+	}
+	return nil
+}

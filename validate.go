@@ -1,0 +1,103 @@
+package auditpipe
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// FieldError is one problem Validate found, naming the field in its JSON
+// spelling (actor.type, source.type, ...).
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// Validate checks that e is a well-formed schema_version "1" event: required
+// fields are present and enumerations hold one of their values. It reports
+// every problem at once (joined), each as a *FieldError.
+func (e *Event) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	if e.SchemaVersion != SchemaVersion {
+		bad("schema_version", "must be %q, got %q", SchemaVersion, e.SchemaVersion)
+	}
+	switch {
+	case e.ID == "":
+		bad("id", "is required")
+	case len(e.ID) > 512:
+		// 512 bytes is Elasticsearch's limit for _id, the strictest consumer.
+		bad("id", "must be at most 512 bytes, got %d", len(e.ID))
+	}
+	if e.Time.IsZero() {
+		bad("time", "is required")
+	}
+	if e.Source.Type == "" {
+		bad("source.type", "is required")
+	} else if !isToken(e.Source.Type) {
+		bad("source.type", "must be lowercase letters, digits, '_', '-' or '.', got %q", e.Source.Type)
+	}
+	if e.Action == "" {
+		bad("action", "is required")
+	}
+	if !e.Operation.Valid() {
+		bad("operation", "must be one of %s, got %q", join(Operations()), e.Operation)
+	}
+	if !e.Outcome.Valid() {
+		bad("outcome", "must be one of %s, got %q", join(Outcomes()), e.Outcome)
+	}
+	if !e.Actor.Type.Valid() {
+		bad("actor.type", "must be one of %s, got %q", join(ActorTypes()), e.Actor.Type)
+	}
+	if len(e.Details) > 0 {
+		if !json.Valid(e.Details) || firstNonSpace(e.Details) != '{' {
+			bad("details", "must be a JSON object")
+		}
+	}
+	for k, v := range e.Labels {
+		if k == "" {
+			bad("labels", "keys must not be empty")
+		} else if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			bad("labels."+k, "must be valid UTF-8")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func firstNonSpace(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+func join[T ~string](vs []T) string {
+	var b strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(v))
+	}
+	return b.String()
+}
