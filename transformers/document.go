@@ -92,13 +92,24 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 		whole.Kind, whole.Expected, whole.Got = ErrSyntax, "a JSON document", "empty payload"
 		return nil, whole
 	}
+	// fastjson unescapes "best effort" and keeps raw control characters;
+	// strictness is restored here. Payloads without a backslash (most of
+	// them) cannot hold a bad escape, so only control characters are left
+	// to check, which the limits walk does on the fly.
+	escapes := bytes.IndexByte(body, '\\') >= 0
+	if escapes {
+		if off, msg := checkStrings(body); msg != "" {
+			whole.Kind, whole.Expected, whole.Detail = ErrSyntax, "a JSON string", fmt.Sprintf("%s at byte offset %d", msg, off)
+			return nil, whole
+		}
+	}
 	d := &Document{}
 	p := parserPool.Get()
 	d.parsers = append(d.parsers, p)
 	v, err := p.ParseBytes(body)
 	if err == nil {
 		root := Root{Node: NewNode(format, v), RawSHA256: auditpipe.RawSHA256(body)}
-		if e := checkValue(root.Node, v, 1, lim); e != nil {
+		if e := checkValue(root.Node, v, 1, lim, escapes); e != nil {
 			d.Close()
 			return nil, e
 		}
@@ -139,7 +150,7 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 		d.parsers = append(d.parsers, lp)
 		node := NewNode(format, v).AsItem(n)
 		node.line = line
-		if e := checkValue(node, v, 1, lim); e != nil {
+		if e := checkValue(node, v, 1, lim, escapes); e != nil {
 			d.Errors = append(d.Errors, e)
 			continue
 		}
@@ -163,9 +174,9 @@ func invalidUTF8Offset(b []byte) int {
 // is lenient about (number syntax, control characters and escapes in
 // strings). It runs before any string is unescaped, and builds no path
 // unless it finds a problem.
-func checkValue(at Node, v *fastjson.Value, depth int, lim Limits) *Error {
-	var scratch [64]byte
-	e, segs := check(v, depth, lim, scratch[:0])
+func checkValue(at Node, v *fastjson.Value, depth int, lim Limits, escapesChecked bool) *Error {
+	w := walker{lim: lim, ctlChecked: escapesChecked}
+	e, segs := w.checkChild(v, depth-1)
 	if e == nil {
 		return nil
 	}
@@ -186,9 +197,15 @@ type pathSeg struct {
 	idx int
 }
 
-func check(v *fastjson.Value, depth int, lim Limits, scratch []byte) (*Error, []pathSeg) {
-	if depth > lim.MaxDepth {
-		return &Error{Kind: ErrTooDeep, Expected: fmt.Sprintf("at most %d levels of nesting", lim.MaxDepth)}, nil
+type walker struct {
+	lim        Limits
+	ctlChecked bool // control characters already checked by checkStrings
+	scratch    [32]byte
+}
+
+func (w *walker) check(v *fastjson.Value, depth int) (*Error, []pathSeg) {
+	if depth > w.lim.MaxDepth {
+		return &Error{Kind: ErrTooDeep, Expected: fmt.Sprintf("at most %d levels of nesting", w.lim.MaxDepth)}, nil
 	}
 	switch v.Type() {
 	case fastjson.TypeObject:
@@ -199,10 +216,13 @@ func check(v *fastjson.Value, depth int, lim Limits, scratch []byte) (*Error, []
 			if err != nil {
 				return
 			}
-			if len(k) > lim.MaxStringLength {
-				err = &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("member names of at most %d bytes", lim.MaxStringLength)}
-			} else {
-				err, segs = checkChild(c, depth, lim, scratch)
+			switch {
+			case len(k) > w.lim.MaxStringLength:
+				err = &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("member names of at most %d bytes", w.lim.MaxStringLength)}
+			case !w.ctlChecked && hasControl(k):
+				err = &Error{Kind: ErrSyntax, Expected: "a JSON string", Detail: "control characters in member names must be escaped"}
+			default:
+				err, segs = w.checkChild(c, depth)
 			}
 			if err != nil {
 				segs = append(segs, pathSeg{key: string(k[:min(len(k), 256)]), idx: -1})
@@ -212,7 +232,7 @@ func check(v *fastjson.Value, depth int, lim Limits, scratch []byte) (*Error, []
 	case fastjson.TypeArray:
 		a, _ := v.Array()
 		for i, c := range a {
-			if e, segs := checkChild(c, depth, lim, scratch); e != nil {
+			if e, segs := w.checkChild(c, depth); e != nil {
 				return e, append(segs, pathSeg{idx: i})
 			}
 		}
@@ -220,30 +240,80 @@ func check(v *fastjson.Value, depth int, lim Limits, scratch []byte) (*Error, []
 	return nil, nil
 }
 
-func checkChild(c *fastjson.Value, depth int, lim Limits, scratch []byte) (*Error, []pathSeg) {
-	// Object() and Array() do not touch the value; Type() would unescape a
-	// string before its raw text could be checked.
-	if _, err := c.Object(); err == nil {
-		return check(c, depth+1, lim, scratch)
-	}
-	if _, err := c.Array(); err == nil {
-		return check(c, depth+1, lim, scratch)
-	}
-	raw := c.MarshalTo(scratch[:0]) // strings: still the raw, escaped text
-	switch {
-	case len(raw) > 0 && raw[0] == '"':
-		if msg := checkRawString(raw[1 : len(raw)-1]); msg != "" {
-			return &Error{Kind: ErrSyntax, Expected: "a JSON string", Detail: msg}, nil
+func (w *walker) checkChild(c *fastjson.Value, depth int) (*Error, []pathSeg) {
+	switch c.Type() {
+	case fastjson.TypeObject, fastjson.TypeArray:
+		return w.check(c, depth+1)
+	case fastjson.TypeString:
+		s, _ := c.StringBytes()
+		if len(s) > w.lim.MaxStringLength {
+			return &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("at most %d bytes", w.lim.MaxStringLength), Got: fmt.Sprintf("%d bytes", len(s))}, nil
 		}
-		if s, _ := c.StringBytes(); len(s) > lim.MaxStringLength {
-			return &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("at most %d bytes", lim.MaxStringLength), Got: fmt.Sprintf("%d bytes", len(s))}, nil
+		if !w.ctlChecked && hasControl(s) {
+			return &Error{Kind: ErrSyntax, Expected: "a JSON string", Detail: "control characters must be escaped"}, nil
 		}
-	case c.Type() == fastjson.TypeNumber:
-		if !validNumber(raw) {
+	case fastjson.TypeNumber:
+		if !validNumber(c.MarshalTo(w.scratch[:0])) {
 			return &Error{Kind: ErrSyntax, Expected: "a JSON number", Got: "malformed number"}, nil
 		}
 	}
 	return nil, nil
+}
+
+func hasControl(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkStrings validates every string of a payload fastjson accepted:
+// escapes well-formed, surrogates paired, no raw control characters.
+func checkStrings(b []byte) (int, string) {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '"' {
+			continue
+		}
+		j := i + 1
+		for j < len(b) && b[j] != '"' {
+			if b[j] == '\\' {
+				j++
+				if j < len(b) && b[j] == '"' {
+					j++
+					continue
+				}
+				j--
+				n := escapeEnd(b[j:])
+				if msg := checkRawString(b[j : j+n]); msg != "" {
+					return j, msg
+				}
+				j += n
+				continue
+			}
+			if b[j] < 0x20 {
+				return j, "control character 0x" + strconv.FormatUint(uint64(b[j]), 16) + " must be escaped"
+			}
+			j++
+		}
+		i = j
+	}
+	return 0, ""
+}
+
+// escapeEnd is the length of the escape sequence at the start of s (a
+// surrogate pair counts as one).
+func escapeEnd(s []byte) int {
+	if len(s) < 2 || s[1] != 'u' {
+		return min(2, len(s))
+	}
+	if len(s) >= 12 && s[6] == '\\' && s[7] == 'u' {
+		if r, ok := hex4(s[2:]); ok && r >= 0xD800 && r < 0xDC00 {
+			return 12
+		}
+	}
+	return min(6, len(s))
 }
 
 // checkRawString validates escapes and rejects raw control characters and

@@ -1,0 +1,150 @@
+package transformers
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/valyala/fastjson"
+)
+
+func TestAppendCanonicalMatchesReference(t *testing.T) {
+	tests := []string{
+		`{"b":1,"a":[1.0,2.50,-0,1e3,0.000001,1e-7,1e21,123456789012345678],"c":{"z":null,"y":true,"x":false}}`,
+		`{"\u20ac":"euro","\ud83d\ude00":"emoji","\ufb33":"hebrew","a\u0000b":"ctl \u001f \" \\ \/ \b\f\n\r\t"}`,
+		`"<>&\u2028"`,
+		`{"peach":1,"péché":2,"pêche":3,"sin":4}`,
+		`{"1":1,"10":2,"2":3,"":4}`,
+		`[9007199254740993, 4.35, 0.1, 100, 1e+2, -1.5e-10]`,
+	}
+	for _, in := range tests {
+		checkCanonical(t, []byte(in))
+	}
+}
+
+// checkCanonical compares AppendCanonical with auditpipe.Canonicalize (the
+// go-json-experiment JCS implementation) on one input.
+func checkCanonical(t *testing.T, in []byte) {
+	t.Helper()
+	want, werr := auditpipe.Canonicalize(in)
+	doc, derr := decodeBytes(in, Limits{}.WithDefaults(), "test")
+	if derr != nil {
+		if werr == nil && !strings.Contains(derr.Error(), "nesting") && !strings.Contains(derr.Error(), "NDJSON") {
+			t.Fatalf("decode(%q) failed but reference accepts it: %v", in, derr)
+		}
+		return
+	}
+	defer doc.Close()
+	if doc.NDJSON {
+		return
+	}
+	got, gerr := AppendCanonical(nil, doc.Roots[0].Value(), nil)
+	if werr != nil {
+		if gerr == nil {
+			// The reference rejects what we accept only for numbers out of
+			// double range and invalid escapes fastjson unescapes; both are
+			// caught by the decode checks above, so this is a bug.
+			t.Fatalf("canonical(%q) = %s, reference rejects it: %v", in, got, werr)
+		}
+		return
+	}
+	if gerr != nil {
+		if te, ok := gerr.(*Error); ok && te.Kind == ErrValue {
+			// Deliberate divergence: the reference clamps numbers beyond
+			// the double range to ±MaxFloat64; an audit id must not be
+			// built on a silently altered value, so we refuse them.
+			return
+		}
+		t.Fatalf("canonical(%q): %v, reference gives %s", in, gerr, want)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("canonical(%q)\n got %s\nwant %s", in, got, want)
+	}
+}
+
+func FuzzCanonical(f *testing.F) {
+	f.Add([]byte(`{"b":[1,2.5e3,"x\u00e9"],"a":{"\ud83d\ude00":null}}`))
+	f.Add([]byte(`[0.1,1e21,1e-7,-0,true,false]`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if !json.Valid(in) {
+			// Whatever we make of invalid JSON must be an error, never a
+			// document.
+			if doc, err := decodeBytes(in, Limits{}.WithDefaults(), "fuzz"); err == nil && !doc.NDJSON {
+				t.Fatalf("decoded invalid JSON %q", in)
+			}
+			return
+		}
+		checkCanonical(t, in)
+	})
+}
+
+func TestCompareUTF16(t *testing.T) {
+	// RFC 8785 §3.2.3: U+1F600 (surrogates D83D DE00) sorts before U+FB33.
+	if compareUTF16([]byte("\U0001F600"), []byte("\uFB33")) >= 0 {
+		t.Error("supplementary character must sort before U+FB33")
+	}
+	if compareUTF16([]byte("a"), []byte("ab")) >= 0 || compareUTF16([]byte("b"), []byte("a")) <= 0 {
+		t.Error("prefix or ASCII order wrong")
+	}
+}
+
+func TestES6Number(t *testing.T) {
+	tests := map[float64]string{0: "0", 1: "1", -1.5: "-1.5", 1e21: "1e+21", 1e20: "100000000000000000000",
+		1e-7: "1e-7", 0.000001: "0.000001", 123456789012345680000: "123456789012345680000", 4.35: "4.35", 5e-324: "5e-324"}
+	for f, want := range tests {
+		if got := string(AppendES6Number(nil, f)); got != want {
+			t.Errorf("AppendES6Number(%v) = %s, want %s", f, got, want)
+		}
+	}
+}
+
+func TestRedactor(t *testing.T) {
+	r, err := NewRedactor(RedactConfig{AddKeys: []string{"ssn"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{
+		"password": true, "DB_PASSWORD": true, "apiKey": true, "X-Api-Key": true, "Authorization": true,
+		"client_secret": true, "refreshToken": true, "user_ssn": true, "name": false, "action": false, "author": false,
+	} {
+		if got := r.Secret([]byte(key)); got != want {
+			t.Errorf("Secret(%q) = %v, want %v", key, got, want)
+		}
+	}
+	if _, err := NewRedactor(RedactConfig{Keys: []string{"_-"}}); err == nil || !strings.Contains(err.Error(), "redact.keys[0]") {
+		t.Errorf("empty pattern: error %v must name redact.keys[0]", err)
+	}
+	var nilR *Redactor
+	if nilR.Secret([]byte("password")) {
+		t.Error("nil redactor must redact nothing")
+	}
+}
+
+func TestRedactNameValuePairs(t *testing.T) {
+	red, _ := NewRedactor(RedactConfig{})
+	v := fastjson.MustParse(`{"env":[{"name":"DB_PASSWORD","value":"hunter2"},{"name":"MODE","value":"prod"}]}`)
+	got, err := AppendCanonical(nil, v, red)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"env":[{"name":"DB_PASSWORD","value":"[REDACTED]"},{"name":"MODE","value":"prod"}]}`
+	if string(got) != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
+
+func TestDuplicateKeysRejected(t *testing.T) {
+	v := fastjson.MustParse(`{"a":1,"a":2}`)
+	if _, err := AppendCanonical(nil, v, nil); err == nil {
+		t.Error("duplicate member names must be an error")
+	}
+}
+
+func TestOutOfRangeNumberRejected(t *testing.T) {
+	v := fastjson.MustParse(`[1E400]`)
+	if _, err := AppendCanonical(nil, v, nil); err == nil {
+		t.Error("a number beyond the double range must be an error, not a clamped value")
+	}
+}
