@@ -24,7 +24,24 @@ type member struct {
 	v *fastjson.Value
 }
 
-var membersPool = sync.Pool{New: func() any { s := make([]member, 0, 32); return &s }}
+// encoder carries the scratch space of one canonical encoding: object
+// members are sorted on a shared stack instead of a slice per object.
+type encoder struct {
+	red   *Redactor
+	stack []member
+	// reuse holds subtrees already encoded without redaction (by a
+	// Details); their bytes are copied instead of walked again.
+	reuse []encoded
+	// redactions counts values replaced so far.
+	redactions int
+}
+
+type encoded struct {
+	v *fastjson.Value
+	b []byte
+}
+
+var encoderPool = sync.Pool{New: func() any { return &encoder{stack: make([]member, 0, 64)} }}
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
@@ -33,19 +50,47 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 // Redacted. It is the fast counterpart of auditpipe.Canonicalize, which the
 // tests hold it to.
 func AppendCanonical(dst []byte, v *fastjson.Value, red *Redactor) ([]byte, error) {
+	dst, _, err := appendCanonical(dst, v, red, nil)
+	return dst, err
+}
+
+// appendCanonical is AppendCanonical that also reports how many values it
+// redacted and can reuse already-encoded subtrees.
+func appendCanonical(dst []byte, v *fastjson.Value, red *Redactor, reuse []encoded) ([]byte, int, error) {
+	e := encoderPool.Get().(*encoder)
+	e.red, e.reuse, e.redactions = red, reuse, 0
+	dst, err := e.append(dst, v)
+	n := e.redactions
+	clear(e.stack)
+	e.stack = e.stack[:0]
+	e.red, e.reuse = nil, nil
+	encoderPool.Put(e)
+	return dst, n, err
+}
+
+func (e *encoder) append(dst []byte, v *fastjson.Value) ([]byte, error) {
+	for _, r := range e.reuse {
+		if r.v == v {
+			return append(dst, r.b...), nil
+		}
+	}
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
-		mp := membersPool.Get().(*[]member)
-		ms := (*mp)[:0]
-		o.Visit(func(k []byte, v *fastjson.Value) { ms = append(ms, member{k, v}) })
+		base := len(e.stack)
+		o.Visit(func(k []byte, v *fastjson.Value) { e.stack = append(e.stack, member{k, v}) })
+		top := len(e.stack)
+		ms := e.stack[base:top]
 		slices.SortFunc(ms, func(a, b member) int { return compareUTF16(a.k, b.k) })
-		pairSecret := red != nil && namesSecret(ms, red)
+		pairSecret := e.red != nil && namesSecret(ms, e.red)
 		dst = append(dst, '{')
 		var err error
-		for i, m := range ms {
-			if i > 0 {
-				if bytes.Equal(ms[i-1].k, m.k) {
+		for i := base; i < top; i++ {
+			// Re-read through e.stack: nested objects may have grown
+			// (and moved) it.
+			m := e.stack[i]
+			if i > base {
+				if bytes.Equal(e.stack[i-1].k, m.k) {
 					err = errDuplicateKey
 					break
 				}
@@ -53,17 +98,16 @@ func AppendCanonical(dst []byte, v *fastjson.Value, red *Redactor) ([]byte, erro
 			}
 			dst = appendCanonicalString(dst, m.k)
 			dst = append(dst, ':')
-			if red.Secret(m.k) || pairSecret && string(m.k) == "value" {
+			if e.red.Secret(m.k) || pairSecret && string(m.k) == "value" {
 				dst = append(dst, `"`+Redacted+`"`...)
+				e.redactions++
 				continue
 			}
-			if dst, err = AppendCanonical(dst, m.v, red); err != nil {
+			if dst, err = e.append(dst, m.v); err != nil {
 				break
 			}
 		}
-		clear(ms)
-		*mp = ms[:0]
-		membersPool.Put(mp)
+		e.stack = e.stack[:base]
 		if err != nil {
 			return dst, err
 		}
@@ -71,12 +115,12 @@ func AppendCanonical(dst []byte, v *fastjson.Value, red *Redactor) ([]byte, erro
 	case fastjson.TypeArray:
 		a, _ := v.Array()
 		dst = append(dst, '[')
-		for i, e := range a {
+		for i, el := range a {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
 			var err error
-			if dst, err = AppendCanonical(dst, e, red); err != nil {
+			if dst, err = e.append(dst, el); err != nil {
 				return dst, err
 			}
 		}
@@ -122,9 +166,19 @@ func namesSecret(ms []member, red *Redactor) bool {
 
 // CanonicalID is the id of a source event without one of its own: the
 // SHA-256 of its canonical JSON (auditpipe.IDFromCanonical).
-func CanonicalID(n Node) (string, *Error) {
+func CanonicalID(n Node) (string, *Error) { return CanonicalIDReusing(n, nil) }
+
+// CanonicalIDReusing is CanonicalID for an event whose Details are already
+// built: subtrees the details encoded without redaction are copied rather
+// than encoded a second time (the bulk of a Spacelift event is its data,
+// which is also its details).
+func CanonicalIDReusing(n Node, d *Details) (string, *Error) {
+	var reuse []encoded
+	if d != nil {
+		reuse = d.clean
+	}
 	bp := bufPool.Get().(*[]byte)
-	b, err := AppendCanonical((*bp)[:0], n.v, nil)
+	b, _, err := appendCanonical((*bp)[:0], n.v, nil, reuse)
 	id := ""
 	if err == nil {
 		id = auditpipe.IDFromCanonical(b)

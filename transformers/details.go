@@ -13,6 +13,9 @@ import (
 // door) and redacts secrets on the way.
 type Details struct {
 	entries []detail
+	// clean are the subtrees Build encoded without redacting anything,
+	// for CanonicalID to reuse.
+	clean []encoded
 }
 
 type detail struct {
@@ -54,8 +57,15 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 		return nil, nil
 	}
 	slices.SortStableFunc(d.entries, func(a, b detail) int { return compareUTF16([]byte(a.key), []byte(b.key)) })
-	out := make([]byte, 0, 256)
-	out = append(out, '{')
+	type span struct {
+		v          *fastjson.Value
+		start, end int
+	}
+	var spansBuf [4]span
+	spans := spansBuf[:0]
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	out := append((*bp)[:0], '{')
 	for i, e := range d.entries {
 		if i+1 < len(d.entries) && d.entries[i+1].key == e.key {
 			continue
@@ -73,13 +83,27 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 		case e.m != nil:
 			out = appendStringMap(out, e.m, red)
 		default:
+			start := len(out)
+			var n int
 			var err error
-			if out, err = AppendCanonical(out, e.v, red); err != nil {
+			if out, n, err = appendCanonical(out, e.v, red, nil); err != nil {
+				*bp = out[:0]
 				return nil, locate(e.n, err)
+			}
+			if n == 0 {
+				spans = append(spans, span{e.v, start, len(out)})
 			}
 		}
 	}
-	return append(out, '}'), nil
+	out = append(out, '}')
+	*bp = out[:0]
+	// One exact-size copy: the pooled buffer absorbs the growth.
+	msg := json.RawMessage(append(make([]byte, 0, len(out)), out...))
+	d.clean = d.clean[:0]
+	for _, sp := range spans {
+		d.clean = append(d.clean, encoded{sp.v, msg[sp.start:sp.end:sp.end]})
+	}
+	return msg, nil
 }
 
 func appendStringMap(out []byte, m map[string]string, red *Redactor) []byte {

@@ -33,7 +33,12 @@ type RedactConfig struct {
 // redact nothing. It is immutable and safe for concurrent use.
 type Redactor struct {
 	patterns [][]byte
-	first    [256]bool
+	// bigrams marks the first two bytes of every pattern: member names are
+	// checked for every event, and almost none contain any of these pairs,
+	// so a name costs one pass and no pattern comparison.
+	bigrams [1 << 16 / 8]byte
+	single  [256]bool // patterns of one byte
+	minLen  int       // shortest pattern: shorter names cannot match
 }
 
 // NewRedactor compiles cfg; empty Keys means the defaults.
@@ -50,22 +55,35 @@ func NewRedactor(cfg RedactConfig) (*Redactor, error) {
 			return nil, fmt.Errorf("redact.keys[%d]: pattern %q is empty once separators are removed", i, k)
 		}
 		r.patterns = append(r.patterns, p)
-		r.first[p[0]] = true
+		if r.minLen == 0 || len(p) < r.minLen {
+			r.minLen = len(p)
+		}
+		if len(p) == 1 {
+			r.single[p[0]] = true
+			continue
+		}
+		bg := uint16(p[0])<<8 | uint16(p[1])
+		r.bigrams[bg>>3] |= 1 << (bg & 7)
 	}
 	return r, nil
 }
 
 // Secret reports whether values under the member name key must be redacted.
 func (r *Redactor) Secret(key []byte) bool {
-	if r == nil || len(r.patterns) == 0 {
+	if r == nil || len(key) < r.minLen {
 		return false
 	}
 	var buf [64]byte
 	n := normalizeKey(buf[:0], key)
-	// Most names contain none of the patterns' first letters at any
-	// position; the table keeps the per-key cost to one pass.
 	for i := range n {
-		if !r.first[n[i]] {
+		if r.single[n[i]] {
+			return true
+		}
+		if i+1 == len(n) {
+			break
+		}
+		bg := uint16(n[i])<<8 | uint16(n[i+1])
+		if r.bigrams[bg>>3]&(1<<(bg&7)) == 0 {
 			continue
 		}
 		for _, p := range r.patterns {

@@ -163,7 +163,7 @@ func Finish(ev *auditpipe.Event, meta Meta, rawSHA string, format string, item N
 		ev.Source.Name = meta.SourceName
 	}
 	ev.RawSHA256 = rawSHA
-	if err := ev.Validate(); err != nil {
+	if err := ev.ValidateFields(); err != nil {
 		return &Error{Format: format, Item: item.Item(), Line: item.Line(), Path: item.Path(), Kind: ErrInvalidEvent, Detail: err.Error()}
 	}
 	return nil

@@ -120,9 +120,6 @@ func (t *Transformer) event(item transformers.Node) (auditpipe.Event, *transform
 	if ctxNode := item.Get("context"); ctxNode.Present() && !ctxNode.IsObject() {
 		return ev, ctxNode.Err(transformers.ErrType, "object or null")
 	}
-	if ev.ID, err = transformers.CanonicalID(item); err != nil {
-		return ev, err
-	}
 
 	resourceType, verb := splitAction(action)
 	ev.Time = ts
@@ -144,6 +141,9 @@ func (t *Transformer) event(item transformers.Node) (auditpipe.Event, *transform
 	d.Value("context", item.Get("context"))
 	d.Value("data", data)
 	if ev.Details, err = d.Build(t.opts.Redactor); err != nil {
+		return ev, err
+	}
+	if ev.ID, err = transformers.CanonicalIDReusing(item, &d); err != nil {
 		return ev, err
 	}
 	return ev, nil

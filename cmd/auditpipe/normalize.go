@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/auditpipe/auditpipe/transformers"
+	"github.com/auditpipe/auditpipe/transformers/builtin"
+)
+
+// normalize reads payloads from files or stdin and writes one normalized
+// event per line. Every failure is reported with its file and line, and any
+// failure makes the exit status non-zero: a script must not mistake a
+// partial conversion for a complete one.
+func normalize(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("normalize", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	format := fs.String("format", "auto", "payload format: auto, or one of the built-in formats")
+	sourceName := fs.String("source-name", "", "event source.name (default: the file's base name, or \"stdin\")")
+	configFile := fs.String("config", "", "YAML file with transformer settings (limits, redact, alertmanager, app, k8s)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: auditpipe normalize [flags] [FILE...]\n\nReads one JSON document or NDJSON per file (stdin without FILE or with -) and writes NDJSON events to stdout.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	var cfg builtin.Config
+	if *configFile != "" {
+		if err := loadYAML(*configFile, &cfg); err != nil {
+			fmt.Fprintf(stderr, "auditpipe normalize: %v\n", err)
+			return exitUsage
+		}
+	}
+	reg, err := builtin.NewRegistry(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "auditpipe normalize: %v\n", err)
+		return exitUsage
+	}
+	tr, err := reg.Get(*format)
+	if err != nil {
+		fmt.Fprintf(stderr, "auditpipe normalize: --format: %v\n", err)
+		return exitUsage
+	}
+
+	files := fs.Args()
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	n := normalizer{tr: tr, enc: enc, stderr: stderr, limits: cfg.Limits.WithDefaults()}
+	for _, f := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		name, body, err := readInput(f, stdin)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			n.failed = true
+			continue
+		}
+		src := *sourceName
+		if src == "" {
+			src = sourceNameFor(f)
+		}
+		n.file(ctx, name, src, body)
+	}
+	if err := out.Flush(); err != nil {
+		fmt.Fprintf(stderr, "auditpipe normalize: write: %v\n", err)
+		return exitFailed
+	}
+	if n.failed || ctx.Err() != nil {
+		return exitFailed
+	}
+	return exitOK
+}
+
+type normalizer struct {
+	tr     transformers.Transformer
+	enc    *json.Encoder
+	stderr io.Writer
+	limits transformers.Limits
+	failed bool
+}
+
+// file transforms one input. Inputs larger than the payload limit are
+// processed as NDJSON in chunks of whole lines (audit logs are routinely
+// larger than any sane single payload).
+func (n *normalizer) file(ctx context.Context, name, source string, body []byte) {
+	if len(body) <= n.limits.MaxPayloadBytes {
+		n.payload(ctx, name, source, body, 0)
+		return
+	}
+	line := 0
+	for len(body) > 0 {
+		cut := min(len(body), n.limits.MaxPayloadBytes)
+		if i := bytes.LastIndexByte(body[:cut], '\n'); i >= 0 && cut < len(body) {
+			cut = i + 1
+		}
+		chunk := body[:cut]
+		n.payload(ctx, name, source, chunk, line)
+		line += bytes.Count(chunk, []byte{'\n'})
+		body = body[cut:]
+	}
+}
+
+func (n *normalizer) payload(ctx context.Context, name, source string, body []byte, lineOffset int) {
+	res, err := n.tr.Transform(ctx, transformers.Input{Body: body, Meta: transformers.Meta{SourceName: source, ReceivedAt: time.Now()}})
+	if err != nil {
+		n.report(name, body, lineOffset, transformers.AsError(res.Format, err))
+	}
+	for _, e := range res.Errors {
+		n.report(name, body, lineOffset, e)
+	}
+	for i := range res.Events {
+		if err := n.enc.Encode(&res.Events[i]); err != nil {
+			fmt.Fprintf(n.stderr, "%s: encode event %s: %v\n", name, res.Events[i].ID, err)
+			n.failed = true
+		}
+	}
+}
+
+func (n *normalizer) report(name string, body []byte, lineOffset int, e *transformers.Error) {
+	n.failed = true
+	line := e.Line
+	if line == 0 {
+		line = lineOf(body, e.Path)
+	}
+	if line > 0 {
+		fmt.Fprintf(n.stderr, "%s:%d: %v\n", name, line+lineOffset, e)
+		return
+	}
+	fmt.Fprintf(n.stderr, "%s: %v\n", name, e)
+}
+
+func readInput(f string, stdin io.Reader) (string, []byte, error) {
+	if f == "-" {
+		b, err := io.ReadAll(stdin)
+		return "<stdin>", b, err
+	}
+	b, err := os.ReadFile(f)
+	return f, b, err
+}
+
+func sourceNameFor(f string) string {
+	if f == "-" {
+		return "stdin"
+	}
+	return filepath.Base(f)
+}
+
+// loadYAML decodes a YAML file strictly: an unknown key is an error naming
+// it, never silently ignored.
+func loadYAML(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}

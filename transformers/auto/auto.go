@@ -1,0 +1,101 @@
+// Package auto is the "auto" format: it decodes a payload once, asks each
+// candidate format whether the payload has its shape, and hands the decoded
+// document to the first that says yes. The result names the format chosen
+// and the field that decided, so a surprising choice can be explained.
+package auto
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/auditpipe/auditpipe/transformers"
+)
+
+// Format is the format name.
+const Format = "auto"
+
+// Candidate is a format auto may choose.
+type Candidate struct {
+	Name        string
+	Transformer transformers.Transformer
+	Detector    transformers.Detector
+}
+
+// Transformer detects the format of each payload.
+type Transformer struct {
+	candidates []Candidate
+	limits     transformers.Limits
+}
+
+// New returns an auto transformer trying candidates in order: put the most
+// specific shapes first.
+func New(limits transformers.Limits, candidates ...Candidate) (*Transformer, error) {
+	if len(candidates) == 0 {
+		return nil, errors.New("auto: no candidate formats")
+	}
+	for i, c := range candidates {
+		if c.Name == "" || c.Transformer == nil || c.Detector == nil {
+			return nil, fmt.Errorf("auto: candidate %d (%q) needs a name, a transformer and a detector", i, c.Name)
+		}
+	}
+	return &Transformer{candidates: candidates, limits: limits}, nil
+}
+
+// FromRegistry makes every registered format that can detect itself a
+// candidate, in the given order (or registration order when order is
+// empty).
+func FromRegistry(reg *transformers.Registry, limits transformers.Limits, order ...string) (*Transformer, error) {
+	if len(order) == 0 {
+		order = reg.Names()
+	}
+	var cs []Candidate
+	for _, name := range order {
+		t, err := reg.Get(name)
+		if err != nil {
+			return nil, err
+		}
+		if d, ok := t.(transformers.Detector); ok {
+			cs = append(cs, Candidate{Name: name, Transformer: t, Detector: d})
+		}
+	}
+	return New(limits, cs...)
+}
+
+// Transform implements transformers.Transformer.
+func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
+	doc, err := transformers.Decode(in, t.limits, Format)
+	if err != nil {
+		return transformers.Result{Format: Format}, err
+	}
+	if len(doc.Roots) == 0 {
+		// Every NDJSON line was malformed: nothing to detect on.
+		res := transformers.Result{Format: Format, Errors: doc.Errors}
+		doc.Close()
+		return res, nil
+	}
+	for _, c := range t.candidates {
+		decidedBy, ok := c.Detector.Detect(doc.Roots[0].Node, in.Meta)
+		if !ok {
+			continue
+		}
+		in.Body, in.Value, in.Doc = nil, nil, doc
+		res, err := c.Transformer.Transform(ctx, in)
+		doc.Close()
+		res.DecidedBy = decidedBy
+		if res.Format == "" {
+			res.Format = c.Name
+		}
+		return res, err
+	}
+	doc.Close()
+	names := make([]string, len(t.candidates))
+	for i, c := range t.candidates {
+		names[i] = c.Name
+	}
+	return transformers.Result{Format: Format}, &transformers.Error{
+		Format: Format, Item: -1, Path: "$", Kind: transformers.ErrUnsupported,
+		Expected: "a payload of a known format (" + strings.Join(names, ", ") + ")", Got: "an unrecognised shape",
+	}
+}

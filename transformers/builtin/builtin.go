@@ -1,0 +1,56 @@
+// Package builtin assembles the formats auditpipe ships into a registry,
+// from the one configuration model the sidecar YAML and the Fluent Bit
+// plugin keys share.
+package builtin
+
+import (
+	"fmt"
+
+	"github.com/auditpipe/auditpipe/transformers"
+	"github.com/auditpipe/auditpipe/transformers/auto"
+	"github.com/auditpipe/auditpipe/transformers/spacelift"
+)
+
+// Config configures every built-in format. The zero value is usable: every
+// field has a documented default.
+type Config struct {
+	// Limits bound decoding cost (payload size, depth, items, strings).
+	Limits transformers.Limits `yaml:"limits"`
+	// Redact lists the member names whose values never leave a
+	// transformer.
+	Redact transformers.RedactConfig `yaml:"redact"`
+}
+
+// detectOrder is the order auto tries formats in: the shapes with the most
+// distinctive markers first, so a looser shape never claims a stricter one.
+var detectOrder = []string{spacelift.Format}
+
+// NewRegistry validates cfg and registers every built-in format plus auto.
+func NewRegistry(cfg Config) (*transformers.Registry, error) {
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	red, err := transformers.NewRedactor(cfg.Redact)
+	if err != nil {
+		return nil, err
+	}
+	opts := transformers.Options{Limits: cfg.Limits, Redactor: red}
+	reg := transformers.NewRegistry()
+	must := func(name string, t transformers.Transformer, err error) error {
+		if err != nil {
+			return err
+		}
+		return reg.Register(name, t)
+	}
+	if err := must(spacelift.Format, spacelift.New(opts), nil); err != nil {
+		return nil, err
+	}
+	a, err := auto.FromRegistry(reg, cfg.Limits, detectOrder...)
+	if err != nil {
+		return nil, fmt.Errorf("auto: %w", err)
+	}
+	if err := reg.Register(auto.Format, a); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
