@@ -20,9 +20,9 @@ func main() {
 
 // Exit codes.
 const (
-	exitOK      = 0
-	exitFailed  = 1 // the command ran and something failed
-	exitUsage   = 2 // the command line was wrong
+	exitOK     = 0
+	exitFailed = 1 // the command ran and something failed
+	exitUsage  = 2 // the command line was wrong
 )
 
 const usage = `auditpipe normalizes audit events from many sources into one schema and forwards them.
