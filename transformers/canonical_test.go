@@ -108,6 +108,7 @@ func TestRedactor(t *testing.T) {
 	for key, want := range map[string]bool{
 		"password": true, "DB_PASSWORD": true, "apiKey": true, "X-Api-Key": true, "Authorization": true,
 		"client_secret": true, "refreshToken": true, "user_ssn": true, "name": false, "action": false, "author": false,
+		"authorization.k8s.io/decision": false, "example.com/api-token": true,
 	} {
 		if got := r.Secret([]byte(key)); got != want {
 			t.Errorf("Secret(%q) = %v, want %v", key, got, want)

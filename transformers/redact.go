@@ -21,7 +21,9 @@ type RedactConfig struct {
 	// Keys are patterns matched against object member names anywhere in
 	// the details: a name matches when, lowercased and with '_', '-', '.'
 	// and spaces removed, it contains the pattern treated the same way
-	// (so "api_key" matches apiKey, X-Api-Key and stripe_api_key). Default:
+	// (so "api_key" matches apiKey, X-Api-Key and stripe_api_key). A
+	// qualified name such as authorization.k8s.io/decision is judged by
+	// its part after the last '/'. Default:
 	// password, passwd, secret, token, api_key, authorization, private_key,
 	// cookie.
 	Keys []string `yaml:"keys"`
@@ -70,6 +72,11 @@ func NewRedactor(cfg RedactConfig) (*Redactor, error) {
 
 // Secret reports whether values under the member name key must be redacted.
 func (r *Redactor) Secret(key []byte) bool {
+	// Qualified names (authorization.k8s.io/decision) are judged by their
+	// last segment: the prefix names an owner, not the value's nature.
+	if i := bytes.LastIndexByte(key, '/'); i >= 0 {
+		key = key[i+1:]
+	}
 	if r == nil || len(key) < r.minLen {
 		return false
 	}
