@@ -35,6 +35,7 @@ func TestValidate(t *testing.T) {
 		{"missing id", func(e *auditpipe.Event) { e.ID = "" }, []string{"id"}},
 		{"id too long", func(e *auditpipe.Event) { e.ID = strings.Repeat("x", 513) }, []string{"id"}},
 		{"missing time", func(e *auditpipe.Event) { e.Time = time.Time{} }, []string{"time"}},
+		{"year beyond RFC 3339", func(e *auditpipe.Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, []string{"time"}},
 		{"missing source type", func(e *auditpipe.Event) { e.Source.Type = "" }, []string{"source.type"}},
 		{"bad source type", func(e *auditpipe.Event) { e.Source.Type = "App Events" }, []string{"source.type"}},
 		{"missing action", func(e *auditpipe.Event) { e.Action = "" }, []string{"action"}},

@@ -53,8 +53,16 @@ func (e *Event) validate() []error {
 		// 512 bytes is Elasticsearch's limit for _id, the strictest consumer.
 		bad("id", "must be at most 512 bytes, got %d", len(e.ID))
 	}
-	if e.Time.IsZero() {
+	switch {
+	case e.Time.IsZero():
 		bad("time", "is required")
+	case e.Time.UTC().Year() < 1 || e.Time.UTC().Year() > 9999:
+		// RFC 3339 has four-digit years; outside them the event could not
+		// be encoded, and no real audit event is dated there.
+		bad("time", "must be between years 1 and 9999, got %d", e.Time.UTC().Year())
+	}
+	if !e.ObservedTime.IsZero() && (e.ObservedTime.UTC().Year() < 1 || e.ObservedTime.UTC().Year() > 9999) {
+		bad("observed_time", "must be between years 1 and 9999, got %d", e.ObservedTime.UTC().Year())
 	}
 	if e.Source.Type == "" {
 		bad("source.type", "is required")

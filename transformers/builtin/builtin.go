@@ -7,7 +7,9 @@ import (
 	"fmt"
 
 	"github.com/auditpipe/auditpipe/transformers"
+	"github.com/auditpipe/auditpipe/transformers/alertmanager"
 	"github.com/auditpipe/auditpipe/transformers/auto"
+	"github.com/auditpipe/auditpipe/transformers/k8s"
 	"github.com/auditpipe/auditpipe/transformers/spacelift"
 )
 
@@ -19,11 +21,15 @@ type Config struct {
 	// Redact lists the member names whose values never leave a
 	// transformer.
 	Redact transformers.RedactConfig `yaml:"redact"`
+	// Alertmanager configures the alertmanager format.
+	Alertmanager alertmanager.Config `yaml:"alertmanager"`
+	// K8s configures the k8s format.
+	K8s k8s.Config `yaml:"k8s"`
 }
 
 // detectOrder is the order auto tries formats in: the shapes with the most
 // distinctive markers first, so a looser shape never claims a stricter one.
-var detectOrder = []string{spacelift.Format}
+var detectOrder = []string{k8s.Format, alertmanager.Format, spacelift.Format}
 
 // NewRegistry validates cfg and registers every built-in format plus auto.
 func NewRegistry(cfg Config) (*transformers.Registry, error) {
@@ -43,6 +49,14 @@ func NewRegistry(cfg Config) (*transformers.Registry, error) {
 		return reg.Register(name, t)
 	}
 	if err := must(spacelift.Format, spacelift.New(opts), nil); err != nil {
+		return nil, err
+	}
+	am, err := alertmanager.New(cfg.Alertmanager, opts)
+	if err := must(alertmanager.Format, am, err); err != nil {
+		return nil, err
+	}
+	k, err := k8s.New(cfg.K8s, opts)
+	if err := must(k8s.Format, k, err); err != nil {
 		return nil, err
 	}
 	a, err := auto.FromRegistry(reg, cfg.Limits, detectOrder...)

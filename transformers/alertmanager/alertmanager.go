@@ -1,0 +1,529 @@
+// Package alertmanager decodes Prometheus Alertmanager webhook notifications
+// (payload version "4") whose alerts are audit events, as PaletteAI sends
+// them: one alert per event, the event in its labels and annotations.
+//
+// Alertmanager is a notification system, not a log, and the rules below
+// follow from that. It groups alerts into one notification, sends a firing
+// alert again on every repeat and after its own restarts, and sends it once
+// more as "resolved" when it expires (resolve_timeout, one hour in PaletteAI).
+//
+// Id rule: the id is the alert's audit_id label, verbatim. PaletteAI gives
+// every event a random audit_id precisely so that Alertmanager never merges
+// two events; the same property makes it the one key that names the event
+// across re-notifications, retries and both front doors. An alert without
+// it is an error, not an event with a derived id: without audit_id,
+// Alertmanager itself merges equal events into one alert, so the alert no
+// longer stands for one event and no id derived from it could.
+//
+// Which alerts are events: only those whose alertname label is the
+// configured one ("audit"), because receivers are often shared with real
+// alerts; the others are skipped and counted as "alertname". A resolved
+// alert is the expiry of an event already forwarded while it fired, so it is
+// skipped as "resolved". Only version "4" is accepted: it is the layout this
+// mapping was written against, and misreading an unknown layout would lose
+// audit data silently where a refusal is visible.
+//
+// Mapping (labels unless noted): operation is the action verbatim and,
+// normalized, the operation (CONNECT is execute); gvk gives the resource's
+// api_group, api_version and type; name and namespace the resource; project
+// and tenant the tenant's project and org; actor the actor's id and name
+// (and email when it is one) and its type (Kubernetes user names tell
+// service accounts and system components apart); actorUID the actor's uid;
+// admission_status the outcome; the alert's startsAt the time; annotations
+// summary and reason the message and reason. The category is
+// configuration, plus iam for RBAC objects and service accounts, where
+// privileges change. Every other label and annotation, the alert's
+// fingerprint and generatorURL and the notification's receiver, groupKey
+// and externalURL go to details, redacted, so nothing the sender said about
+// the event is lost (groupLabels and commonLabels only repeat the alerts'
+// own labels).
+//
+// A body may also hold several notifications, as NDJSON or a JSON array
+// (archives, replays). Alerts are numbered across the whole body: that
+// number is the item index errors report. A notification that is unusable
+// as a whole (wrong version, no alerts array) fails the request when it is
+// alone and is reported beside the others in a batch.
+package alertmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/transformers"
+)
+
+// Format is the format name, also the source type of the events.
+const Format = "alertmanager"
+
+// Version is the only webhook payload version accepted.
+const Version = "4"
+
+// DefaultAlertname is the alertname PaletteAI gives its audit events.
+const DefaultAlertname = "audit"
+
+// Config configures the format (the `alertmanager:` YAML block).
+type Config struct {
+	// Alertname selects the alerts that are audit events by their alertname
+	// label; others are skipped and counted. Default "audit".
+	Alertname string `yaml:"alertname"`
+}
+
+// Transformer decodes Alertmanager webhook notifications.
+type Transformer struct {
+	cfg  Config
+	opts transformers.Options
+}
+
+// New returns an Alertmanager transformer, or an error naming the bad key.
+func New(cfg Config, opts transformers.Options) (*Transformer, error) {
+	if cfg.Alertname == "" {
+		cfg.Alertname = DefaultAlertname
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Transformer{cfg: cfg, opts: opts}, nil
+}
+
+func (c Config) validate() error {
+	switch {
+	case !utf8.ValidString(c.Alertname):
+		return errors.New("alertmanager.alertname: must be valid UTF-8")
+	case strings.TrimSpace(c.Alertname) != c.Alertname:
+		// A stray space from YAML quoting would silently skip every alert.
+		return fmt.Errorf("alertmanager.alertname: must not start or end with white space, got %q", c.Alertname)
+	case strings.IndexFunc(c.Alertname, unicode.IsControl) >= 0:
+		return fmt.Errorf("alertmanager.alertname: must not contain control characters, got %q", c.Alertname)
+	}
+	return nil
+}
+
+// Transform implements transformers.Transformer.
+func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
+	res := transformers.Result{Format: Format}
+	doc, err := transformers.Decode(in, t.opts.Limits, Format)
+	if err != nil {
+		return res, err
+	}
+	defer doc.Close()
+	res.Errors = append(res.Errors, doc.Errors...)
+	notes, err := t.notifications(doc, &res)
+	if err != nil {
+		return res, err
+	}
+	item := 0
+	for _, n := range notes {
+		for i := range n.alerts.Len() {
+			alert := n.alerts.Index(i).AsItem(item)
+			item++
+			ev, skip, ierr := t.event(n, alert)
+			if skip != "" {
+				res.Skip(skip)
+				continue
+			}
+			if ierr == nil {
+				ierr = transformers.Finish(&ev, in.Meta, n.raw, Format, alert)
+			}
+			if ierr != nil {
+				res.Fail(ierr)
+				continue
+			}
+			res.Events = append(res.Events, ev)
+		}
+	}
+	return res, nil
+}
+
+// Detect implements transformers.Detector: a webhook notification has a
+// version and an array of alerts.
+func (t *Transformer) Detect(root transformers.Node, _ transformers.Meta) (string, bool) {
+	if root.IsArray() && root.Len() > 0 {
+		root = root.Index(0)
+	}
+	if alerts := root.Get("alerts"); root.Get("version").Exists() && alerts.IsArray() {
+		return alerts.Path(), true
+	}
+	return "", false
+}
+
+// notification is one webhook payload of a document.
+type notification struct {
+	alerts                          transformers.Node
+	raw                             string
+	status                          string
+	receiver, groupKey, externalURL string
+}
+
+// notifications lists the document's webhook payloads: each root, or each
+// element of a root that is an array. The roots are batches themselves, which
+// is why this does not use Document.Items. A payload unusable as a whole
+// fails the request when it is the only one; in a batch it is reported
+// beside the others, so one bad line of an archive does not hold back the
+// rest.
+func (t *Transformer) notifications(doc *transformers.Document, res *transformers.Result) ([]notification, error) {
+	single := !doc.NDJSON && len(doc.Roots) == 1 && !doc.Roots[0].IsArray()
+	maxItems := t.opts.Limits.WithDefaults().MaxItems
+	var out []notification
+	alerts := 0
+	for _, r := range doc.Roots {
+		payloads := []transformers.Node{r.Node}
+		if r.IsArray() {
+			payloads = payloads[:0]
+			for i := range r.Len() {
+				payloads = append(payloads, r.Index(i))
+			}
+		}
+		for _, p := range payloads {
+			n, err := readNotification(p.AsItem(-1), res)
+			if err != nil {
+				if single {
+					return nil, err
+				}
+				res.Fail(err)
+				continue
+			}
+			if alerts += n.alerts.Len(); alerts > maxItems {
+				e := n.alerts.Err(transformers.ErrTooManyItems, fmt.Sprintf("at most %d alerts", maxItems))
+				e.Got = fmt.Sprintf("at least %d", alerts)
+				return nil, e
+			}
+			n.raw = r.RawSHA256
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func readNotification(p transformers.Node, res *transformers.Result) (notification, *transformers.Error) {
+	n := notification{alerts: p.Get("alerts")}
+	if _, err := p.Object(); err != nil {
+		return n, err
+	}
+	version := p.Get("version")
+	if v, _ := version.OptString(); !version.IsString() || v != Version {
+		e := version.Errf(transformers.ErrUnsupported, strconv.Quote(Version), "only Alertmanager webhook payload version "+Version+" is supported")
+		if isVersionNumber(v) {
+			e.Got = strconv.Quote(v) // a version number is never a secret
+		}
+		return n, e
+	}
+	if !n.alerts.IsArray() {
+		return n, n.alerts.Err(missingOr(n.alerts, transformers.ErrType), "array")
+	}
+	for _, f := range []struct {
+		dst *string
+		key string
+	}{{&n.status, "status"}, {&n.receiver, "receiver"}, {&n.groupKey, "groupKey"}, {&n.externalURL, "externalURL"}} {
+		var err *transformers.Error
+		if *f.dst, err = p.Get(f.key).OptString(); err != nil {
+			return n, err
+		}
+	}
+	// Alertmanager leaves out the alerts beyond the receiver's max_alerts
+	// and only counts them: those are audit events lost for good, which a
+	// retry cannot bring back, so they are reported without failing the
+	// alerts that did arrive.
+	if tr := p.Get("truncatedAlerts"); tr.Present() {
+		if k, err := tr.Int(); err == nil && k > 0 {
+			e := tr.Errf(transformers.ErrValue, "0", "Alertmanager left out alerts of this group, and the audit events with them: set max_alerts to 0 on the receiver")
+			e.Got = strconv.FormatInt(k, 10)
+			res.Fail(e)
+		}
+	}
+	return n, nil
+}
+
+func isVersionNumber(s string) bool {
+	return s != "" && len(s) <= 8 && strings.Trim(s, "0123456789.") == ""
+}
+
+// event maps one alert, or says why it is skipped.
+func (t *Transformer) event(n notification, alert transformers.Node) (ev auditpipe.Event, skip string, err *transformers.Error) {
+	if _, err = alert.Object(); err != nil {
+		return ev, "", err
+	}
+	labelsNode := alert.Get("labels")
+	if _, err = labelsNode.Object(); err != nil {
+		return ev, "", err
+	}
+	// Alerts of other names are not ours to judge, so they are skipped
+	// before any of their content is checked.
+	if name, _ := labelsNode.Get("alertname").OptString(); name != t.cfg.Alertname {
+		return ev, "alertname", nil
+	}
+	status, err := alert.Get("status").OptString()
+	if err != nil {
+		return ev, "", err
+	}
+	if status == "" {
+		status = n.status
+	}
+	if status == "resolved" {
+		return ev, "resolved", nil
+	}
+	labels, err := stringMap(labelsNode)
+	if err != nil {
+		return ev, "", err
+	}
+	annotations, err := stringMap(alert.Get("annotations"))
+	if err != nil {
+		return ev, "", err
+	}
+	if ev.ID, err = labelsNode.Get("audit_id").String(); err != nil {
+		return ev, "", err
+	}
+	if ev.Action, err = labelsNode.Get("operation").String(); err != nil {
+		return ev, "", err
+	}
+	if ev.Time, err = rfc3339(alert.Get("startsAt")); err != nil {
+		return ev, "", err
+	}
+	if gvk := labels["gvk"]; gvk != "" {
+		var ok bool
+		ev.Resource.APIGroup, ev.Resource.APIVersion, ev.Resource.Type, ok = ParseGVK(gvk)
+		if !ok {
+			return ev, "", labelsNode.Get("gvk").Errf(transformers.ErrValue,
+				`group/version/Kind, "group/version, Kind=Kind" or Kind`, "unparseable GroupVersionKind")
+		}
+	}
+	for _, k := range []string{"alertname", "audit_id", "operation", "gvk"} {
+		delete(labels, k)
+	}
+	ev.Source = auditpipe.Source{Type: Format, Format: Format}
+	ev.Operation = Operation(ev.Action)
+	ev.Resource.Name, ev.Resource.Namespace = take(labels, "name"), take(labels, "namespace")
+	ev.Tenant = auditpipe.Tenant{Project: take(labels, "project"), Org: take(labels, "tenant")}
+	ev.Actor = ParseActor(take(labels, "actor"), take(labels, "actorUID"))
+	ev.Outcome = Outcome(take(labels, "admission_status"))
+	ev.Message, ev.Reason = take(annotations, "summary"), take(annotations, "reason")
+	if ev.Message == "" {
+		ev.Message = message(ev.Actor.Name, ev.Action, ev.Resource)
+	}
+	ev.Category = []string{"configuration"}
+	switch ev.Resource.Type {
+	case "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ServiceAccount":
+		ev.Category = append(ev.Category, "iam")
+	}
+
+	var d transformers.Details
+	d.Map("labels", labels)
+	d.Map("annotations", annotations)
+	for _, key := range []string{"fingerprint", "generatorURL"} {
+		s, ferr := alert.Get(key).OptString()
+		if ferr != nil {
+			return ev, "", ferr
+		}
+		d.String(key, s)
+	}
+	d.String("receiver", n.receiver)
+	d.String("groupKey", n.groupKey)
+	d.String("externalURL", n.externalURL)
+	if ev.Details, err = d.Build(t.opts.Redactor); err != nil {
+		return ev, "", err
+	}
+	return ev, "", nil
+}
+
+// stringMap reads a label or annotation set; missing or null is empty.
+// Empty values are dropped: Prometheus treats an empty label as an absent
+// one. Duplicate names are refused, as the canonical encoder refuses them,
+// so that no two readers of a payload can disagree about its content.
+func stringMap(n transformers.Node) (map[string]string, *transformers.Error) {
+	if !n.Present() {
+		return nil, nil
+	}
+	if !n.IsObject() {
+		return nil, n.Err(transformers.ErrType, "object of strings or null")
+	}
+	m := make(map[string]string)
+	var err *transformers.Error
+	n.Members(func(k string, v transformers.Node) {
+		if err != nil {
+			return
+		}
+		if _, dup := m[k]; dup {
+			err = v.Errf(transformers.ErrValue, "unique names", "duplicate name")
+			return
+		}
+		m[k], err = v.OptString()
+	})
+	maps.DeleteFunc(m, func(_, v string) bool { return v == "" })
+	return m, err
+}
+
+func take(m map[string]string, k string) string {
+	v := m[k]
+	delete(m, k)
+	return v
+}
+
+func missingOr(n transformers.Node, kind error) error {
+	if !n.Exists() {
+		return transformers.ErrMissing
+	}
+	return kind
+}
+
+// rfc3339 reads a required RFC 3339 timestamp. Alertmanager writes nothing
+// else, so epoch numbers, which Node.Time would accept, are refused here.
+// Alertmanager's zero time means unset, and years beyond 1..9999 in UTC
+// cannot be encoded again as RFC 3339, so both are refused too.
+func rfc3339(n transformers.Node) (time.Time, *transformers.Error) {
+	s, err := n.String()
+	if err != nil {
+		return time.Time{}, err
+	}
+	ts, perr := time.Parse(time.RFC3339Nano, s)
+	if perr != nil {
+		return time.Time{}, n.Errf(transformers.ErrValue, "RFC 3339 timestamp", "unparseable time")
+	}
+	if y := ts.UTC().Year(); ts.IsZero() || y < 1 || y > 9999 {
+		return time.Time{}, n.Errf(transformers.ErrValue, "RFC 3339 timestamp", "unset or outside years 1 to 9999")
+	}
+	return ts, nil
+}
+
+// ParseGVK reads a GroupVersionKind in every spelling audit labels use:
+// "group/version/Kind" (PaletteAI's; the core group as "/v1/Kind" or
+// "v1/Kind"), Kubernetes' own "group/version, Kind=Kind" ("/v1, Kind=Pod")
+// and a bare "Kind". The core group is "". Each part must look like a
+// Kubernetes name, so free text is refused instead of split at random.
+func ParseGVK(s string) (group, version, kind string, ok bool) {
+	bare := false
+	if gv, k, found := strings.Cut(s, ","); found {
+		if kind, found = strings.CutPrefix(strings.TrimSpace(k), "Kind="); !found {
+			return "", "", "", false
+		}
+		if group, version, found = strings.Cut(gv, "/"); !found {
+			group, version = "", gv
+		}
+	} else {
+		parts := strings.Split(s, "/")
+		switch len(parts) {
+		case 1:
+			kind, bare = parts[0], true
+		case 2:
+			version, kind = parts[0], parts[1]
+		case 3:
+			group, version, kind = parts[0], parts[1], parts[2]
+		default:
+			return "", "", "", false
+		}
+	}
+	if !isName(kind, "-") || !bare && !isName(version, "-") || group != "" && !isName(group, "-.") {
+		return "", "", "", false
+	}
+	return group, version, kind, true
+}
+
+// isName reports a non-empty run of ASCII letters and digits, with the
+// characters in punct allowed inside it: the shape of Kubernetes groups
+// (DNS subdomains), versions and kinds.
+func isName(s, punct string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || i == len(s)-1 || strings.IndexByte(punct, c) < 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Operation maps an admission operation (CREATE, UPDATE, DELETE, CONNECT)
+// to the schema's operation. CONNECT (exec, attach, port-forward) runs
+// something rather than changing a resource, hence execute.
+func Operation(op string) auditpipe.Operation {
+	switch strings.ToUpper(op) {
+	case "CREATE":
+		return auditpipe.OperationCreate
+	case "UPDATE":
+		return auditpipe.OperationUpdate
+	case "DELETE":
+		return auditpipe.OperationDelete
+	case "CONNECT":
+		return auditpipe.OperationExecute
+	}
+	return auditpipe.OperationOther
+}
+
+// Outcome maps admission_status. Anything but allowed or denied is unknown
+// rather than guessed: an audit trail must not claim a success it was not
+// told about.
+func Outcome(status string) auditpipe.Outcome {
+	switch strings.ToLower(status) {
+	case "allowed":
+		return auditpipe.OutcomeSuccess
+	case "denied":
+		return auditpipe.OutcomeDenied
+	}
+	return auditpipe.OutcomeUnknown
+}
+
+// ParseActor types a Kubernetes user name: service accounts authenticate
+// as "system:serviceaccount:<namespace>:<name>", control-plane components
+// and other built-in identities as "system:...", and everything else is a
+// person (from OIDC, certificates, ...). The name is kept whole as id and
+// name because it is what RBAC and the API server's own audit log use.
+func ParseActor(name, uid string) auditpipe.Actor {
+	a := auditpipe.Actor{ID: name, UID: uid, Name: name}
+	switch {
+	case name == "":
+		a.Type = auditpipe.ActorUnknown
+	case isServiceAccount(name):
+		a.Type = auditpipe.ActorService
+	case strings.HasPrefix(name, "system:"):
+		a.Type = auditpipe.ActorSystem
+	default:
+		a.Type = auditpipe.ActorUser
+		if looksLikeEmail(name) {
+			a.Email = name
+		}
+	}
+	return a
+}
+
+func isServiceAccount(name string) bool {
+	rest, ok := strings.CutPrefix(name, "system:serviceaccount:")
+	ns, sa, ok2 := strings.Cut(rest, ":")
+	return ok && ok2 && ns != "" && sa != "" && !strings.Contains(sa, ":")
+}
+
+// looksLikeEmail is deliberately shallow: OIDC user names are either email
+// addresses or opaque subjects, and telling those apart is all it is for.
+func looksLikeEmail(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && !strings.ContainsAny(s, " \t\r\n<>()[],;:\"") &&
+		!strings.Contains(domain, "@") && strings.Contains(domain, ".") &&
+		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+// message stands in for a missing summary annotation, worded like
+// PaletteAI's own ("alice performed CREATE on Workload my-project/my-workload").
+func message(actor, action string, r auditpipe.Resource) string {
+	if actor == "" {
+		actor = "unknown actor"
+	}
+	target := r.Name
+	if r.Namespace != "" && r.Name != "" {
+		target = r.Namespace + "/" + r.Name
+	}
+	parts := []string{actor, "performed", action}
+	if r.Type != "" || target != "" {
+		parts = append(parts, "on")
+	}
+	for _, s := range []string{r.Type, target} {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,191 @@
+package alertmanager_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/transformers"
+	"github.com/auditpipe/auditpipe/transformers/alertmanager"
+	"github.com/auditpipe/auditpipe/transformers/transformertest"
+)
+
+func newTransformer(t testing.TB, cfg alertmanager.Config, lim transformers.Limits) *alertmanager.Transformer {
+	red, err := transformers.NewRedactor(transformers.RedactConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := alertmanager.New(cfg, transformers.Options{Limits: lim, Redactor: red})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestGolden(t *testing.T) {
+	transformertest.Golden(t, newTransformer(t, alertmanager.Config{}, transformers.Limits{}), "testdata")
+}
+
+func TestIDsStable(t *testing.T) {
+	transformertest.IDsStable(t, newTransformer(t, alertmanager.Config{}, transformers.Limits{}), "testdata")
+}
+
+func FuzzTransform(f *testing.F) {
+	transformertest.Seed(f, "testdata")
+	tr := newTransformer(f, alertmanager.Config{}, transformers.Limits{})
+	f.Fuzz(func(t *testing.T, body []byte) { transformertest.Check(t, tr, body) })
+}
+
+func TestParseGVK(t *testing.T) {
+	tests := []struct {
+		in                   string
+		group, version, kind string
+		ok                   bool
+	}{
+		{"spectrocloud.com/v1alpha1/Tenant", "spectrocloud.com", "v1alpha1", "Tenant", true},
+		{"/v1/Pod", "", "v1", "Pod", true},
+		{"v1/Pod", "", "v1", "Pod", true},
+		{"apps/v1, Kind=Deployment", "apps", "v1", "Deployment", true},
+		{"/v1, Kind=Pod", "", "v1", "Pod", true},
+		{"v1, Kind=Pod", "", "v1", "Pod", true},
+		{"apps/v1,Kind=Deployment", "apps", "v1", "Deployment", true},
+		{"Workload", "", "", "Workload", true},
+		{"", "", "", "", false},
+		{"not a gvk", "", "", "", false},
+		{"apps/v1/Deployment/scale", "", "", "", false},
+		{"apps//Deployment", "", "", "", false},
+		{"/Pod", "", "", "", false},
+		{"apps/v1/", "", "", "", false},
+		{".apps/v1/Deployment", "", "", "", false},
+		{"apps/v1, Deployment", "", "", "", false},
+		{"apps/v1, Kind=", "", "", "", false},
+		{"a/b/c, Kind=D", "", "", "", false},
+	}
+	for _, tt := range tests {
+		g, v, k, ok := alertmanager.ParseGVK(tt.in)
+		if g != tt.group || v != tt.version || k != tt.kind || ok != tt.ok {
+			t.Errorf("ParseGVK(%q) = %q, %q, %q, %v; want %q, %q, %q, %v", tt.in, g, v, k, ok, tt.group, tt.version, tt.kind, tt.ok)
+		}
+	}
+}
+
+func TestParseActor(t *testing.T) {
+	tests := []struct {
+		name, uid string
+		want      auditpipe.Actor
+	}{
+		{"alice@example.com", "u1", auditpipe.Actor{Type: auditpipe.ActorUser, ID: "alice@example.com", UID: "u1", Name: "alice@example.com", Email: "alice@example.com"}},
+		{"alice", "", auditpipe.Actor{Type: auditpipe.ActorUser, ID: "alice", Name: "alice"}},
+		{"system:serviceaccount:mural-system:controller", "u2", auditpipe.Actor{Type: auditpipe.ActorService, ID: "system:serviceaccount:mural-system:controller", UID: "u2", Name: "system:serviceaccount:mural-system:controller"}},
+		{"system:serviceaccount:ns-only", "", auditpipe.Actor{Type: auditpipe.ActorSystem, ID: "system:serviceaccount:ns-only", Name: "system:serviceaccount:ns-only"}},
+		{"system:kube-controller-manager", "", auditpipe.Actor{Type: auditpipe.ActorSystem, ID: "system:kube-controller-manager", Name: "system:kube-controller-manager"}},
+		{"", "u3", auditpipe.Actor{Type: auditpipe.ActorUnknown, UID: "u3"}},
+		{"oidc:alice@example", "", auditpipe.Actor{Type: auditpipe.ActorUser, ID: "oidc:alice@example", Name: "oidc:alice@example"}},
+	}
+	for _, tt := range tests {
+		if got := alertmanager.ParseActor(tt.name, tt.uid); got != tt.want {
+			t.Errorf("ParseActor(%q, %q) = %+v, want %+v", tt.name, tt.uid, got, tt.want)
+		}
+	}
+}
+
+func TestOperationAndOutcome(t *testing.T) {
+	ops := map[string]auditpipe.Operation{
+		"CREATE": auditpipe.OperationCreate, "UPDATE": auditpipe.OperationUpdate, "DELETE": auditpipe.OperationDelete,
+		"CONNECT": auditpipe.OperationExecute, "delete": auditpipe.OperationDelete, "PATCH": auditpipe.OperationOther, "": auditpipe.OperationOther,
+	}
+	for op, want := range ops {
+		if got := alertmanager.Operation(op); got != want {
+			t.Errorf("Operation(%q) = %q, want %q", op, got, want)
+		}
+	}
+	outcomes := map[string]auditpipe.Outcome{
+		"allowed": auditpipe.OutcomeSuccess, "denied": auditpipe.OutcomeDenied, "": auditpipe.OutcomeUnknown, "dry-run": auditpipe.OutcomeUnknown,
+	}
+	for s, want := range outcomes {
+		if got := alertmanager.Outcome(s); got != want {
+			t.Errorf("Outcome(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	tr := newTransformer(t, alertmanager.Config{}, transformers.Limits{})
+	tests := []struct {
+		version string // JSON text of the member, "" to leave it out
+		ok      bool
+	}{
+		{`"4"`, true}, {`"3"`, false}, {``, false}, {`4`, false}, {`""`, false}, {`"4.0"`, false}, {`null`, false},
+	}
+	for _, tt := range tests {
+		body := `{"alerts":[]}`
+		if tt.version != "" {
+			body = `{"version":` + tt.version + `,"alerts":[]}`
+		}
+		_, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(body)})
+		if tt.ok {
+			if err != nil {
+				t.Errorf("version %s: %v", tt.version, err)
+			}
+			continue
+		}
+		var te *transformers.Error
+		if !errors.As(err, &te) || !errors.Is(err, transformers.ErrUnsupported) || te.Path != "$.version" || te.Item != -1 || !strings.Contains(te.Error(), `expected "4"`) {
+			t.Errorf("version %s: got %v, want a payload-level unsupported error at $.version naming \"4\"", tt.version, err)
+		}
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, name := range []string{" audit", "audit\n", "au\x00dit", "\xff"} {
+		_, err := alertmanager.New(alertmanager.Config{Alertname: name}, transformers.Options{})
+		if err == nil || !strings.HasPrefix(err.Error(), "alertmanager.alertname: ") {
+			t.Errorf("Alertname %q: got %v, want an error naming alertmanager.alertname", name, err)
+		}
+	}
+	tr := newTransformer(t, alertmanager.Config{Alertname: "k8s-audit"}, transformers.Limits{})
+	body := `{"version":"4","alerts":[
+		{"labels":{"alertname":"audit","audit_id":"1","operation":"CREATE"},"startsAt":"2025-01-01T00:00:00Z"},
+		{"labels":{"alertname":"k8s-audit","audit_id":"2","operation":"CREATE"},"startsAt":"2025-01-01T00:00:00Z"}]}`
+	res, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(body)})
+	if err != nil || len(res.Events) != 1 || res.Events[0].ID != "2" || res.Skipped["alertname"] != 1 {
+		t.Errorf("configured alertname: got %+v, %v; want event 2 and alert 1 skipped", res, err)
+	}
+}
+
+func TestMaxItems(t *testing.T) {
+	tr := newTransformer(t, alertmanager.Config{}, transformers.Limits{MaxItems: 2})
+	line := `{"version":"4","alerts":[{"labels":{"alertname":"other"}},{"labels":{"alertname":"other"}}]}`
+	if res, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(line)}); err != nil || res.Skipped["alertname"] != 2 {
+		t.Fatalf("2 alerts under a limit of 2: %+v, %v", res, err)
+	}
+	_, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(line + "\n" + line + "\n")})
+	var te *transformers.Error
+	if !errors.As(err, &te) || !errors.Is(err, transformers.ErrTooManyItems) || te.Line != 2 || te.Path != "$.alerts" {
+		t.Errorf("4 alerts over two NDJSON lines under a limit of 2: got %v, want too many items at line 2 $.alerts", err)
+	}
+}
+
+func TestDetect(t *testing.T) {
+	tr := newTransformer(t, alertmanager.Config{}, transformers.Limits{})
+	tests := map[string]string{
+		`{"version":"4","alerts":[]}`:   "$.alerts",
+		`[{"version":"4","alerts":[]}]`: "$[0].alerts",
+		`{"version":"4","alerts":{}}`:   "",
+		`{"alerts":[]}`:                 "",
+		`{"account":"a","action":"b"}`:  "",
+	}
+	for body, want := range tests {
+		doc, err := transformers.Decode(transformers.Input{Body: []byte(body)}, transformers.Limits{}, "auto")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := tr.Detect(doc.Roots[0].Node, transformers.Meta{})
+		if got != want || ok != (want != "") {
+			t.Errorf("Detect(%s) = %q, %v; want %q", body, got, ok, want)
+		}
+		doc.Close()
+	}
+}
