@@ -8,6 +8,7 @@ import (
 
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/alertmanager"
+	"github.com/auditpipe/auditpipe/transformers/app"
 	"github.com/auditpipe/auditpipe/transformers/auto"
 	"github.com/auditpipe/auditpipe/transformers/k8s"
 	"github.com/auditpipe/auditpipe/transformers/spacelift"
@@ -23,13 +24,16 @@ type Config struct {
 	Redact transformers.RedactConfig `yaml:"redact"`
 	// Alertmanager configures the alertmanager format.
 	Alertmanager alertmanager.Config `yaml:"alertmanager"`
+	// App configures the app format (yoq, Teabar, CloudEvents, generic).
+	App app.Config `yaml:"app"`
 	// K8s configures the k8s format.
 	K8s k8s.Config `yaml:"k8s"`
 }
 
 // detectOrder is the order auto tries formats in: the shapes with the most
 // distinctive markers first, so a looser shape never claims a stricter one.
-var detectOrder = []string{k8s.Format, alertmanager.Format, spacelift.Format}
+// app is last: a generic mapping may match almost anything with an action.
+var detectOrder = []string{k8s.Format, alertmanager.Format, spacelift.Format, app.Format}
 
 // NewRegistry validates cfg and registers every built-in format plus auto.
 func NewRegistry(cfg Config) (*transformers.Registry, error) {
@@ -53,6 +57,10 @@ func NewRegistry(cfg Config) (*transformers.Registry, error) {
 	}
 	am, err := alertmanager.New(cfg.Alertmanager, opts)
 	if err := must(alertmanager.Format, am, err); err != nil {
+		return nil, err
+	}
+	ap, err := app.New(cfg.App, opts)
+	if err := must(app.Format, ap, err); err != nil {
 		return nil, err
 	}
 	k, err := k8s.New(cfg.K8s, opts)
