@@ -81,7 +81,11 @@ func (e *encoder) append(dst []byte, v *fastjson.Value) ([]byte, error) {
 		o.Visit(func(k []byte, v *fastjson.Value) { e.stack = append(e.stack, member{k, v}) })
 		top := len(e.stack)
 		ms := e.stack[base:top]
-		slices.SortFunc(ms, func(a, b member) int { return compareUTF16(a.k, b.k) })
+		// Producers that sort their keys (Go maps, most SDKs) are the
+		// common case; checking costs n-1 comparisons, sorting many more.
+		if !slices.IsSortedFunc(ms, compareMembers) {
+			slices.SortFunc(ms, compareMembers)
+		}
 		pairSecret := e.red != nil && namesSecret(ms, e.red)
 		dst = append(dst, '{')
 		var err error
@@ -191,6 +195,8 @@ func CanonicalIDReusing(n Node, d *Details) (string, *Error) {
 	return id, nil
 }
 
+func compareMembers(a, b member) int { return compareUTF16(a.k, b.k) }
+
 // compareUTF16 orders member names by their UTF-16 code units, as RFC 8785
 // requires. UTF-8 byte order equals code point order, which differs from
 // UTF-16 order only between supplementary characters (4-byte UTF-8) and
@@ -230,6 +236,15 @@ func utf16Unit(r rune) uint16 {
 
 const hexDigits = "0123456789abcdef"
 
+// needsEscape marks the bytes RFC 8785 escapes: '"', '\\' and controls.
+var needsEscape = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 // appendCanonicalString writes s with the minimal escaping of RFC 8785:
 // only '"', '\\' and control characters are escaped, the latter with the
 // short forms where JSON has them.
@@ -238,7 +253,7 @@ func appendCanonicalString(dst, s []byte) []byte {
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
+		if !needsEscape[c] {
 			continue
 		}
 		dst = append(dst, s[start:i]...)

@@ -149,3 +149,33 @@ func TestOutOfRangeNumberRejected(t *testing.T) {
 		t.Error("a number beyond the double range must be an error, not a clamped value")
 	}
 }
+
+// FuzzRedactor holds the automaton to the plain definition: the last
+// '/'-segment of the name, case-folded without separators, contains a
+// pattern.
+func FuzzRedactor(f *testing.F) {
+	for _, s := range []string{"password", "X-Api-Key", "tok_en", "authorization.k8s.io/decision", "passwordsecret", "pasword", "ssecret"} {
+		f.Add(s)
+	}
+	patterns := []string{"password", "secret", "token", "api_key", "se_cr", "aaab"}
+	r, err := NewRedactor(RedactConfig{Keys: patterns})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		name := key
+		if i := strings.LastIndexByte(name, '/'); i >= 0 {
+			name = name[i+1:]
+		}
+		n := string(normalizeKey(nil, []byte(name)))
+		want := false
+		for _, p := range patterns {
+			if strings.Contains(n, string(normalizeKey(nil, []byte(p)))) {
+				want = true
+			}
+		}
+		if got := r.Secret([]byte(key)); got != want {
+			t.Fatalf("Secret(%q) = %v, want %v", key, got, want)
+		}
+	})
+}

@@ -92,27 +92,17 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 		whole.Kind, whole.Expected, whole.Got = ErrSyntax, "a JSON document", "empty payload"
 		return nil, whole
 	}
-	// fastjson unescapes "best effort" and keeps raw control characters;
-	// strictness is restored here. Payloads without a backslash (most of
-	// them) cannot hold a bad escape, so only control characters are left
-	// to check, which the limits walk does on the fly.
-	escapes := bytes.IndexByte(body, '\\') >= 0
-	if escapes {
-		if off, msg := checkStrings(body); msg != "" {
-			whole.Kind, whole.Expected, whole.Detail = ErrSyntax, "a JSON string", fmt.Sprintf("%s at byte offset %d", msg, off)
-			return nil, whole
-		}
-	}
 	d := &Document{}
 	p := parserPool.Get()
 	d.parsers = append(d.parsers, p)
 	v, err := p.ParseBytes(body)
 	if err == nil {
-		root := Root{Node: NewNode(format, v), RawSHA256: auditpipe.RawSHA256(body)}
-		if e := checkValue(root.Node, v, 1, lim, escapes); e != nil {
+		root := Root{Node: NewNode(format, v)}
+		if e := strict(root.Node, body, lim); e != nil {
 			d.Close()
 			return nil, e
 		}
+		root.RawSHA256 = auditpipe.RawSHA256(body)
 		d.Roots = append(d.Roots, root)
 		return d, nil
 	}
@@ -121,6 +111,10 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 	if _, ferr := p.ParseBytes(first); ferr != nil || bytes.Count(body, []byte{'\n'}) == 0 {
 		d.Close()
 		whole.Kind, whole.Detail = ErrSyntax, err.Error()
+		if off, kind, msg, ok := prescan(body, lim); !ok && kind == ErrSyntax {
+			// More precise than the parser's "unparsed tail".
+			whole.Detail = fmt.Sprintf("%s at byte offset %d", msg, off)
+		}
 		return nil, whole
 	}
 	d.NDJSON = true
@@ -150,13 +144,29 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 		d.parsers = append(d.parsers, lp)
 		node := NewNode(format, v).AsItem(n)
 		node.line = line
-		if e := checkValue(node, v, 1, lim, escapes); e != nil {
+		if e := strict(node, l, lim); e != nil {
 			d.Errors = append(d.Errors, e)
 			continue
 		}
 		d.Roots = append(d.Roots, Root{Node: node, RawSHA256: auditpipe.RawSHA256(l)})
 	}
 	return d, nil
+}
+
+// strict holds a parsed document to the limits and the strict grammar
+// (prescan). Only when prescan objects is the tree walked, to name the
+// JSONPath of the problem.
+func strict(root Node, raw []byte, lim Limits) *Error {
+	off, kind, msg, ok := prescan(raw, lim)
+	if ok {
+		return nil
+	}
+	if e := checkValue(root, root.v, 1, lim); e != nil {
+		return e
+	}
+	// Problems only visible in the raw text (a bad escape in a member
+	// name) have an offset but no path.
+	return &Error{Format: root.format, Item: root.item, Line: root.line, Path: "$", Kind: kind, Detail: fmt.Sprintf("%s at byte offset %d", msg, off)}
 }
 
 func invalidUTF8Offset(b []byte) int {
@@ -170,12 +180,11 @@ func invalidUTF8Offset(b []byte) int {
 	return -1
 }
 
-// checkValue enforces the limits and the parts of the JSON grammar fastjson
-// is lenient about (number syntax, control characters and escapes in
-// strings). It runs before any string is unescaped, and builds no path
-// unless it finds a problem.
-func checkValue(at Node, v *fastjson.Value, depth int, lim Limits, escapesChecked bool) *Error {
-	w := walker{lim: lim, ctlChecked: escapesChecked}
+// checkValue walks a parsed tree for what prescan found wrong, to name its
+// JSONPath: depth, string lengths, raw control characters, number syntax.
+// It builds no path unless it finds a problem.
+func checkValue(at Node, v *fastjson.Value, depth int, lim Limits) *Error {
+	w := walker{lim: lim}
 	e, segs := w.checkChild(v, depth-1)
 	if e == nil {
 		return nil
@@ -198,9 +207,8 @@ type pathSeg struct {
 }
 
 type walker struct {
-	lim        Limits
-	ctlChecked bool // control characters already checked by checkStrings
-	scratch    [32]byte
+	lim     Limits
+	scratch [32]byte
 }
 
 func (w *walker) check(v *fastjson.Value, depth int) (*Error, []pathSeg) {
@@ -219,7 +227,7 @@ func (w *walker) check(v *fastjson.Value, depth int) (*Error, []pathSeg) {
 			switch {
 			case len(k) > w.lim.MaxStringLength:
 				err = &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("member names of at most %d bytes", w.lim.MaxStringLength)}
-			case !w.ctlChecked && hasControl(k):
+			case hasControl(k):
 				err = &Error{Kind: ErrSyntax, Expected: "a JSON string", Detail: "control characters in member names must be escaped"}
 			default:
 				err, segs = w.checkChild(c, depth)
@@ -249,7 +257,7 @@ func (w *walker) checkChild(c *fastjson.Value, depth int) (*Error, []pathSeg) {
 		if len(s) > w.lim.MaxStringLength {
 			return &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("at most %d bytes", w.lim.MaxStringLength), Got: fmt.Sprintf("%d bytes", len(s))}, nil
 		}
-		if !w.ctlChecked && hasControl(s) {
+		if hasControl(s) {
 			return &Error{Kind: ErrSyntax, Expected: "a JSON string", Detail: "control characters must be escaped"}, nil
 		}
 	case fastjson.TypeNumber:
@@ -267,39 +275,6 @@ func hasControl(s []byte) bool {
 		}
 	}
 	return false
-}
-
-// checkStrings validates every string of a payload fastjson accepted:
-// escapes well-formed, surrogates paired, no raw control characters.
-func checkStrings(b []byte) (int, string) {
-	for i := 0; i < len(b); i++ {
-		if b[i] != '"' {
-			continue
-		}
-		j := i + 1
-		for j < len(b) && b[j] != '"' {
-			if b[j] == '\\' {
-				j++
-				if j < len(b) && b[j] == '"' {
-					j++
-					continue
-				}
-				j--
-				n := escapeEnd(b[j:])
-				if msg := checkRawString(b[j : j+n]); msg != "" {
-					return j, msg
-				}
-				j += n
-				continue
-			}
-			if b[j] < 0x20 {
-				return j, "control character 0x" + strconv.FormatUint(uint64(b[j]), 16) + " must be escaped"
-			}
-			j++
-		}
-		i = j
-	}
-	return 0, ""
 }
 
 // escapeEnd is the length of the escape sequence at the start of s (a

@@ -33,15 +33,24 @@ type RedactConfig struct {
 
 // Redactor decides which member names hold secrets. The zero value and nil
 // redact nothing. It is immutable and safe for concurrent use.
+//
+// Every member name of every event goes through Secret, so the patterns are
+// compiled into one Aho-Corasick automaton: a name costs one table step per
+// byte, however many patterns there are.
 type Redactor struct {
-	patterns [][]byte
-	// bigrams marks the first two bytes of every pattern: member names are
-	// checked for every event, and almost none contain any of these pairs,
-	// so a name costs one pass and no pattern comparison.
-	bigrams [1 << 16 / 8]byte
-	single  [256]bool // patterns of one byte
-	minLen  int       // shortest pattern: shorter names cannot match
+	// class maps a byte to its column in next: 0 for bytes no pattern
+	// contains, skip for separators (ignored), 1.. for pattern bytes
+	// (case-folded).
+	class [256]uint8
+	// next[state*width+class] is the automaton's transition; states at or
+	// beyond accept are final (a pattern ended there).
+	next   []uint16
+	width  int
+	final  []bool
+	minLen int
 }
+
+const skipClass = 255
 
 // NewRedactor compiles cfg; empty Keys means the defaults.
 func NewRedactor(cfg RedactConfig) (*Redactor, error) {
@@ -50,53 +59,106 @@ func NewRedactor(cfg RedactConfig) (*Redactor, error) {
 		keys = defaultRedactKeys
 	}
 	keys = append(append([]string(nil), keys...), cfg.AddKeys...)
+	var patterns [][]byte
 	r := &Redactor{}
+	for _, c := range []byte("_-. ") {
+		r.class[c] = skipClass
+	}
 	for i, k := range keys {
 		p := normalizeKey(nil, []byte(k))
 		if len(p) == 0 {
 			return nil, fmt.Errorf("redact.keys[%d]: pattern %q is empty once separators are removed", i, k)
 		}
-		r.patterns = append(r.patterns, p)
 		if r.minLen == 0 || len(p) < r.minLen {
 			r.minLen = len(p)
 		}
-		if len(p) == 1 {
-			r.single[p[0]] = true
-			continue
-		}
-		bg := uint16(p[0])<<8 | uint16(p[1])
-		r.bigrams[bg>>3] |= 1 << (bg & 7)
+		patterns = append(patterns, p)
 	}
+	// Byte classes: one column per distinct pattern byte, both cases.
+	cols := 1
+	for _, p := range patterns {
+		for _, c := range p {
+			if r.class[c] == 0 {
+				if cols == skipClass {
+					return nil, fmt.Errorf("redact.keys: patterns use more than %d distinct characters", skipClass-1)
+				}
+				r.class[c] = uint8(cols)
+				if c >= 'a' && c <= 'z' {
+					r.class[c-'a'+'A'] = uint8(cols)
+				}
+				cols++
+			}
+		}
+	}
+	r.width = cols
+	// Trie.
+	goTo := []map[uint8]int{{}}
+	final := []bool{false}
+	for _, p := range patterns {
+		st := 0
+		for _, c := range p {
+			cl := r.class[c]
+			nx, ok := goTo[st][cl]
+			if !ok {
+				nx = len(goTo)
+				goTo = append(goTo, map[uint8]int{})
+				final = append(final, false)
+				goTo[st][cl] = nx
+			}
+			st = nx
+		}
+		final[st] = true
+	}
+	if len(goTo) > 1<<16 {
+		return nil, fmt.Errorf("redact.keys: patterns too long (%d automaton states)", len(goTo))
+	}
+	// Failure links, breadth first, folded into a full transition table.
+	r.next = make([]uint16, len(goTo)*cols)
+	fail := make([]int, len(goTo))
+	queue := []int{}
+	for cl := 1; cl < cols; cl++ {
+		if nx, ok := goTo[0][uint8(cl)]; ok {
+			r.next[cl] = uint16(nx)
+			queue = append(queue, nx)
+		}
+	}
+	for len(queue) > 0 {
+		st := queue[0]
+		queue = queue[1:]
+		final[st] = final[st] || final[fail[st]]
+		for cl := 1; cl < cols; cl++ {
+			if nx, ok := goTo[st][uint8(cl)]; ok {
+				fail[nx] = int(r.next[fail[st]*cols+cl])
+				r.next[st*cols+cl] = uint16(nx)
+				queue = append(queue, nx)
+			} else {
+				r.next[st*cols+cl] = r.next[fail[st]*cols+cl]
+			}
+		}
+	}
+	r.final = final
 	return r, nil
 }
 
 // Secret reports whether values under the member name key must be redacted.
 func (r *Redactor) Secret(key []byte) bool {
+	if r == nil || len(key) < r.minLen {
+		return false
+	}
 	// Qualified names (authorization.k8s.io/decision) are judged by their
 	// last segment: the prefix names an owner, not the value's nature.
 	if i := bytes.LastIndexByte(key, '/'); i >= 0 {
 		key = key[i+1:]
 	}
-	if r == nil || len(key) < r.minLen {
-		return false
-	}
-	var buf [64]byte
-	n := normalizeKey(buf[:0], key)
-	for i := range n {
-		if r.single[n[i]] {
-			return true
-		}
-		if i+1 == len(n) {
-			break
-		}
-		bg := uint16(n[i])<<8 | uint16(n[i+1])
-		if r.bigrams[bg>>3]&(1<<(bg&7)) == 0 {
+	st := 0
+	for _, c := range key {
+		cl := r.class[c]
+		if cl == skipClass {
 			continue
 		}
-		for _, p := range r.patterns {
-			if bytes.HasPrefix(n[i:], p) {
-				return true
-			}
+		st = int(r.next[st*r.width+int(cl)])
+		if r.final[st] {
+			return true
 		}
 	}
 	return false
