@@ -39,8 +39,15 @@ func (e *Event) CanonicalJSON() ([]byte, error) {
 // spelling, the id is the same however the event was encoded and whichever
 // front door it came through.
 func IDFromCanonical(canonical []byte) string {
-	sum := sha256.Sum256(canonical)
-	return hex.EncodeToString(sum[:])
+	return hexSum(sha256.Sum256(canonical))
+}
+
+// hexSum encodes a digest with a single allocation (hex.EncodeToString
+// makes two), as ids are made for every event.
+func hexSum(sum [sha256.Size]byte) string {
+	var buf [2 * sha256.Size]byte
+	hex.Encode(buf[:], sum[:])
+	return string(buf[:])
 }
 
 // NthDuplicateID tells apart identical source events inside one batch (two
@@ -75,6 +82,5 @@ func IDFromParts(parts ...string) string {
 
 // RawSHA256 is the forensic hash of a payload exactly as received.
 func RawSHA256(raw []byte) string {
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
+	return hexSum(sha256.Sum256(raw))
 }

@@ -24,16 +24,23 @@ type member struct {
 	v *fastjson.Value
 }
 
-// encoder carries the scratch space of one canonical encoding: object
-// members are sorted on a shared stack instead of a slice per object.
+// encoder carries the state of one canonical encoding. Object members are
+// sorted on a shared stack instead of a slice per object.
 type encoder struct {
-	red   *Redactor
 	stack []member
-	// reuse holds subtrees already encoded without redaction (by a
-	// Details); their bytes are copied instead of walked again.
-	reuse []encoded
-	// redactions counts values replaced so far.
-	redactions int
+	// red, in redact mode, replaces values under secret-looking names.
+	red *Redactor
+	// watch, in id mode, only notices secret-looking names (secrets
+	// counts them) so clean top-level subtrees can be reused as details.
+	watch   *Redactor
+	secrets int
+	depth   int
+	spans   []span
+}
+
+type span struct {
+	v          *fastjson.Value
+	start, end int
 }
 
 type encoded struct {
@@ -50,32 +57,26 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 // Redacted. It is the fast counterpart of auditpipe.Canonicalize, which the
 // tests hold it to.
 func AppendCanonical(dst []byte, v *fastjson.Value, red *Redactor) ([]byte, error) {
-	dst, _, err := appendCanonical(dst, v, red, nil)
+	e := encoderPool.Get().(*encoder)
+	e.red = red
+	dst, err := e.append(dst, v)
+	e.release()
 	return dst, err
 }
 
-// appendCanonical is AppendCanonical that also reports how many values it
-// redacted and can reuse already-encoded subtrees.
-func appendCanonical(dst []byte, v *fastjson.Value, red *Redactor, reuse []encoded) ([]byte, int, error) {
-	e := encoderPool.Get().(*encoder)
-	e.red, e.reuse, e.redactions = red, reuse, 0
-	dst, err := e.append(dst, v)
-	n := e.redactions
+func (e *encoder) release() {
 	clear(e.stack)
 	e.stack = e.stack[:0]
-	e.red, e.reuse = nil, nil
+	clear(e.spans)
+	e.spans = e.spans[:0]
+	e.red, e.watch, e.secrets, e.depth = nil, nil, 0, 0
 	encoderPool.Put(e)
-	return dst, n, err
 }
 
 func (e *encoder) append(dst []byte, v *fastjson.Value) ([]byte, error) {
-	for _, r := range e.reuse {
-		if r.v == v {
-			return append(dst, r.b...), nil
-		}
-	}
 	switch v.Type() {
 	case fastjson.TypeObject:
+		e.depth++
 		o, _ := v.Object()
 		base := len(e.stack)
 		o.Visit(func(k []byte, v *fastjson.Value) { e.stack = append(e.stack, member{k, v}) })
@@ -86,7 +87,12 @@ func (e *encoder) append(dst []byte, v *fastjson.Value) ([]byte, error) {
 		if !slices.IsSortedFunc(ms, compareMembers) {
 			slices.SortFunc(ms, compareMembers)
 		}
-		pairSecret := e.red != nil && namesSecret(ms, e.red)
+		pairSecret := false
+		if e.red != nil {
+			pairSecret = namesSecret(ms, e.red)
+		} else if e.watch != nil && namesSecret(ms, e.watch) {
+			e.secrets++
+		}
 		dst = append(dst, '{')
 		var err error
 		for i := base; i < top; i++ {
@@ -104,14 +110,21 @@ func (e *encoder) append(dst []byte, v *fastjson.Value) ([]byte, error) {
 			dst = append(dst, ':')
 			if e.red.Secret(m.k) || pairSecret && string(m.k) == "value" {
 				dst = append(dst, `"`+Redacted+`"`...)
-				e.redactions++
 				continue
 			}
+			if e.watch.Secret(m.k) {
+				e.secrets++
+			}
+			start, secrets := len(dst), e.secrets
 			if dst, err = e.append(dst, m.v); err != nil {
 				break
 			}
+			if e.depth == 1 && e.watch != nil && e.secrets == secrets {
+				e.spans = append(e.spans, span{m.v, start, len(dst)})
+			}
 		}
 		e.stack = e.stack[:base]
+		e.depth--
 		if err != nil {
 			return dst, err
 		}
@@ -170,29 +183,62 @@ func namesSecret(ms []member, red *Redactor) bool {
 
 // CanonicalID is the id of a source event without one of its own: the
 // SHA-256 of its canonical JSON (auditpipe.IDFromCanonical).
-func CanonicalID(n Node) (string, *Error) { return CanonicalIDReusing(n, nil) }
-
-// CanonicalIDReusing is CanonicalID for an event whose Details are already
-// built: subtrees the details encoded without redaction are copied rather
-// than encoded a second time (the bulk of a Spacelift event is its data,
-// which is also its details).
-func CanonicalIDReusing(n Node, d *Details) (string, *Error) {
-	var reuse []encoded
-	if d != nil {
-		reuse = d.clean
-	}
-	bp := bufPool.Get().(*[]byte)
-	b, _, err := appendCanonical((*bp)[:0], n.v, nil, reuse)
-	id := ""
-	if err == nil {
-		id = auditpipe.IDFromCanonical(b)
-	}
-	*bp = b[:0]
-	bufPool.Put(bp)
+func CanonicalID(n Node) (string, *Error) {
+	c, err := EncodeCanonical(n, nil)
 	if err != nil {
-		return "", locate(n, err)
+		return "", err
 	}
-	return id, nil
+	defer c.Release()
+	return c.ID(), nil
+}
+
+// Canonical is the canonical encoding of one source item, made once and
+// used twice: hashed into the id, and sliced into the details wherever a
+// top-level member's value holds no secret-looking name (the bulk of a
+// Spacelift event is its data, which is also its details). Release it
+// after use.
+type Canonical struct {
+	buf   *[]byte
+	b     []byte
+	clean []encoded
+}
+
+// EncodeCanonical encodes n canonically, noting which top-level members
+// red would leave untouched.
+func EncodeCanonical(n Node, red *Redactor) (*Canonical, *Error) {
+	e := encoderPool.Get().(*encoder)
+	e.watch = red
+	bp := bufPool.Get().(*[]byte)
+	b, err := e.append((*bp)[:0], n.v)
+	c := &Canonical{buf: bp, b: b}
+	if err == nil && red != nil {
+		c.clean = make([]encoded, 0, len(e.spans))
+		for _, sp := range e.spans {
+			c.clean = append(c.clean, encoded{sp.v, b[sp.start:sp.end:sp.end]})
+		}
+	}
+	e.release()
+	if err != nil {
+		c.Release()
+		return nil, locate(n, err)
+	}
+	return c, nil
+}
+
+// Bytes is the canonical encoding; valid until Release.
+func (c *Canonical) Bytes() []byte { return c.b }
+
+// ID is the id derived from the encoding (auditpipe.IDFromCanonical).
+func (c *Canonical) ID() string { return auditpipe.IDFromCanonical(c.b) }
+
+// Release returns the buffer to its pool.
+func (c *Canonical) Release() {
+	if c == nil || c.buf == nil {
+		return
+	}
+	*c.buf = c.b[:0]
+	bufPool.Put(c.buf)
+	c.buf, c.b, c.clean = nil, nil, nil
 }
 
 func compareMembers(a, b member) int { return compareUTF16(a.k, b.k) }

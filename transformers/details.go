@@ -13,10 +13,14 @@ import (
 // door) and redacts secrets on the way.
 type Details struct {
 	entries []detail
-	// clean are the subtrees Build encoded without redacting anything,
-	// for CanonicalID to reuse.
-	clean []encoded
+	inline  [4]detail // most details have a handful of entries
+	// reuse are subtrees already encoded with nothing to redact.
+	reuse []encoded
 }
+
+// Reuse lets Build copy the subtrees c found nothing to redact in, instead
+// of encoding them again. c must stay unreleased until Build returns.
+func (d *Details) Reuse(c *Canonical) { d.reuse = c.clean }
 
 type detail struct {
 	key string
@@ -31,14 +35,14 @@ type detail struct {
 // skipped.
 func (d *Details) Value(key string, n Node) {
 	if n.Present() {
-		d.entries = append(d.entries, detail{key: key, n: n, v: n.v})
+		d.add(detail{key: key, n: n, v: n.v})
 	}
 }
 
 // String adds a string member; empty strings are skipped.
 func (d *Details) String(key, s string) {
 	if s != "" {
-		d.entries = append(d.entries, detail{key: key, s: s, str: true})
+		d.add(detail{key: key, s: s, str: true})
 	}
 }
 
@@ -46,7 +50,7 @@ func (d *Details) String(key, s string) {
 // skipped.
 func (d *Details) Map(key string, m map[string]string) {
 	if len(m) > 0 {
-		d.entries = append(d.entries, detail{key: key, m: m})
+		d.add(detail{key: key, m: m})
 	}
 }
 
@@ -57,12 +61,6 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 		return nil, nil
 	}
 	slices.SortStableFunc(d.entries, func(a, b detail) int { return compareUTF16([]byte(a.key), []byte(b.key)) })
-	type span struct {
-		v          *fastjson.Value
-		start, end int
-	}
-	var spansBuf [4]span
-	spans := spansBuf[:0]
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	out := append((*bp)[:0], '{')
@@ -83,27 +81,26 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 		case e.m != nil:
 			out = appendStringMap(out, e.m, red)
 		default:
-			start := len(out)
-			var n int
 			var err error
-			if out, n, err = appendCanonical(out, e.v, red, nil); err != nil {
+			if out, err = d.appendValue(out, e.v, red); err != nil {
 				*bp = out[:0]
 				return nil, locate(e.n, err)
-			}
-			if n == 0 {
-				spans = append(spans, span{e.v, start, len(out)})
 			}
 		}
 	}
 	out = append(out, '}')
 	*bp = out[:0]
 	// One exact-size copy: the pooled buffer absorbs the growth.
-	msg := json.RawMessage(append(make([]byte, 0, len(out)), out...))
-	d.clean = d.clean[:0]
-	for _, sp := range spans {
-		d.clean = append(d.clean, encoded{sp.v, msg[sp.start:sp.end:sp.end]})
+	return json.RawMessage(append(make([]byte, 0, len(out)), out...)), nil
+}
+
+func (d *Details) appendValue(out []byte, v *fastjson.Value, red *Redactor) ([]byte, error) {
+	for _, r := range d.reuse {
+		if r.v == v {
+			return append(out, r.b...), nil
+		}
 	}
-	return msg, nil
+	return AppendCanonical(out, v, red)
 }
 
 func appendStringMap(out []byte, m map[string]string, red *Redactor) []byte {
@@ -143,4 +140,11 @@ func locate(n Node, err error) *Error {
 		le.Got, le.Detail = "", err.Error()
 	}
 	return le
+}
+
+func (d *Details) add(e detail) {
+	if d.entries == nil {
+		d.entries = d.inline[:0]
+	}
+	d.entries = append(d.entries, e)
 }

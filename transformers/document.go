@@ -18,9 +18,29 @@ import (
 // line.
 type Root struct {
 	Node
-	// RawSHA256 is the hash of the bytes this root was parsed from; empty
-	// when the payload arrived already decoded.
-	RawSHA256 string
+	// Raw is the bytes this root was parsed from (valid while the
+	// document is open); nil when the payload arrived already decoded.
+	Raw    []byte
+	rawSHA string
+}
+
+// RawSHA256 is the forensic hash of Raw (event.raw_sha256), computed on
+// first use; empty when the payload arrived already decoded.
+func (r *Root) RawSHA256() string {
+	if r.rawSHA == "" && r.Raw != nil {
+		r.rawSHA = auditpipe.RawSHA256(r.Raw)
+	}
+	return r.rawSHA
+}
+
+// NoteCanonical tells the root the canonical encoding of the item that is
+// the whole root, and the id hashed from it. Go services and most SDKs send
+// compact JSON with sorted keys, which is already canonical: then the raw
+// hash is that same id, and hashing the payload a second time is skipped.
+func (r *Root) NoteCanonical(c *Canonical, id string) {
+	if r.rawSHA == "" && bytes.Equal(c.Bytes(), r.Raw) {
+		r.rawSHA = id
+	}
 }
 
 // Document is a decoded payload. Close it when done: it holds pooled
@@ -36,6 +56,9 @@ type Document struct {
 
 	parsers []*fastjson.Parser
 	arena   *fastjson.Arena
+	// One root and one parser are the common case; no allocation then.
+	rootsInline   [1]Root
+	parsersInline [1]*fastjson.Parser
 }
 
 var (
@@ -93,16 +116,16 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 		return nil, whole
 	}
 	d := &Document{}
+	d.Roots, d.parsers = d.rootsInline[:0], d.parsersInline[:0]
 	p := parserPool.Get()
 	d.parsers = append(d.parsers, p)
 	v, err := p.ParseBytes(body)
 	if err == nil {
-		root := Root{Node: NewNode(format, v)}
+		root := Root{Node: NewNode(format, v), Raw: body}
 		if e := strict(root.Node, body, lim); e != nil {
 			d.Close()
 			return nil, e
 		}
-		root.RawSHA256 = auditpipe.RawSHA256(body)
 		d.Roots = append(d.Roots, root)
 		return d, nil
 	}
@@ -148,7 +171,7 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 			d.Errors = append(d.Errors, e)
 			continue
 		}
-		d.Roots = append(d.Roots, Root{Node: node, RawSHA256: auditpipe.RawSHA256(l)})
+		d.Roots = append(d.Roots, Root{Node: node, Raw: l})
 	}
 	return d, nil
 }
@@ -489,12 +512,14 @@ func (c *converter) float(f float64, at Node) (*fastjson.Value, *Error) {
 }
 
 // Items calls f for every item of the document: each element of a root
-// that is a JSON array, each other root as it is. Items are numbered across
-// the whole document. More than lim.MaxItems items is a payload error.
-func (d *Document) Items(lim Limits, f func(item Node, rawSHA256 string)) *Error {
+// that is a JSON array, each other root as it is, with the root it belongs
+// to. Items are numbered across the whole document. More than lim.MaxItems
+// items is a payload error.
+func (d *Document) Items(lim Limits, f func(item Node, root *Root)) *Error {
 	lim = lim.WithDefaults()
 	n := 0
-	for _, r := range d.Roots {
+	for ri := range d.Roots {
+		r := &d.Roots[ri]
 		if r.IsArray() {
 			if n+r.Len() > lim.MaxItems {
 				e := r.Err(ErrTooManyItems, fmt.Sprintf("at most %d items", lim.MaxItems))
@@ -502,7 +527,7 @@ func (d *Document) Items(lim Limits, f func(item Node, rawSHA256 string)) *Error
 				return e
 			}
 			for i := range r.Len() {
-				f(r.Index(i).AsItem(n), r.RawSHA256)
+				f(r.Index(i).AsItem(n), r)
 				n++
 			}
 			continue
@@ -511,7 +536,7 @@ func (d *Document) Items(lim Limits, f func(item Node, rawSHA256 string)) *Error
 		if d.NDJSON {
 			item = item.AsItem(n)
 		}
-		f(item, r.RawSHA256)
+		f(item, r)
 		n++
 	}
 	return nil

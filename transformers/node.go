@@ -206,6 +206,50 @@ func (n Node) Text() (string, *Error) {
 	return "", n.Err(ErrType, "string, number or boolean")
 }
 
+// StringBytes is String without the copy: the bytes stay valid while the
+// document is open. Hot paths gather several fields into one string.
+func (n Node) StringBytes() ([]byte, *Error) {
+	if !n.IsString() {
+		return nil, n.typeErr("string")
+	}
+	b, _ := n.v.StringBytes()
+	if len(b) == 0 {
+		return nil, n.Err(ErrValue, "non-empty string")
+	}
+	return b, nil
+}
+
+// OptStringBytes is OptString without the copy (see StringBytes).
+func (n Node) OptStringBytes() ([]byte, *Error) {
+	if !n.Present() {
+		return nil, nil
+	}
+	if !n.IsString() {
+		return nil, n.Err(ErrType, "string or null")
+	}
+	b, _ := n.v.StringBytes()
+	return b, nil
+}
+
+// AppendText is Text appending to dst instead of allocating.
+func (n Node) AppendText(dst []byte) ([]byte, *Error) {
+	if !n.Present() {
+		return dst, nil
+	}
+	switch n.v.Type() {
+	case fastjson.TypeString:
+		b, _ := n.v.StringBytes()
+		return append(dst, b...), nil
+	case fastjson.TypeNumber:
+		return n.v.MarshalTo(dst), nil
+	case fastjson.TypeTrue:
+		return append(dst, "true"...), nil
+	case fastjson.TypeFalse:
+		return append(dst, "false"...), nil
+	}
+	return dst, n.Err(ErrType, "string, number or boolean")
+}
+
 func (n Node) str() string {
 	b, _ := n.v.StringBytes()
 	return string(b)

@@ -3,6 +3,8 @@ package transformers
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
+	"sync/atomic"
 )
 
 // DefaultRedactKeys are the key patterns whose values are replaced by
@@ -42,12 +44,27 @@ type Redactor struct {
 	// contains, skip for separators (ignored), 1.. for pattern bytes
 	// (case-folded).
 	class [256]uint8
-	// next[state*width+class] is the automaton's transition; states at or
-	// beyond accept are final (a pattern ended there).
+	// next[state*width+class] is the automaton's transition.
 	next   []uint16
 	width  int
-	final  []bool
+	accept uint16 // states >= accept are final
 	minLen int
+
+	// cache remembers recent verdicts: an audit source repeats the same
+	// few hundred member names in every event, and a lookup is cheaper than
+	// running the automaton over the name again. Direct-mapped, lock-free
+	// and never evicting: a name that finds its slot taken is simply
+	// matched again, so hostile input cannot make it cost more than the
+	// automaton alone.
+	seed  maphash.Seed
+	cache *[cacheSlots]atomic.Pointer[verdict]
+}
+
+const cacheSlots = 1024
+
+type verdict struct {
+	key    string
+	secret bool
 }
 
 const skipClass = 255
@@ -60,7 +77,7 @@ func NewRedactor(cfg RedactConfig) (*Redactor, error) {
 	}
 	keys = append(append([]string(nil), keys...), cfg.AddKeys...)
 	var patterns [][]byte
-	r := &Redactor{}
+	r := &Redactor{seed: maphash.MakeSeed(), cache: new([cacheSlots]atomic.Pointer[verdict])}
 	for _, c := range []byte("_-. ") {
 		r.class[c] = skipClass
 	}
@@ -136,7 +153,34 @@ func NewRedactor(cfg RedactConfig) (*Redactor, error) {
 			}
 		}
 	}
-	r.final = final
+	// Renumber the states so that final ones come last: Secret then tests
+	// finality with one comparison instead of a second table.
+	order := make([]int, 0, len(final))
+	for st := range final {
+		if !final[st] {
+			order = append(order, st)
+		}
+	}
+	r.accept = uint16(len(order))
+	for st := range final {
+		if final[st] {
+			order = append(order, st)
+		}
+	}
+	if final[0] {
+		return nil, fmt.Errorf("redact.keys: a pattern matches the empty name")
+	}
+	renum := make([]uint16, len(order))
+	for newSt, oldSt := range order {
+		renum[oldSt] = uint16(newSt)
+	}
+	next := make([]uint16, len(r.next))
+	for oldSt := range final {
+		for cl := 0; cl < cols; cl++ {
+			next[int(renum[oldSt])*cols+cl] = renum[r.next[oldSt*cols+cl]]
+		}
+	}
+	r.next = next
 	return r, nil
 }
 
@@ -145,19 +189,34 @@ func (r *Redactor) Secret(key []byte) bool {
 	if r == nil || len(key) < r.minLen {
 		return false
 	}
+	slot := &r.cache[maphash.Bytes(r.seed, key)&(cacheSlots-1)]
+	if v := slot.Load(); v != nil && v.key == string(key) {
+		return v.secret
+	}
+	secret := r.match(key)
+	if len(key) <= 64 {
+		// First come keeps the slot: colliding names never evict each
+		// other in turn, so a steady stream allocates nothing.
+		slot.CompareAndSwap(nil, &verdict{key: string(key), secret: secret})
+	}
+	return secret
+}
+
+func (r *Redactor) match(key []byte) bool {
 	// Qualified names (authorization.k8s.io/decision) are judged by their
 	// last segment: the prefix names an owner, not the value's nature.
 	if i := bytes.LastIndexByte(key, '/'); i >= 0 {
 		key = key[i+1:]
 	}
-	st := 0
+	next, width, accept := r.next, r.width, r.accept
+	st := uint16(0)
 	for _, c := range key {
 		cl := r.class[c]
 		if cl == skipClass {
 			continue
 		}
-		st = int(r.next[st*r.width+int(cl)])
-		if r.final[st] {
+		st = next[int(st)*width+int(cl)]
+		if st >= accept {
 			return true
 		}
 	}

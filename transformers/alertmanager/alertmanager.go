@@ -195,7 +195,7 @@ func (t *Transformer) notifications(doc *transformers.Document, res *transformer
 				e.Got = fmt.Sprintf("at least %d", alerts)
 				return nil, e
 			}
-			n.raw = r.RawSHA256
+			n.raw = r.RawSHA256()
 			out = append(out, n)
 		}
 	}

@@ -171,10 +171,10 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 	}
 	res.Errors = append(res.Errors, doc.Errors...)
 	dups := make(map[string]int) // derived id -> times seen in this batch
-	if err := doc.Items(t.opts.Limits, func(item transformers.Node, raw string) {
+	if err := doc.Items(t.opts.Limits, func(item transformers.Node, root *transformers.Root) {
 		ev, ierr := t.item(item, flavor, dups, now)
 		if ierr == nil {
-			ierr = transformers.Finish(&ev, in.Meta, raw, ev.Source.Format, item)
+			ierr = transformers.Finish(&ev, in.Meta, root.RawSHA256(), ev.Source.Format, item)
 		}
 		if ierr != nil {
 			res.Fail(ierr)

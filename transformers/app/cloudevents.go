@@ -148,7 +148,7 @@ func (t *Transformer) binary(in transformers.Input, res transformers.Result, now
 	}
 	ev, ierr := t.cloudEvent(env, root.Node, now, missingTime, nil)
 	if ierr == nil {
-		ierr = transformers.Finish(&ev, in.Meta, root.RawSHA256, FormatCloudEvents, root.Node)
+		ierr = transformers.Finish(&ev, in.Meta, root.RawSHA256(), FormatCloudEvents, root.Node)
 	}
 	if ierr != nil {
 		res.Fail(ierr)

@@ -168,7 +168,7 @@ func (t *Transformer) root(res *transformers.Result, r transformers.Root, meta t
 		return err
 	}
 	if !isList {
-		t.item(res, r.Node, r.RawSHA256, meta)
+		t.item(res, r.Node, r.RawSHA256(), meta)
 		return nil
 	}
 	items := r.Get("items")
@@ -181,7 +181,7 @@ func (t *Transformer) root(res *transformers.Result, r transformers.Root, meta t
 			res.Fail(err)
 			continue
 		}
-		t.item(res, item, r.RawSHA256, meta)
+		t.item(res, item, r.RawSHA256(), meta)
 	}
 	return nil
 }

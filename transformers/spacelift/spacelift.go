@@ -46,10 +46,10 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 	}
 	defer doc.Close()
 	res.Errors = append(res.Errors, doc.Errors...)
-	if err := doc.Items(t.opts.Limits, func(item transformers.Node, raw string) {
-		ev, ierr := t.event(item)
+	if err := doc.Items(t.opts.Limits, func(item transformers.Node, root *transformers.Root) {
+		ev, ierr := t.event(item, root)
 		if ierr == nil {
-			ierr = transformers.Finish(&ev, in.Meta, raw, Format, item)
+			ierr = transformers.Finish(&ev, in.Meta, root.RawSHA256(), Format, item)
 		}
 		if ierr != nil {
 			res.Fail(ierr)
@@ -84,12 +84,12 @@ func (t *Transformer) Detect(root transformers.Node, _ transformers.Meta) (strin
 	return "", false
 }
 
-func (t *Transformer) event(item transformers.Node) (auditpipe.Event, *transformers.Error) {
+func (t *Transformer) event(item transformers.Node, root *transformers.Root) (auditpipe.Event, *transformers.Error) {
 	var ev auditpipe.Event
 	if _, err := item.Object(); err != nil {
 		return ev, err
 	}
-	action, err := item.Get("action").String()
+	action, err := item.Get("action").StringBytes()
 	if err != nil {
 		return ev, err
 	}
@@ -97,15 +97,15 @@ func (t *Transformer) event(item transformers.Node) (auditpipe.Event, *transform
 	if err != nil {
 		return ev, err
 	}
-	actor, err := item.Get("actor").OptString()
+	actor, err := item.Get("actor").OptStringBytes()
 	if err != nil {
 		return ev, err
 	}
-	account, err := item.Get("account").OptString()
+	account, err := item.Get("account").OptStringBytes()
 	if err != nil {
 		return ev, err
 	}
-	ip, err := item.Get("remoteIP").OptString()
+	ip, err := item.Get("remoteIP").OptStringBytes()
 	if err != nil {
 		return ev, err
 	}
@@ -113,37 +113,62 @@ func (t *Transformer) event(item transformers.Node) (auditpipe.Event, *transform
 	if data.Present() && !data.IsObject() {
 		return ev, data.Err(transformers.ErrType, "object or null")
 	}
-	resourceID, err := data.Get("ID").Text()
-	if err != nil {
-		return ev, err
-	}
 	if ctxNode := item.Get("context"); ctxNode.Present() && !ctxNode.IsObject() {
 		return ev, ctxNode.Err(transformers.ErrType, "object or null")
 	}
 
-	resourceType, verb := splitAction(action)
+	// Every string of the event is cut from one allocation: this runs for
+	// every Spacelift event.
+	var stack [512]byte
+	buf := append(stack[:0], action...)
+	buf = append(buf, actor...)
+	buf = append(buf, account...)
+	buf = append(buf, ip...)
+	idStart := len(buf)
+	if buf, err = data.Get("ID").AppendText(buf); err != nil {
+		return ev, err
+	}
+	idEnd := len(buf)
+	resourceType, verb := splitAction(string(action)) // no allocation: only compared and re-sliced below
+	buf = appendMessage(buf, actor, action, resourceType, buf[idStart:idEnd])
+	all := string(buf)
+	cut := func(from, n int) string { return all[from : from+n] }
+	a, ac, acc, p := len(action), len(actor), len(account), len(ip)
+	actionS, actorS, accountS, ipS := cut(0, a), cut(a, ac), cut(a+ac, acc), cut(a+ac+acc, p)
+	resourceID, message := all[idStart:idEnd], all[idEnd:]
+	resourceType, verb = splitAction(actionS)
+
 	ev.Time = ts
 	ev.Source = auditpipe.Source{Type: Format, Format: Format}
-	ev.Action = action
+	ev.Action = actionS
 	ev.Operation = Operation(verb)
 	ev.Category = []string{"configuration"}
 	ev.Outcome = auditpipe.OutcomeSuccess // the trail records performed mutations only
-	ev.Actor = ParseActor(actor)
+	ev.Actor = ParseActor(actorS)
 	ev.Resource = auditpipe.Resource{Type: resourceType, ID: resourceID}
-	ev.Tenant = auditpipe.Tenant{Account: account}
-	ev.Client = auditpipe.Client{IP: ip}
+	ev.Tenant = auditpipe.Tenant{Account: accountS}
+	ev.Client = auditpipe.Client{IP: ipS}
 	if resourceType == "audit_trail_webhook" {
 		ev.Labels = map[string]string{SecuritySignalLabel: "true"}
 	}
-	ev.Message = message(actor, action, resourceType, resourceID)
+	ev.Message = message
 
+	// One canonical encoding serves the id, the details where nothing needs
+	// redacting, and the raw hash when the payload was already canonical.
+	canon, err := transformers.EncodeCanonical(item, t.opts.Redactor)
+	if err != nil {
+		return ev, err
+	}
+	defer canon.Release()
+	ev.ID = canon.ID()
+	if item.Value() == root.Value() {
+		root.NoteCanonical(canon, ev.ID)
+	}
 	var d transformers.Details
+	d.Reuse(canon)
 	d.Value("context", item.Get("context"))
 	d.Value("data", data)
 	if ev.Details, err = d.Build(t.opts.Redactor); err != nil {
-		return ev, err
-	}
-	if ev.ID, err = transformers.CanonicalIDReusing(item, &d); err != nil {
 		return ev, err
 	}
 	return ev, nil
@@ -220,21 +245,20 @@ func ParseActor(s string) auditpipe.Actor {
 	return a
 }
 
-func message(actor, action, resourceType, resourceID string) string {
-	if actor == "" {
-		actor = "unknown actor"
+func appendMessage(dst, actor, action []byte, resourceType string, resourceID []byte) []byte {
+	if len(actor) == 0 {
+		dst = append(dst, "unknown actor"...)
 	}
-	var b strings.Builder
-	b.WriteString(actor)
-	b.WriteString(" performed ")
-	b.WriteString(action)
-	if resourceID != "" {
-		b.WriteString(" on ")
+	dst = append(dst, actor...)
+	dst = append(dst, " performed "...)
+	dst = append(dst, action...)
+	if len(resourceID) > 0 {
+		dst = append(dst, " on "...)
 		if resourceType != "" {
-			b.WriteString(resourceType)
-			b.WriteString(" ")
+			dst = append(dst, resourceType...)
+			dst = append(dst, ' ')
 		}
-		b.WriteString(resourceID)
+		dst = append(dst, resourceID...)
 	}
-	return b.String()
+	return dst
 }
