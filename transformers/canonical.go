@@ -296,8 +296,14 @@ var needsEscape = func() (t [256]bool) {
 // short forms where JSON has them.
 func appendCanonicalString(dst, s []byte) []byte {
 	dst = append(dst, '"')
+	// The bytes to escape are exactly the ones prescan looks for.
+	k := indexSpecial(s)
+	if k < 0 {
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for i := k; i < len(s); i++ {
 		c := s[i]
 		if !needsEscape[c] {
 			continue
@@ -432,3 +438,35 @@ func validNumber(b []byte) bool {
 	}
 	return i == len(b)
 }
+
+// Canonical encodes item n of this root canonically (EncodeCanonical) or,
+// when n is the whole root and its payload already was canonical (see
+// scanResult), takes the payload's own bytes: nothing is encoded, and the
+// raw hash and the id are one hash.
+func (r *Root) Canonical(n Node, red *Redactor) (*Canonical, *Error) {
+	if n.v != r.v || !r.scan.canonical || r.Raw == nil {
+		return EncodeCanonical(n, red)
+	}
+	c := &Canonical{b: r.Raw[:r.scan.end]}
+	if red == nil || r.scan.nMembers == 0 || r.scan.red != red {
+		return c, nil
+	}
+	o, err := r.v.Object()
+	if err != nil || o.Len() != r.scan.nMembers {
+		return c, nil
+	}
+	spans := r.scan.members[:r.scan.nMembers]
+	c.clean = make([]encoded, 0, len(spans))
+	i := 0
+	// fastjson keeps members in payload order, as the scan recorded them.
+	o.Visit(func(_ []byte, v *fastjson.Value) {
+		m := spans[i]
+		i++
+		if !m.dirty {
+			val := r.Raw[m.valStart:m.valEnd:m.valEnd]
+			c.clean = append(c.clean, encoded{v, val})
+		}
+	})
+	return c, nil
+}
+

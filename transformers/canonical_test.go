@@ -17,6 +17,8 @@ func TestAppendCanonicalMatchesReference(t *testing.T) {
 		`"<>&\u2028"`,
 		`{"peach":1,"péché":2,"pêche":3,"sin":4}`,
 		`{"1":1,"10":2,"2":3,"":4}`,
+		`{"a":{"password":"x"},"b":{"n":[1,2,{"c":true}]},"c":{"name":"DB_PASSWORD","value":"y"},"d":"é"}`,
+		"{\"a\":1,\"b\":2}\n",
 		`[9007199254740993, 4.35, 0.1, 100, 1e+2, -1.5e-10]`,
 	}
 	for _, in := range tests {
@@ -29,7 +31,8 @@ func TestAppendCanonicalMatchesReference(t *testing.T) {
 func checkCanonical(t *testing.T, in []byte) {
 	t.Helper()
 	want, werr := auditpipe.Canonicalize(in)
-	doc, derr := decodeBytes(in, Limits{}.WithDefaults(), "test")
+	red, _ := NewRedactor(RedactConfig{})
+	doc, derr := decodeBytes(in, Limits{}.WithDefaults(), red, "test")
 	if derr != nil {
 		if werr == nil && !strings.Contains(derr.Error(), "nesting") && !strings.Contains(derr.Error(), "NDJSON") {
 			t.Fatalf("decode(%q) failed but reference accepts it: %v", in, derr)
@@ -62,6 +65,24 @@ func checkCanonical(t *testing.T, in []byte) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("canonical(%q)\n got %s\nwant %s", in, got, want)
 	}
+	// The fast path: a payload prescan calls canonical must be its own
+	// canonical form, and every member it calls clean must read the same
+	// as that member redacted.
+	root := &doc.Roots[0]
+	c, cerr := root.Canonical(root.Node, red)
+	if cerr != nil {
+		t.Fatalf("Root.Canonical(%q): %v", in, cerr)
+	}
+	if !bytes.Equal(c.Bytes(), want) {
+		t.Fatalf("Root.Canonical(%q) = %s, want %s (fast path %v)", in, c.Bytes(), want, root.scan.canonical)
+	}
+	for _, cl := range c.clean {
+		red1, _ := AppendCanonical(nil, cl.v, red)
+		if !bytes.Equal(red1, cl.b) {
+			t.Fatalf("clean member of %q: span %s, redacted encoding %s", in, cl.b, red1)
+		}
+	}
+	c.Release()
 }
 
 func FuzzCanonical(f *testing.F) {
@@ -71,7 +92,7 @@ func FuzzCanonical(f *testing.F) {
 		if !json.Valid(in) {
 			// Whatever we make of invalid JSON must be an error, never a
 			// document.
-			if doc, err := decodeBytes(in, Limits{}.WithDefaults(), "fuzz"); err == nil && !doc.NDJSON {
+			if doc, err := decodeBytes(in, Limits{}.WithDefaults(), nil, "fuzz"); err == nil && !doc.NDJSON {
 				t.Fatalf("decoded invalid JSON %q", in)
 			}
 			return

@@ -22,6 +22,7 @@ type Root struct {
 	// document is open); nil when the payload arrived already decoded.
 	Raw    []byte
 	rawSHA string
+	scan   scanResult
 }
 
 // RawSHA256 is the forensic hash of Raw (event.raw_sha256), computed on
@@ -88,6 +89,14 @@ func (d *Document) Close() {
 // own), or Value converted. Every limit is enforced here, so formats only
 // deal with shape.
 func Decode(in Input, lim Limits, format string) (*Document, error) {
+	return DecodeWith(in, Options{Limits: lim}, format)
+}
+
+// DecodeWith is Decode that also knows the redactor, so that the one pass
+// over the raw bytes notes which top-level members of an already-canonical
+// payload need no redaction (Root.Canonical).
+func DecodeWith(in Input, opts Options, format string) (*Document, error) {
+	lim, red := opts.Limits, opts.Redactor
 	if in.Doc != nil {
 		for i := range in.Doc.Roots {
 			in.Doc.Roots[i].Node = in.Doc.Roots[i].Node.WithFormat(format)
@@ -98,10 +107,10 @@ func Decode(in Input, lim Limits, format string) (*Document, error) {
 	if in.Body == nil && in.Value != nil {
 		return decodeValue(in.Value, lim, format)
 	}
-	return decodeBytes(in.Body, lim, format)
+	return decodeBytes(in.Body, lim, red, format)
 }
 
-func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
+func decodeBytes(body []byte, lim Limits, red *Redactor, format string) (*Document, error) {
 	whole := &Error{Format: format, Item: -1, Path: "$"}
 	if len(body) > lim.MaxPayloadBytes {
 		whole.Kind, whole.Expected, whole.Got = ErrTooLarge, fmt.Sprintf("at most %d bytes", lim.MaxPayloadBytes), fmt.Sprintf("%d bytes", len(body))
@@ -122,7 +131,7 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 	v, err := p.ParseBytes(body)
 	if err == nil {
 		root := Root{Node: NewNode(format, v), Raw: body}
-		if e := strict(root.Node, body, lim); e != nil {
+		if e := strict(&root, lim, red); e != nil {
 			d.Close()
 			return nil, e
 		}
@@ -134,9 +143,10 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 	if _, ferr := p.ParseBytes(first); ferr != nil || bytes.Count(body, []byte{'\n'}) == 0 {
 		d.Close()
 		whole.Kind, whole.Detail = ErrSyntax, err.Error()
-		if off, kind, msg, ok := prescan(body, lim); !ok && kind == ErrSyntax {
+		var r scanResult
+		if prescan(body, lim, nil, &r); !r.ok && r.kind == ErrSyntax {
 			// More precise than the parser's "unparsed tail".
-			whole.Detail = fmt.Sprintf("%s at byte offset %d", msg, off)
+			whole.Detail = fmt.Sprintf("%s at byte offset %d", r.msg, r.off)
 		}
 		return nil, whole
 	}
@@ -167,11 +177,12 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 		d.parsers = append(d.parsers, lp)
 		node := NewNode(format, v).AsItem(n)
 		node.line = line
-		if e := strict(node, l, lim); e != nil {
+		root := Root{Node: node, Raw: l}
+		if e := strict(&root, lim, red); e != nil {
 			d.Errors = append(d.Errors, e)
 			continue
 		}
-		d.Roots = append(d.Roots, Root{Node: node, Raw: l})
+		d.Roots = append(d.Roots, root)
 	}
 	return d, nil
 }
@@ -179,17 +190,17 @@ func decodeBytes(body []byte, lim Limits, format string) (*Document, error) {
 // strict holds a parsed document to the limits and the strict grammar
 // (prescan). Only when prescan objects is the tree walked, to name the
 // JSONPath of the problem.
-func strict(root Node, raw []byte, lim Limits) *Error {
-	off, kind, msg, ok := prescan(raw, lim)
-	if ok {
+func strict(root *Root, lim Limits, red *Redactor) *Error {
+	r := &root.scan
+	if prescan(root.Raw, lim, red, r); r.ok {
 		return nil
 	}
-	if e := checkValue(root, root.v, 1, lim); e != nil {
+	if e := checkValue(root.Node, root.v, 1, lim); e != nil {
 		return e
 	}
 	// Problems only visible in the raw text (a bad escape in a member
 	// name) have an offset but no path.
-	return &Error{Format: root.format, Item: root.item, Line: root.line, Path: "$", Kind: kind, Detail: fmt.Sprintf("%s at byte offset %d", msg, off)}
+	return &Error{Format: root.format, Item: root.item, Line: root.line, Path: "$", Kind: r.kind, Detail: fmt.Sprintf("%s at byte offset %d", r.msg, r.off)}
 }
 
 func invalidUTF8Offset(b []byte) int {

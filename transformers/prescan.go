@@ -7,79 +7,222 @@ import (
 	"unicode/utf8"
 )
 
+// scanResult is what prescan learned about a payload.
+type scanResult struct {
+	ok   bool
+	off  int
+	kind error
+	msg  string
+
+	// canonical reports that the payload, less trailing whitespace
+	// (payload[:end]), is already in RFC 8785 form: compact, keys sorted,
+	// no escapes, integers only. Go services (json.Marshal of maps) and
+	// many SDKs send exactly that, and then the payload's own bytes are its
+	// canonical encoding: no second encoding is needed for the id.
+	// Conservative: false only costs the encoding.
+	canonical bool
+	end       int
+	// members are the top-level object members of a canonical payload
+	// (none when it has more than fit).
+	members  [maxMemberSpans]memberSpan
+	nMembers int
+	red      *Redactor // the redactor the dirty flags were computed for
+}
+
+const maxMemberSpans = 16
+
+// memberSpan locates one top-level member's value in a canonical payload,
+// and whether a member name inside it is one the redactor acts on.
+type memberSpan struct {
+	valStart, valEnd int32
+	dirty            bool
+}
+
+// maxCanonicalDepth bounds the key-order tracking; deeper payloads are
+// simply not treated as canonical.
+const maxCanonicalDepth = 16
+
+// Byte classes of the prescan dispatch.
+const (
+	clsOther = iota
+	clsSpace
+	clsComma
+	clsColon
+	clsQuote
+	clsOpen
+	clsClose
+	clsToken
+)
+
+var scanClass = func() (t [256]uint8) {
+	for _, c := range []byte(" \t\r\n") {
+		t[c] = clsSpace
+	}
+	t[','], t[':'], t['"'] = clsComma, clsColon, clsQuote
+	t['{'], t['['], t['}'], t[']'] = clsOpen, clsOpen, clsClose, clsClose
+	for c := range 256 {
+		if isTokenByte(byte(c)) {
+			t[c] = clsToken
+		}
+	}
+	return t
+}()
+
 // prescan enforces, in one pass over the raw bytes and before anything is
 // parsed, what fastjson does not: the depth and string-length limits, and
 // the parts of the JSON grammar fastjson is lenient about (escapes, raw
 // control characters, unpaired surrogates, numbers such as NaN, +1, .5 or
-// 1.2.3). It is on every payload's path, so string contents, the bulk of
-// any audit event, are skipped eight bytes at a time.
-//
-// It returns the byte offset and a description of the first problem, or
-// ok. Structure (braces, commas, colons) is left to the parser.
-func prescan(b []byte, lim Limits) (off int, kind error, msg string, ok bool) {
+// 1.2.3). In the same pass it finds out whether the payload is already
+// canonical, and, with red, which top-level members hold names to redact.
+// It is on every payload's path, so string contents, the bulk of any
+// audit event, are skipped eight bytes at a time. Structure (braces,
+// commas, colons) is left to the parser.
+func prescan(b []byte, lim Limits, red *Redactor, r *scanResult) {
+	*r = scanResult{canonical: true, red: red}
+	fail := func(off int, kind error, msg string) {
+		r.ok, r.off, r.kind, r.msg = false, off, kind, msg
+	}
+	r.end = len(b)
+	for r.end > 0 && isSpace(b[r.end-1]) {
+		r.end--
+	}
+	var prevKey [maxCanonicalDepth][2]int32 // per depth: last member name seen
+	nm := 0
 	depth := 0
 	for i := 0; i < len(b); {
 		c := b[i]
-		switch c {
-		case ' ', '\t', '\r', '\n', ',', ':':
+		switch scanClass[c] {
+		case clsSpace:
+			if i < r.end {
+				r.canonical = false
+			}
+			// Pretty-printed payloads are a third indentation: skip runs
+			// of spaces eight at a time.
 			i++
-		case '"':
+			for i+8 <= len(b) && binary.LittleEndian.Uint64(b[i:]) == lsb*' ' {
+				i += 8
+			}
+			for i < len(b) && b[i] == ' ' {
+				i++
+			}
+		case clsComma:
+			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
+				r.members[nm-1].valEnd = int32(i)
+			}
+			i++
+		case clsColon:
+			i++
+		case clsQuote:
 			j := i + 1
 			escapes := false
 			for {
 				k := indexSpecial(b[j:])
 				if k < 0 {
-					return i, ErrSyntax, "unterminated string", false
+					fail(i, ErrSyntax, "unterminated string")
+					return
 				}
 				j += k
 				if b[j] == '"' {
 					break
 				}
 				if b[j] < 0x20 {
-					return j, ErrSyntax, fmt.Sprintf("control character 0x%02x in a string must be escaped", b[j]), false
+					fail(j, ErrSyntax, fmt.Sprintf("control character 0x%02x in a string must be escaped", b[j]))
+					return
 				}
 				n := escapeEnd(b[j:])
 				if m := checkRawString(b[j : j+n]); m != "" {
-					return j, ErrSyntax, m, false
+					fail(j, ErrSyntax, m)
+					return
 				}
 				escapes = true
 				j += n
 			}
 			if raw := b[i+1 : j]; len(raw) > lim.MaxStringLength && (!escapes || unescapedLen(raw) > lim.MaxStringLength) {
-				return i, ErrStringTooLong, fmt.Sprintf("a string longer than %d bytes", lim.MaxStringLength), false
+				fail(i, ErrStringTooLong, fmt.Sprintf("a string longer than %d bytes", lim.MaxStringLength))
+				return
+			}
+			if escapes {
+				r.canonical = false // minimal escaping is not worth verifying
+			}
+			if r.canonical && j+1 < len(b) && b[j+1] == ':' && depth > 0 {
+				// A member name: names must strictly increase (which
+				// also rules out duplicates).
+				key := b[i+1 : j]
+				if depth >= maxCanonicalDepth {
+					r.canonical = false
+				} else if p := prevKey[depth]; p[1] > 0 && compareUTF16(b[p[0]:p[1]], key) >= 0 {
+					r.canonical = false
+				}
+				if depth < maxCanonicalDepth {
+					prevKey[depth] = [2]int32{int32(i + 1), int32(j)}
+				}
+				switch {
+				case depth == 1:
+					if nm < maxMemberSpans {
+						r.members[nm] = memberSpan{valStart: int32(j + 2)}
+					}
+					nm++
+				case nm > 0 && nm <= maxMemberSpans && red != nil:
+					// A "value" member may be a secret because of its
+					// sibling's name (namesSecret): dirty as well.
+					if red.Secret(key) || string(key) == "value" {
+						r.members[nm-1].dirty = true
+					}
+				}
 			}
 			i = j + 1
-		case '{', '[':
+		case clsOpen:
 			depth++
 			if depth > lim.MaxDepth {
-				return i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", lim.MaxDepth), false
+				fail(i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", lim.MaxDepth))
+				return
+			}
+			if depth < maxCanonicalDepth {
+				prevKey[depth] = [2]int32{}
 			}
 			i++
-		case '}', ']':
+		case clsClose:
+			if depth == 0 {
+				fail(i, ErrSyntax, "unbalanced "+string(rune(c)))
+				return
+			}
+			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
+				r.members[nm-1].valEnd = int32(i)
+			}
 			depth--
 			i++
-		default:
+		case clsToken:
 			// A literal or a number: fastjson takes any run of number
 			// characters, and NaN and Inf, as a number.
-			j := i
-			for j < len(b) && isTokenByte(b[j]) {
+			j := i + 1
+			for j < len(b) && scanClass[b[j]] == clsToken {
 				j++
-			}
-			if j == i {
-				return i, ErrSyntax, fmt.Sprintf("unexpected character %q", rune(c)), false
 			}
 			switch tok := b[i:j]; string(tok) {
 			case "true", "false", "null":
 			default:
 				if !validNumber(tok) {
-					return i, ErrSyntax, "malformed number or literal", false
+					fail(i, ErrSyntax, "malformed number or literal")
+					return
+				}
+				if r.canonical && (!isPlainInt(tok) || string(tok) == "-0") {
+					r.canonical = false
 				}
 			}
 			i = j
+		default:
+			fail(i, ErrSyntax, fmt.Sprintf("unexpected character %q", rune(c)))
+			return
 		}
 	}
-	return 0, nil, "", true
+	r.ok = true
+	if !r.canonical || r.end == 0 || b[0] != '{' || nm > maxMemberSpans || len(b) > 1<<31-1 {
+		nm = 0
+	}
+	r.nMembers = nm
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 func isTokenByte(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '+' || c == '-'

@@ -33,9 +33,10 @@ func TestPrescan(t *testing.T) {
 		{`"a very long string, escaped \" all the way"`, ErrStringTooLong},
 	}
 	for _, tt := range tests {
-		_, kind, msg, ok := prescan([]byte(tt.in), lim)
-		if (tt.kind == nil) != ok || kind != tt.kind {
-			t.Errorf("prescan(%q) = %v %q, want %v", tt.in, kind, msg, tt.kind)
+		var r scanResult
+		prescan([]byte(tt.in), lim, nil, &r)
+		if (tt.kind == nil) != r.ok || r.kind != tt.kind {
+			t.Errorf("prescan(%q) = %v %q, want %v", tt.in, r.kind, r.msg, tt.kind)
 		}
 	}
 }
@@ -64,7 +65,9 @@ func FuzzPrescan(f *testing.F) {
 	f.Add([]byte(`[1e5,-0.5,"\ud83d\ude00"]`))
 	lim := Limits{}.WithDefaults()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _, msg, ok := prescan(b, lim)
+		var r scanResult
+		prescan(b, lim, nil, &r)
+		msg, ok := r.msg, r.ok
 		if json.Valid(b) && !ok && !strings.Contains(msg, "nesting") && !strings.Contains(msg, "longer") && !strings.Contains(msg, "surrogate") {
 			t.Fatalf("prescan rejects valid JSON %q: %s", b, msg)
 		}

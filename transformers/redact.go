@@ -190,11 +190,12 @@ func (r *Redactor) Secret(key []byte) bool {
 		return false
 	}
 	slot := &r.cache[maphash.Bytes(r.seed, key)&(cacheSlots-1)]
-	if v := slot.Load(); v != nil && v.key == string(key) {
+	v := slot.Load()
+	if v != nil && v.key == string(key) {
 		return v.secret
 	}
 	secret := r.match(key)
-	if len(key) <= 64 {
+	if v == nil && len(key) <= 64 {
 		// First come keeps the slot: colliding names never evict each
 		// other in turn, so a steady stream allocates nothing.
 		slot.CompareAndSwap(nil, &verdict{key: string(key), secret: secret})

@@ -26,12 +26,12 @@ type Candidate struct {
 // Transformer detects the format of each payload.
 type Transformer struct {
 	candidates []Candidate
-	limits     transformers.Limits
+	opts       transformers.Options
 }
 
 // New returns an auto transformer trying candidates in order: put the most
 // specific shapes first.
-func New(limits transformers.Limits, candidates ...Candidate) (*Transformer, error) {
+func New(opts transformers.Options, candidates ...Candidate) (*Transformer, error) {
 	if len(candidates) == 0 {
 		return nil, errors.New("auto: no candidate formats")
 	}
@@ -40,13 +40,13 @@ func New(limits transformers.Limits, candidates ...Candidate) (*Transformer, err
 			return nil, fmt.Errorf("auto: candidate %d (%q) needs a name, a transformer and a detector", i, c.Name)
 		}
 	}
-	return &Transformer{candidates: candidates, limits: limits}, nil
+	return &Transformer{candidates: candidates, opts: opts}, nil
 }
 
 // FromRegistry makes every registered format that can detect itself a
 // candidate, in the given order (or registration order when order is
 // empty).
-func FromRegistry(reg *transformers.Registry, limits transformers.Limits, order ...string) (*Transformer, error) {
+func FromRegistry(reg *transformers.Registry, opts transformers.Options, order ...string) (*Transformer, error) {
 	if len(order) == 0 {
 		order = reg.Names()
 	}
@@ -60,12 +60,12 @@ func FromRegistry(reg *transformers.Registry, limits transformers.Limits, order 
 			cs = append(cs, Candidate{Name: name, Transformer: t, Detector: d})
 		}
 	}
-	return New(limits, cs...)
+	return New(opts, cs...)
 }
 
 // Transform implements transformers.Transformer.
 func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
-	doc, err := transformers.Decode(in, t.limits, Format)
+	doc, err := transformers.DecodeWith(in, t.opts, Format)
 	if err != nil {
 		return transformers.Result{Format: Format}, err
 	}

@@ -67,7 +67,7 @@ func NewRegistry(cfg Config) (*transformers.Registry, error) {
 	if err := must(k8s.Format, k, err); err != nil {
 		return nil, err
 	}
-	a, err := auto.FromRegistry(reg, cfg.Limits, detectOrder...)
+	a, err := auto.FromRegistry(reg, opts, detectOrder...)
 	if err != nil {
 		return nil, fmt.Errorf("auto: %w", err)
 	}

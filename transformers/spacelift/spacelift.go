@@ -40,7 +40,7 @@ func New(opts transformers.Options) *Transformer { return &Transformer{opts: opt
 // Transform implements transformers.Transformer.
 func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
 	res := transformers.Result{Format: Format}
-	doc, err := transformers.Decode(in, t.opts.Limits, Format)
+	doc, err := transformers.DecodeWith(in, t.opts, Format)
 	if err != nil {
 		return res, err
 	}
@@ -155,7 +155,7 @@ func (t *Transformer) event(item transformers.Node, root *transformers.Root) (au
 
 	// One canonical encoding serves the id, the details where nothing needs
 	// redacting, and the raw hash when the payload was already canonical.
-	canon, err := transformers.EncodeCanonical(item, t.opts.Redactor)
+	canon, err := root.Canonical(item, t.opts.Redactor)
 	if err != nil {
 		return ev, err
 	}
