@@ -469,4 +469,3 @@ func (r *Root) Canonical(n Node, red *Redactor) (*Canonical, *Error) {
 	})
 	return c, nil
 }
-
