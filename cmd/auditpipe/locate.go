@@ -77,21 +77,27 @@ func pointerOf(path string) (jsontext.Pointer, bool) {
 			ptr = ptr.AppendToken(s[1 : 1+end])
 			s = s[1+end:]
 		case '[':
-			end := strings.IndexByte(s, ']')
-			if len(s) > 1 && s[1] == '"' {
-				q, err := strconv.QuotedPrefix(s[1:])
+			var tok string
+			rest := s[1:]
+			if strings.HasPrefix(rest, `"`) {
+				q, err := strconv.QuotedPrefix(rest)
 				if err != nil {
 					return "", false
 				}
-				name, _ := strconv.Unquote(q)
-				ptr = ptr.AppendToken(name)
-				end = 1 + len(q)
-			} else if end < 0 {
-				return "", false
+				tok, _ = strconv.Unquote(q)
+				rest = rest[len(q):]
 			} else {
-				ptr = ptr.AppendToken(s[1:end])
+				end := strings.IndexByte(rest, ']')
+				if end < 0 {
+					return "", false
+				}
+				tok, rest = rest[:end], rest[end:]
 			}
-			s = s[end+1:]
+			if !strings.HasPrefix(rest, "]") {
+				return "", false
+			}
+			ptr = ptr.AppendToken(tok)
+			s = rest[1:]
 		default:
 			return "", false
 		}

@@ -119,3 +119,15 @@ func TestLineOf(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLineOf: the error locator parses JSONPaths and scans documents the
+// transformers rejected; it must never panic or point past the input.
+func FuzzLineOf(f *testing.F) {
+	f.Add([]byte("{\n \"a\": [1, {\"b c\": 2}]\n}"), `$.a[1]["b c"]`)
+	f.Add([]byte(`{"a":`), "$.a")
+	f.Fuzz(func(t *testing.T, doc []byte, path string) {
+		if line := lineOf(doc, path); line < 0 || line > 1+bytes.Count(doc, []byte{'\n'}) {
+			t.Fatalf("lineOf = %d for a %d-line document", line, 1+bytes.Count(doc, []byte{'\n'}))
+		}
+	})
+}

@@ -1,0 +1,40 @@
+package builtin_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/auditpipe/auditpipe/transformers"
+	"github.com/auditpipe/auditpipe/transformers/builtin"
+)
+
+// TestInstructionCount is the workload of `make icount`: it transforms
+// ICOUNT_FILE ICOUNT_N times with ICOUNT_FORMAT, so that an instruction
+// counter (callgrind) can tell a change's cost without the machine's timing
+// noise. Without the variables it does nothing.
+func TestInstructionCount(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("ICOUNT_N"))
+	file, format := os.Getenv("ICOUNT_FILE"), os.Getenv("ICOUNT_FORMAT")
+	if n == 0 || file == "" || format == "" {
+		t.Skip("instruction-count workload: set ICOUNT_N, ICOUNT_FILE and ICOUNT_FORMAT (make icount)")
+	}
+	body, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := builtin.NewRegistry(builtin.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := reg.Get(format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if _, err := tr.Transform(context.Background(), transformers.Input{Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
