@@ -440,32 +440,37 @@ func validNumber(b []byte) bool {
 }
 
 // Canonical encodes item n of this root canonically (EncodeCanonical) or,
-// when n is the whole root and its payload already was canonical (see
-// scanResult), takes the payload's own bytes: nothing is encoded, and the
-// raw hash and the id are one hash.
+// when n is the whole root and its payload already was canonical but for
+// whitespace (see scanResult), takes the payload's own bytes, compacted if
+// need be: nothing is encoded, and for a compact payload the raw hash and
+// the id are one hash.
 func (r *Root) Canonical(n Node, red *Redactor) (*Canonical, *Error) {
 	if n.v != r.v || !r.scan.canonical || r.Raw == nil {
 		return EncodeCanonical(n, red)
 	}
+	spans := r.scan.members[:r.scan.nMembers]
 	c := &Canonical{b: r.Raw[:r.scan.end]}
-	if red == nil || r.scan.nMembers == 0 || r.scan.red != red {
+	if r.scan.spaced {
+		if r.compact == nil {
+			return EncodeCanonical(n, red)
+		}
+		c.b = *r.compact
+	}
+	if red == nil || len(spans) == 0 || r.scan.red != red {
 		return c, nil
 	}
 	o, err := r.v.Object()
-	if err != nil || o.Len() != r.scan.nMembers {
+	if err != nil || o.Len() != len(spans) {
 		return c, nil
 	}
-	spans := r.scan.members[:r.scan.nMembers]
 	c.clean = make([]encoded, 0, len(spans))
 	i := 0
 	// fastjson keeps members in payload order, as the scan recorded them.
 	o.Visit(func(_ []byte, v *fastjson.Value) {
-		m := spans[i]
-		i++
-		if !m.dirty {
-			val := r.Raw[m.valStart:m.valEnd:m.valEnd]
-			c.clean = append(c.clean, encoded{v, val})
+		if m := spans[i]; !m.dirty {
+			c.clean = append(c.clean, encoded{v, c.b[m.valStart:m.valEnd:m.valEnd]})
 		}
+		i++
 	})
 	return c, nil
 }

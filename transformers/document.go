@@ -23,6 +23,9 @@ type Root struct {
 	Raw    []byte
 	rawSHA string
 	scan   scanResult
+	// compact is Raw without its whitespace, when that is its canonical
+	// form (scanResult.spaced); pooled, returned on Close.
+	compact *[]byte
 }
 
 // RawSHA256 is the forensic hash of Raw (event.raw_sha256), computed on
@@ -74,6 +77,12 @@ func (d *Document) Close() {
 	}
 	for _, p := range d.parsers {
 		parserPool.Put(p)
+	}
+	for i := range d.Roots {
+		if c := d.Roots[i].compact; c != nil {
+			bufPool.Put(c)
+			d.Roots[i].compact = nil
+		}
 	}
 	d.parsers = nil
 	if d.arena != nil {
@@ -144,7 +153,7 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string) (*Docume
 		d.Close()
 		whole.Kind, whole.Detail = ErrSyntax, err.Error()
 		var r scanResult
-		if prescan(body, lim, nil, &r); !r.ok && r.kind == ErrSyntax {
+		if prescan(body, lim, nil, &r, nil); !r.ok && r.kind == ErrSyntax {
 			// More precise than the parser's "unparsed tail".
 			whole.Detail = fmt.Sprintf("%s at byte offset %d", r.msg, r.off)
 		}
@@ -192,7 +201,20 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string) (*Docume
 // JSONPath of the problem.
 func strict(root *Root, lim Limits, red *Redactor) *Error {
 	r := &root.scan
-	if prescan(root.Raw, lim, red, r); r.ok {
+	var compact *[]byte
+	if red != nil {
+		// Only DecodeWith callers use Root.Canonical.
+		compact = bufPool.Get().(*[]byte)
+	}
+	prescan(root.Raw, lim, red, r, compact)
+	if compact != nil {
+		if r.ok && r.canonical && r.spaced {
+			root.compact = compact
+		} else {
+			bufPool.Put(compact)
+		}
+	}
+	if r.ok {
 		return nil
 	}
 	if e := checkValue(root.Node, root.v, 1, lim); e != nil {

@@ -14,16 +14,20 @@ type scanResult struct {
 	kind error
 	msg  string
 
-	// canonical reports that the payload, less trailing whitespace
-	// (payload[:end]), is already in RFC 8785 form: compact, keys sorted,
-	// no escapes, integers only. Go services (json.Marshal of maps) and
-	// many SDKs send exactly that, and then the payload's own bytes are its
-	// canonical encoding: no second encoding is needed for the id.
-	// Conservative: false only costs the encoding.
+	// canonical reports that the payload, whitespace aside, is already in
+	// RFC 8785 form: keys sorted, no escapes, integers only. Go services
+	// (json.Marshal of maps, MarshalIndent) and many SDKs send exactly
+	// that; then the payload's own bytes, with the whitespace outside
+	// strings removed (compact), are its canonical encoding and nothing
+	// needs encoding for the id. Conservative: false only costs the
+	// encoding.
 	canonical bool
-	end       int
+	// spaced reports whitespace outside strings before end: the canonical
+	// form is then a compacted copy rather than the payload itself.
+	spaced bool
+	end    int
 	// members are the top-level object members of a canonical payload
-	// (none when it has more than fit).
+	// (none when it has more than fit), in payload coordinates.
 	members  [maxMemberSpans]memberSpan
 	nMembers int
 	red      *Redactor // the redactor the dirty flags were computed for
@@ -77,7 +81,13 @@ var scanClass = func() (t [256]uint8) {
 // It is on every payload's path, so string contents, the bulk of any
 // audit event, are skipped eight bytes at a time. Structure (braces,
 // commas, colons) is left to the parser.
-func prescan(b []byte, lim Limits, red *Redactor, r *scanResult) {
+//
+// With a non-nil compact, it also copies the payload without its
+// whitespace outside strings into *compact as it goes (one copy per run
+// between whitespace), which is the canonical form when the payload turns
+// out canonical but spaced; member spans are recorded in the coordinates
+// of that copy (equal to the payload's when there is no whitespace).
+func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte) {
 	*r = scanResult{canonical: true, red: red}
 	fail := func(off int, kind error, msg string) {
 		r.ok, r.off, r.kind, r.msg = false, off, kind, msg
@@ -88,13 +98,27 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult) {
 	}
 	var prevKey [maxCanonicalDepth][2]int32 // per depth: last member name seen
 	nm := 0
+	maxStr, maxDepth := lim.MaxStringLength, lim.MaxDepth
+	afterKey := false // the last token was a member name checked for order
+	var out []byte
+	if compact != nil {
+		out = (*compact)[:0]
+	}
+	runStart := 0 // start of the current run of payload bytes not yet copied
+	// at is the offset raw position p will have in the compacted copy.
+	at := func(p int) int32 { return int32(len(out) + p - runStart) }
 	depth := 0
 	for i := 0; i < len(b); {
 		c := b[i]
 		switch scanClass[c] {
 		case clsSpace:
-			if i < r.end {
-				r.canonical = false
+			if i < r.end && i > 0 {
+				r.spaced = true
+			} else if i == 0 {
+				r.canonical = false // leading whitespace: keep it simple
+			}
+			if compact != nil && r.canonical {
+				out = append(out, b[runStart:i]...)
 			}
 			// Pretty-printed payloads are a third indentation: skip runs
 			// of spaces eight at a time.
@@ -102,15 +126,22 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult) {
 			for i+8 <= len(b) && binary.LittleEndian.Uint64(b[i:]) == lsb*' ' {
 				i += 8
 			}
-			for i < len(b) && b[i] == ' ' {
+			for i < len(b) && isSpace(b[i]) {
 				i++
 			}
+			runStart = i
 		case clsComma:
 			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
-				r.members[nm-1].valEnd = int32(i)
+				r.members[nm-1].valEnd = at(i)
 			}
 			i++
 		case clsColon:
+			// Names are recognised by a colon right after them; a name
+			// spaced from its colon was not checked for order.
+			if !afterKey {
+				r.canonical = false
+			}
+			afterKey = false
 			i++
 		case clsQuote:
 			j := i + 1
@@ -137,8 +168,8 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult) {
 				escapes = true
 				j += n
 			}
-			if raw := b[i+1 : j]; len(raw) > lim.MaxStringLength && (!escapes || unescapedLen(raw) > lim.MaxStringLength) {
-				fail(i, ErrStringTooLong, fmt.Sprintf("a string longer than %d bytes", lim.MaxStringLength))
+			if j-i-1 > maxStr && (!escapes || unescapedLen(b[i+1:j]) > maxStr) {
+				fail(i, ErrStringTooLong, fmt.Sprintf("a string longer than %d bytes", maxStr))
 				return
 			}
 			if escapes {
@@ -150,16 +181,17 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult) {
 				key := b[i+1 : j]
 				if depth >= maxCanonicalDepth {
 					r.canonical = false
-				} else if p := prevKey[depth]; p[1] > 0 && compareUTF16(b[p[0]:p[1]], key) >= 0 {
+				} else if p := prevKey[depth]; p[1] > 0 && !keyLess(b[p[0]:p[1]], key) {
 					r.canonical = false
 				}
 				if depth < maxCanonicalDepth {
 					prevKey[depth] = [2]int32{int32(i + 1), int32(j)}
 				}
+				afterKey = true
 				switch {
 				case depth == 1:
 					if nm < maxMemberSpans {
-						r.members[nm] = memberSpan{valStart: int32(j + 2)}
+						r.members[nm] = memberSpan{valStart: at(j + 2)}
 					}
 					nm++
 				case nm > 0 && nm <= maxMemberSpans && red != nil:
@@ -173,8 +205,8 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult) {
 			i = j + 1
 		case clsOpen:
 			depth++
-			if depth > lim.MaxDepth {
-				fail(i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", lim.MaxDepth))
+			if depth > maxDepth {
+				fail(i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", maxDepth))
 				return
 			}
 			if depth < maxCanonicalDepth {
@@ -187,7 +219,7 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult) {
 				return
 			}
 			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
-				r.members[nm-1].valEnd = int32(i)
+				r.members[nm-1].valEnd = at(i)
 			}
 			depth--
 			i++
@@ -216,6 +248,10 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult) {
 		}
 	}
 	r.ok = true
+	if compact != nil && r.canonical && r.spaced {
+		out = append(out, b[runStart:max(runStart, r.end)]...)
+		*compact = out
+	}
 	if !r.canonical || r.end == 0 || b[0] != '{' || nm > maxMemberSpans || len(b) > 1<<31-1 {
 		nm = 0
 	}
@@ -281,4 +317,13 @@ func unescapedLen(raw []byte) int {
 		i += 6
 	}
 	return n
+}
+
+// keyLess is compareUTF16(a, b) < 0 with the common case inline: sorted
+// names mostly differ in their first byte.
+func keyLess(a, b []byte) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] && a[0] < 0x80 && b[0] < 0x80 {
+		return a[0] < b[0]
+	}
+	return compareUTF16(a, b) < 0
 }

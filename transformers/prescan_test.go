@@ -34,7 +34,7 @@ func TestPrescan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var r scanResult
-		prescan([]byte(tt.in), lim, nil, &r)
+		prescan([]byte(tt.in), lim, nil, &r, nil)
 		if (tt.kind == nil) != r.ok || r.kind != tt.kind {
 			t.Errorf("prescan(%q) = %v %q, want %v", tt.in, r.kind, r.msg, tt.kind)
 		}
@@ -66,7 +66,7 @@ func FuzzPrescan(f *testing.F) {
 	lim := Limits{}.WithDefaults()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r scanResult
-		prescan(b, lim, nil, &r)
+		prescan(b, lim, nil, &r, nil)
 		msg, ok := r.msg, r.ok
 		if json.Valid(b) && !ok && !strings.Contains(msg, "nesting") && !strings.Contains(msg, "longer") && !strings.Contains(msg, "surrogate") {
 			t.Fatalf("prescan rejects valid JSON %q: %s", b, msg)
