@@ -14,6 +14,7 @@
 package spacelift
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"time"
@@ -129,14 +130,14 @@ func (t *Transformer) event(item transformers.Node, root *transformers.Root) (au
 		return ev, err
 	}
 	idEnd := len(buf)
-	resourceType, verb := splitAction(string(action)) // no allocation: only compared and re-sliced below
-	buf = appendMessage(buf, actor, action, resourceType, buf[idStart:idEnd])
+	typeBytes := action[:max(0, bytes.LastIndexByte(action, '.'))]
+	buf = appendMessage(buf, actor, action, typeBytes, buf[idStart:idEnd])
 	all := string(buf)
 	cut := func(from, n int) string { return all[from : from+n] }
 	a, ac, acc, p := len(action), len(actor), len(account), len(ip)
 	actionS, actorS, accountS, ipS := cut(0, a), cut(a, ac), cut(a+ac, acc), cut(a+ac+acc, p)
 	resourceID, message := all[idStart:idEnd], all[idEnd:]
-	resourceType, verb = splitAction(actionS)
+	resourceType, verb := splitAction(actionS)
 
 	ev.Time = ts
 	ev.Source = auditpipe.Source{Type: Format, Format: Format}
@@ -245,7 +246,7 @@ func ParseActor(s string) auditpipe.Actor {
 	return a
 }
 
-func appendMessage(dst, actor, action []byte, resourceType string, resourceID []byte) []byte {
+func appendMessage(dst, actor, action, resourceType, resourceID []byte) []byte {
 	if len(actor) == 0 {
 		dst = append(dst, "unknown actor"...)
 	}
@@ -254,7 +255,7 @@ func appendMessage(dst, actor, action []byte, resourceType string, resourceID []
 	dst = append(dst, action...)
 	if len(resourceID) > 0 {
 		dst = append(dst, " on "...)
-		if resourceType != "" {
+		if len(resourceType) > 0 {
 			dst = append(dst, resourceType...)
 			dst = append(dst, ' ')
 		}
