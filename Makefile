@@ -12,7 +12,11 @@ BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 
-FUZZTIME  ?= 5s
+# A count, not a duration: a duration-bounded go test -fuzz (Go 1.26) can
+# fail with "context deadline exceeded" and no crasher when the deadline
+# races a busy worker (go.dev/issue/75804). FUZZTIME=60s works for a longer
+# local session.
+FUZZTIME  ?= 20000x
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
