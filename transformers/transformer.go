@@ -96,6 +96,19 @@ func (r *Result) Skip(reason string) {
 // Fail records a per-item error.
 func (r *Result) Fail(err *Error) { r.Errors = append(r.Errors, err) }
 
+// Emit finishes an item a format mapped (Finish) and records the event, or
+// the item's error when mapping (err) or finishing failed.
+func (r *Result) Emit(ev auditpipe.Event, err *Error, meta Meta, rawSHA, format string, item Node) {
+	if err == nil {
+		err = Finish(&ev, meta, rawSHA, format, item)
+	}
+	if err != nil {
+		r.Fail(err)
+		return
+	}
+	r.Events = append(r.Events, ev)
+}
+
 // Merge appends o's events, errors and skips to r.
 func (r *Result) Merge(o Result) {
 	r.Events = append(r.Events, o.Events...)
@@ -144,11 +157,12 @@ func (r *Registry) Get(name string) (Transformer, error) {
 // Names lists the registered formats in registration order.
 func (r *Registry) Names() []string { return slices.Clone(r.order) }
 
-// Finish completes an event a format mapped: schema version, observed time,
-// source name, raw hash and redaction of nothing further (details are
-// redacted as they are encoded), then validates it. A validation failure is
-// returned as an *Error of kind ErrInvalidEvent, so it becomes a per-item
-// error instead of an invalid event leaving the transformer.
+// Finish completes an event a format mapped: schema version, observed time
+// (meta.ReceivedAt, else now), source name, raw hash, UTC times; then it
+// validates the event. A validation failure is returned as an *Error of
+// kind ErrInvalidEvent located at item, so it becomes a per-item error
+// instead of an invalid event leaving the transformer. Details are not
+// re-parsed: the formats encode them with Details.
 func Finish(ev *auditpipe.Event, meta Meta, rawSHA string, format string, item Node) *Error {
 	ev.SchemaVersion = auditpipe.SchemaVersion
 	if ev.ObservedTime.IsZero() {

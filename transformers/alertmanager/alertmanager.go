@@ -129,14 +129,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 				res.Skip(skip)
 				continue
 			}
-			if ierr == nil {
-				ierr = transformers.Finish(&ev, in.Meta, n.raw, Format, alert)
-			}
-			if ierr != nil {
-				res.Fail(ierr)
-				continue
-			}
-			res.Events = append(res.Events, ev)
+			res.Emit(ev, ierr, in.Meta, n.raw, Format, alert)
 		}
 	}
 	return res, nil

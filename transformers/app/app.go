@@ -173,14 +173,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 	dups := make(map[string]int) // derived id -> times seen in this batch
 	if err := doc.Items(t.opts.Limits, func(item transformers.Node, root *transformers.Root) {
 		ev, ierr := t.item(item, flavor, dups, now)
-		if ierr == nil {
-			ierr = transformers.Finish(&ev, in.Meta, root.RawSHA256(), ev.Source.Format, item)
-		}
-		if ierr != nil {
-			res.Fail(ierr)
-			return
-		}
-		res.Events = append(res.Events, ev)
+		res.Emit(ev, ierr, in.Meta, root.RawSHA256(), ev.Source.Format, item)
 	}); err != nil {
 		return res, err
 	}

@@ -147,14 +147,7 @@ func (t *Transformer) binary(in transformers.Input, res transformers.Result, now
 		return hdrErr("ce-time", transformers.ErrMissing, "a time in the data or the ce-time header")
 	}
 	ev, ierr := t.cloudEvent(env, root.Node, now, missingTime, nil)
-	if ierr == nil {
-		ierr = transformers.Finish(&ev, in.Meta, root.RawSHA256(), FormatCloudEvents, root.Node)
-	}
-	if ierr != nil {
-		res.Fail(ierr)
-		return res, nil
-	}
-	res.Events = append(res.Events, ev)
+	res.Emit(ev, ierr, in.Meta, root.RawSHA256(), FormatCloudEvents, root.Node)
 	return res, nil
 }
 

@@ -235,14 +235,7 @@ func (t *Transformer) item(res *transformers.Result, item transformers.Node, raw
 		res.Skip("stage")
 		return
 	}
-	if err == nil {
-		err = transformers.Finish(&ev, meta, raw, Format, item)
-	}
-	if err != nil {
-		res.Fail(err)
-		return
-	}
-	res.Events = append(res.Events, ev)
+	res.Emit(ev, err, meta, raw, Format, item)
 }
 
 // Detect implements transformers.Detector: an audit.k8s.io/v1 (or v1beta1)

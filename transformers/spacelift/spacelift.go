@@ -49,14 +49,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 	res.Errors = append(res.Errors, doc.Errors...)
 	if err := doc.Items(t.opts.Limits, func(item transformers.Node, root *transformers.Root) {
 		ev, ierr := t.event(item, root)
-		if ierr == nil {
-			ierr = transformers.Finish(&ev, in.Meta, root.RawSHA256(), Format, item)
-		}
-		if ierr != nil {
-			res.Fail(ierr)
-			return
-		}
-		res.Events = append(res.Events, ev)
+		res.Emit(ev, ierr, in.Meta, root.RawSHA256(), Format, item)
 	}); err != nil {
 		return res, err
 	}
