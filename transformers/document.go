@@ -120,18 +120,21 @@ func DecodeWith(in Input, opts Options, format string) (*Document, error) {
 }
 
 func decodeBytes(body []byte, lim Limits, red *Redactor, format string) (*Document, error) {
-	whole := &Error{Format: format, Item: -1, Path: "$"}
+	whole := func(kind error) *Error { return &Error{Format: format, Item: -1, Path: "$", Kind: kind} }
 	if len(body) > lim.MaxPayloadBytes {
-		whole.Kind, whole.Expected, whole.Got = ErrTooLarge, fmt.Sprintf("at most %d bytes", lim.MaxPayloadBytes), fmt.Sprintf("%d bytes", len(body))
-		return nil, whole
+		e := whole(ErrTooLarge)
+		e.Expected, e.Got = fmt.Sprintf("at most %d bytes", lim.MaxPayloadBytes), fmt.Sprintf("%d bytes", len(body))
+		return nil, e
 	}
 	if !utf8.Valid(body) {
-		whole.Kind, whole.Detail = ErrInvalidUTF8, fmt.Sprintf("first invalid byte at offset %d", invalidUTF8Offset(body))
-		return nil, whole
+		e := whole(ErrInvalidUTF8)
+		e.Detail = fmt.Sprintf("first invalid byte at offset %d", invalidUTF8Offset(body))
+		return nil, e
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		whole.Kind, whole.Expected, whole.Got = ErrSyntax, "a JSON document", "empty payload"
-		return nil, whole
+		e := whole(ErrSyntax)
+		e.Expected, e.Got = "a JSON document", "empty payload"
+		return nil, e
 	}
 	d := &Document{}
 	d.Roots, d.parsers = d.rootsInline[:0], d.parsersInline[:0]
@@ -151,13 +154,14 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string) (*Docume
 	first, _, _ := bytes.Cut(bytes.TrimLeft(body, " \t\r\n"), []byte{'\n'})
 	if _, ferr := p.ParseBytes(first); ferr != nil || bytes.Count(body, []byte{'\n'}) == 0 {
 		d.Close()
-		whole.Kind, whole.Detail = ErrSyntax, err.Error()
+		e := whole(ErrSyntax)
+		e.Detail = err.Error()
 		var r scanResult
 		if prescan(body, lim, nil, &r, nil); !r.ok && r.kind == ErrSyntax {
 			// More precise than the parser's "unparsed tail".
-			whole.Detail = fmt.Sprintf("%s at byte offset %d", r.msg, r.off)
+			e.Detail = fmt.Sprintf("%s at byte offset %d", r.msg, r.off)
 		}
-		return nil, whole
+		return nil, e
 	}
 	d.NDJSON = true
 	d.parsers = d.parsers[:0]
@@ -173,8 +177,9 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string) (*Docume
 		n := len(d.Roots) + len(d.Errors)
 		if n >= lim.MaxItems {
 			d.Close()
-			whole.Kind, whole.Expected, whole.Got = ErrTooManyItems, fmt.Sprintf("at most %d NDJSON lines", lim.MaxItems), "more"
-			return nil, whole
+			e := whole(ErrTooManyItems)
+			e.Expected, e.Got = fmt.Sprintf("at most %d NDJSON lines", lim.MaxItems), "more"
+			return nil, e
 		}
 		lp := parserPool.Get()
 		v, err := lp.ParseBytes(l)

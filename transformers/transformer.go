@@ -38,7 +38,9 @@ type Input struct {
 	// []any, string, []byte (a string, as Fluent Bit hands them), bool,
 	// integers, floats, json.Number, time.Time or nil.
 	Value any
-	// Doc is a document another transformer (auto) already decoded.
+	// Doc is a document another transformer (auto) already decoded. The
+	// receiving transformer owns it: it may change it in place (k8s blanks
+	// Secret bodies) and closes it; closing twice is harmless.
 	Doc *Document
 	// Meta describes how the payload arrived.
 	Meta Meta
