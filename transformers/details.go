@@ -12,8 +12,11 @@ import (
 // the same source event yields byte-identical details through either front
 // door) and redacts secrets on the way.
 type Details struct {
-	entries []detail
-	inline  [4]detail // most details have a handful of entries
+	// Entries live in place while they fit: Details is a local value in
+	// every transformer, built once per event.
+	inline [8]detail
+	n      int
+	extra  []detail
 	// reuse are subtrees already encoded with nothing to redact.
 	reuse []encoded
 }
@@ -24,18 +27,17 @@ func (d *Details) Reuse(c *Canonical) { d.reuse = c.clean }
 
 type detail struct {
 	key string
-	n   Node
-	v   *fastjson.Value
+	n   Node // where a value entry came from, to locate its errors
 	s   string
-	str bool
 	m   map[string]string
+	str bool
 }
 
 // Value adds a member holding a payload subtree; missing or null nodes are
 // skipped.
 func (d *Details) Value(key string, n Node) {
 	if n.Present() {
-		d.add(detail{key: key, n: n, v: n.v})
+		d.add(detail{key: key, n: n})
 	}
 }
 
@@ -54,18 +56,43 @@ func (d *Details) Map(key string, m map[string]string) {
 	}
 }
 
+func (d *Details) add(e detail) {
+	if d.n < len(d.inline) {
+		d.inline[d.n] = e
+	} else {
+		d.extra = append(d.extra, e)
+	}
+	d.n++
+}
+
+func (d *Details) entry(i int) *detail {
+	if i < len(d.inline) {
+		return &d.inline[i]
+	}
+	return &d.extra[i-len(d.inline)]
+}
+
 // Build encodes the details, or returns nil when there are none. A later
 // entry with the same key replaces an earlier one.
 func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
-	if len(d.entries) == 0 {
+	if d.n == 0 {
 		return nil, nil
 	}
-	slices.SortStableFunc(d.entries, func(a, b detail) int { return compareUTF16([]byte(a.key), []byte(b.key)) })
+	// Sort positions, not the entries themselves (they are large).
+	var orderBuf [16]int
+	order := orderBuf[:0]
+	for i := range d.n {
+		order = append(order, i)
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return compareUTF16([]byte(d.entry(a).key), []byte(d.entry(b).key))
+	})
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	out := append((*bp)[:0], '{')
-	for i, e := range d.entries {
-		if i+1 < len(d.entries) && d.entries[i+1].key == e.key {
+	for oi, i := range order {
+		e := d.entry(i)
+		if oi+1 < len(order) && d.entry(order[oi+1]).key == e.key {
 			continue
 		}
 		if len(out) > 1 {
@@ -82,7 +109,7 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 			out = appendStringMap(out, e.m, red)
 		default:
 			var err error
-			if out, err = d.appendValue(out, e.v, red); err != nil {
+			if out, err = d.appendValue(out, e.n.v, red); err != nil {
 				*bp = out[:0]
 				return nil, locate(e.n, err)
 			}
@@ -140,11 +167,4 @@ func locate(n Node, err error) *Error {
 		le.Got, le.Detail = "", err.Error()
 	}
 	return le
-}
-
-func (d *Details) add(e detail) {
-	if d.entries == nil {
-		d.entries = d.inline[:0]
-	}
-	d.entries = append(d.entries, e)
 }

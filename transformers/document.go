@@ -501,7 +501,7 @@ func (c *converter) convert(val any, at Node, depth int) (*fastjson.Value, *Erro
 	case []any:
 		arr := c.a.NewArray()
 		for i, e := range x {
-			cv, err := c.convert(e, Node{parent: at.Path(), idx: i, item: -1, format: c.format}, depth+1)
+			cv, err := c.convert(e, at.child(pathSeg{idx: i}, nil), depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -520,7 +520,7 @@ func (c *converter) convert(val any, at Node, depth int) (*fastjson.Value, *Erro
 }
 
 func (c *converter) member(k string, v any, at Node, depth int) (*fastjson.Value, *Error) {
-	child := Node{parent: at.Path(), key: k, idx: -1, item: -1, format: c.format}
+	child := at.child(pathSeg{key: k, idx: -1}, nil)
 	if len(k) > c.lim.MaxStringLength {
 		return nil, child.Err(ErrStringTooLong, fmt.Sprintf("member names of at most %d bytes", c.lim.MaxStringLength))
 	}

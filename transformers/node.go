@@ -9,21 +9,39 @@ import (
 )
 
 // Node is a position in a decoded payload: a value plus enough context to
-// name it in an error. The path is only built when an error needs it, so
-// navigating costs nothing on the happy path.
+// name it in an error. The path is only built when an error needs it: the
+// last few steps are kept as segments, so navigating a few levels down
+// allocates nothing on the happy path.
 type Node struct {
 	v      *fastjson.Value
-	parent string // JSONPath of the parent; "" for a root
-	key    string // member name, when idx < 0
-	idx    int    // array index, or -1
-	item   int    // batch item index the node belongs to, or -1
-	line   int    // NDJSON line, or 0
+	base   string // JSONPath of an ancestor; "" for the root ($)
+	segs   [lazySegs]pathSeg
+	nsegs  int
+	item   int // batch item index the node belongs to, or -1
+	line   int // NDJSON line, or 0
 	format string
 }
 
+// lazySegs is how many steps a Node keeps unbuilt before it materialises
+// its ancestor's path.
+const lazySegs = 3
+
 // NewNode wraps v as a root node of format.
 func NewNode(format string, v *fastjson.Value) Node {
-	return Node{v: v, idx: -1, item: -1, format: format}
+	return Node{v: v, item: -1, format: format}
+}
+
+// child is the node one step (a member name, or an index when seg.idx >= 0)
+// below n, holding v.
+func (n Node) child(seg pathSeg, v *fastjson.Value) Node {
+	c := n
+	c.v = v
+	if c.nsegs == lazySegs {
+		c.base, c.nsegs = n.Path(), 0
+	}
+	c.segs[c.nsegs] = seg
+	c.nsegs++
+	return c
 }
 
 // Value is the underlying fastjson value; nil when the node is missing.
@@ -47,14 +65,18 @@ func (n Node) AsItem(i int) Node { n.item = i; return n }
 
 // Path is the JSONPath of the node ($ for a root).
 func (n Node) Path() string {
-	switch {
-	case n.parent == "":
-		return "$"
-	case n.idx >= 0:
-		return appendPathIndex(n.parent, n.idx)
-	default:
-		return appendPathKey(n.parent, n.key)
+	p := n.base
+	if p == "" {
+		p = "$"
 	}
+	for _, s := range n.segs[:n.nsegs] {
+		if s.idx >= 0 {
+			p = appendPathIndex(p, s.idx)
+		} else {
+			p = appendPathKey(p, s.key)
+		}
+	}
+	return p
 }
 
 // Exists reports whether the node is present (null counts as present).
@@ -95,11 +117,11 @@ func (n Node) IsString() bool { return n.v != nil && n.v.Type() == fastjson.Type
 
 // Get returns member key of an object node; a missing node otherwise.
 func (n Node) Get(key string) Node {
-	c := Node{parent: n.Path(), key: key, idx: -1, item: n.item, line: n.line, format: n.format}
+	var v *fastjson.Value
 	if n.v != nil && n.v.Type() == fastjson.TypeObject {
-		c.v = n.v.Get(key)
+		v = n.v.Get(key)
 	}
-	return c
+	return n.child(pathSeg{key: key, idx: -1}, v)
 }
 
 // Len is the number of elements of an array node, else 0.
@@ -113,13 +135,13 @@ func (n Node) Len() int {
 
 // Index returns element i of an array node.
 func (n Node) Index(i int) Node {
-	c := Node{parent: n.Path(), idx: i, item: n.item, line: n.line, format: n.format}
+	var v *fastjson.Value
 	if n.IsArray() {
 		if a, _ := n.v.Array(); i >= 0 && i < len(a) {
-			c.v = a[i]
+			v = a[i]
 		}
 	}
-	return c
+	return n.child(pathSeg{idx: i}, v)
 }
 
 // Members calls f for each member of an object node, in payload order.
@@ -128,10 +150,9 @@ func (n Node) Members(f func(key string, v Node)) {
 		return
 	}
 	o, _ := n.v.Object()
-	parent := n.Path()
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		key := string(k)
-		f(key, Node{v: v, parent: parent, key: key, idx: -1, item: n.item, line: n.line, format: n.format})
+		f(key, n.child(pathSeg{key: key, idx: -1}, v))
 	})
 }
 

@@ -111,10 +111,10 @@ func (t *Transformer) event(item transformers.Node, root *transformers.Root) (au
 		return ev, ctxNode.Err(transformers.ErrType, "object or null")
 	}
 
-	// Every string of the event is cut from one allocation: this runs for
-	// every Spacelift event.
-	var stack [512]byte
-	buf := append(stack[:0], action...)
+	// Every string of the event is cut from one allocation (all, below):
+	// this runs for every Spacelift event.
+	buf := make([]byte, 0, 2*(len(action)+len(actor))+len(account)+len(ip)+64)
+	buf = append(buf, action...)
 	buf = append(buf, actor...)
 	buf = append(buf, account...)
 	buf = append(buf, ip...)
