@@ -21,6 +21,8 @@ func TestGolden(t *testing.T) { transformertest.Golden(t, newTransformer(t), "te
 
 func TestIDsStable(t *testing.T) { transformertest.IDsStable(t, newTransformer(t), "testdata") }
 
+func TestSlowPathSame(t *testing.T) { transformertest.SlowPathSame(t, newTransformer(t), "testdata") }
+
 func FuzzTransform(f *testing.F) {
 	transformertest.Seed(f, "testdata")
 	tr := newTransformer(f)

@@ -275,3 +275,34 @@ func diffLines(want, got string) string {
 	}
 	return b.String()
 }
+
+// SlowPathSame checks that the already-canonical fast path (payloads whose
+// bytes are their own canonical form) and the general path make the same
+// events: every case under dir is run as is and with a leading space, which
+// rules the fast path out, and the events must match but for raw_sha256.
+func SlowPathSame(t *testing.T, tr transformers.Transformer, dir string) {
+	for _, file := range Cases(t, dir) {
+		in := Input(t, file)
+		fast := Run(t, tr, in)
+		if len(fast.Events) == 0 {
+			continue
+		}
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			slowIn := in
+			slowIn.Body = append([]byte{' '}, in.Body...)
+			slow := Run(t, tr, slowIn)
+			if len(slow.Events) != len(fast.Events) {
+				t.Fatalf("%d events on the general path, %d on the fast path", len(slow.Events), len(fast.Events))
+			}
+			for i := range fast.Events {
+				a, b := fast.Events[i], slow.Events[i]
+				a.RawSHA256, b.RawSHA256 = "", ""
+				ja, _ := json.Marshal(a)
+				jb, _ := json.Marshal(b)
+				if !bytes.Equal(ja, jb) {
+					t.Errorf("event %d differs between paths:\nfast %s\nslow %s", i, ja, jb)
+				}
+			}
+		})
+	}
+}
