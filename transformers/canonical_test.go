@@ -32,7 +32,7 @@ func checkCanonical(t *testing.T, in []byte) {
 	t.Helper()
 	want, werr := auditpipe.Canonicalize(in)
 	red, _ := NewRedactor(RedactConfig{})
-	doc, derr := decodeBytes(in, Limits{}.WithDefaults(), red, "test")
+	doc, derr := decodeBytes(in, Limits{}.WithDefaults(), red, "test", false)
 	if derr != nil {
 		if werr == nil && !strings.Contains(derr.Error(), "nesting") && !strings.Contains(derr.Error(), "NDJSON") {
 			t.Fatalf("decode(%q) failed but reference accepts it: %v", in, derr)
@@ -92,7 +92,7 @@ func FuzzCanonical(f *testing.F) {
 		if !json.Valid(in) {
 			// Whatever we make of invalid JSON must be an error, never a
 			// document.
-			if doc, err := decodeBytes(in, Limits{}.WithDefaults(), nil, "fuzz"); err == nil && !doc.NDJSON {
+			if doc, err := decodeBytes(in, Limits{}.WithDefaults(), nil, "fuzz", false); err == nil && !doc.NDJSON {
 				t.Fatalf("decoded invalid JSON %q", in)
 			}
 			return

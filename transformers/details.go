@@ -30,6 +30,7 @@ type detail struct {
 	n   Node // where a value entry came from, to locate its errors
 	s   string
 	m   map[string]string
+	raw []byte // canonical JSON with nothing to redact (Raw)
 	str bool
 }
 
@@ -45,6 +46,14 @@ func (d *Details) Value(key string, n Node) {
 func (d *Details) String(key, s string) {
 	if s != "" {
 		d.add(detail{key: key, s: s, str: true})
+	}
+}
+
+// Raw adds a member whose value is canonical JSON known to hold nothing to
+// redact (Root.Member reports it clean); null is skipped.
+func (d *Details) Raw(key string, canonical []byte) {
+	if len(canonical) > 0 && !RawNull(canonical) {
+		d.add(detail{key: key, raw: canonical})
 	}
 }
 
@@ -107,6 +116,8 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 			out = appendCanonicalString(out, []byte(e.s))
 		case e.m != nil:
 			out = appendStringMap(out, e.m, red)
+		case e.raw != nil:
+			out = append(out, e.raw...)
 		default:
 			var err error
 			if out, err = d.appendValue(out, e.n.v, red); err != nil {

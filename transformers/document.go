@@ -26,6 +26,58 @@ type Root struct {
 	// compact is Raw without its whitespace, when that is its canonical
 	// form (scanResult.spaced); pooled, returned on Close.
 	compact *[]byte
+	// lazy: the root is a canonical object whose tree was not built
+	// (DecodeLazy); Parse builds it.
+	lazy bool
+	doc  *Document
+}
+
+// Parsed reports whether the root's tree is built. Only DecodeLazy leaves
+// it unbuilt, for an already-canonical object read through Member.
+func (r *Root) Parsed() bool { return !r.lazy }
+
+// Parse builds the tree of a root DecodeLazy left unbuilt; the payload is
+// known to be valid JSON by then.
+func (r *Root) Parse() {
+	if !r.lazy {
+		return
+	}
+	p := parserPool.Get()
+	v, err := p.ParseBytes(r.Raw)
+	if err != nil {
+		// Cannot happen for a payload the prescan found well formed;
+		// leaving the root missing makes every access a typed error.
+		parserPool.Put(p)
+		return
+	}
+	r.doc.parsers = append(r.doc.parsers, p)
+	r.v, r.lazy = v, false
+}
+
+// canonicalBytes is the canonical form of a canonical root: the payload
+// itself, or its compacted copy.
+func (r *Root) canonicalBytes() []byte {
+	if r.scan.spaced {
+		return *r.compact
+	}
+	return r.Raw[:r.scan.end]
+}
+
+// Member returns the canonical JSON of a top-level member of a canonical
+// object root (see DecodeLazy), and whether it holds nothing the redactor
+// would change. ok is false when there is no such member or the root is
+// not such an object.
+func (r *Root) Member(name string) (val []byte, clean, ok bool) {
+	if !r.scan.canonical || r.scan.nMembers == 0 || (r.scan.spaced && r.compact == nil) {
+		return nil, false, false
+	}
+	b := r.canonicalBytes()
+	for _, m := range r.scan.members[:r.scan.nMembers] {
+		if string(b[m.keyStart:m.keyEnd]) == name {
+			return b[m.valStart:m.valEnd:m.valEnd], !m.dirty, true
+		}
+	}
+	return nil, false, false
 }
 
 // RawSHA256 is the forensic hash of Raw (event.raw_sha256), computed on
@@ -41,10 +93,19 @@ func (r *Root) RawSHA256() string {
 // the whole root, and the id hashed from it. Go services and most SDKs send
 // compact JSON with sorted keys, which is already canonical: then the raw
 // hash is that same id, and hashing the payload a second time is skipped.
-func (r *Root) NoteCanonical(c *Canonical, id string) {
-	if r.rawSHA == "" && bytes.Equal(c.Bytes(), r.Raw) {
+func (r *Root) NoteCanonical(canonical []byte, id string) {
+	if r.rawSHA == "" && bytes.Equal(canonical, r.Raw) {
 		r.rawSHA = id
 	}
+}
+
+// CanonicalBytes is the canonical form of a root DecodeLazy found already
+// canonical (the payload, or its compacted copy), or nil.
+func (r *Root) CanonicalBytes() []byte {
+	if !r.scan.canonical || r.Raw == nil || (r.scan.spaced && r.compact == nil) {
+		return nil
+	}
+	return r.canonicalBytes()
 }
 
 // Document is a decoded payload. Close it when done: it holds pooled
@@ -101,6 +162,19 @@ func Decode(in Input, lim Limits, format string) (*Document, error) {
 	return DecodeWith(in, Options{Limits: lim}, format)
 }
 
+// DecodeLazy is DecodeWith for formats that can map an object straight
+// from its canonical bytes: when the payload is one JSON object already in
+// canonical form (whitespace aside), its tree is not built (Root.Parsed
+// reports false); the format reads it with Root.Member and calls
+// Root.Parse when it needs the tree after all. Anything else decodes as
+// DecodeWith does.
+func DecodeLazy(in Input, opts Options, format string) (*Document, error) {
+	if in.Doc != nil || in.Body == nil {
+		return DecodeWith(in, opts, format)
+	}
+	return decodeBytes(in.Body, opts.Limits.WithDefaults(), opts.Redactor, format, true)
+}
+
 // DecodeWith is Decode that also knows the redactor, so that the one pass
 // over the raw bytes notes which top-level members of an already-canonical
 // payload need no redaction (Root.Canonical).
@@ -116,10 +190,10 @@ func DecodeWith(in Input, opts Options, format string) (*Document, error) {
 	if in.Body == nil && in.Value != nil {
 		return decodeValue(in.Value, lim, format)
 	}
-	return decodeBytes(in.Body, lim, red, format)
+	return decodeBytes(in.Body, lim, red, format, false)
 }
 
-func decodeBytes(body []byte, lim Limits, red *Redactor, format string) (*Document, error) {
+func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy bool) (*Document, error) {
 	whole := func(kind error) *Error { return &Error{Format: format, Item: -1, Path: "$", Kind: kind} }
 	if len(body) > lim.MaxPayloadBytes {
 		e := whole(ErrTooLarge)
@@ -135,6 +209,11 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string) (*Docume
 		e := whole(ErrSyntax)
 		e.Expected, e.Got = "a JSON document", "empty payload"
 		return nil, e
+	}
+	if lazy {
+		if d := decodeCanonical(body, lim, red, format); d != nil {
+			return d, nil
+		}
 	}
 	d := &Document{}
 	d.Roots, d.parsers = d.rootsInline[:0], d.parsersInline[:0]
@@ -199,6 +278,39 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string) (*Docume
 		d.Roots = append(d.Roots, root)
 	}
 	return d, nil
+}
+
+// decodeCanonical is DecodeLazy's shortcut: the prescan first, and the tree
+// only if the payload is not a canonical object (or not even valid: then
+// nil, and the general path finds and reports what is wrong).
+func decodeCanonical(body []byte, lim Limits, red *Redactor, format string) *Document {
+	d := &Document{}
+	d.Roots, d.parsers = d.rootsInline[:0], d.parsersInline[:0]
+	d.Roots = append(d.Roots, Root{Node: NewNode(format, nil), Raw: body, doc: d})
+	root := &d.Roots[0]
+	compact := bufPool.Get().(*[]byte)
+	prescan(body, lim, red, &root.scan, compact)
+	if root.scan.ok && root.scan.canonical && root.scan.spaced {
+		root.compact = compact
+	} else {
+		bufPool.Put(compact)
+	}
+	switch {
+	case !root.scan.ok:
+	case root.scan.canonical && root.scan.nMembers > 0:
+		root.lazy = true
+		return d
+	default:
+		p := parserPool.Get()
+		if v, err := p.ParseBytes(body); err == nil {
+			d.parsers = append(d.parsers, p)
+			root.v = v
+			return d
+		}
+		parserPool.Put(p)
+	}
+	d.Close()
+	return nil
 }
 
 // strict holds a parsed document to the limits and the strict grammar

@@ -25,7 +25,10 @@ type scanResult struct {
 	// spaced reports whitespace outside strings before end: the canonical
 	// form is then a compacted copy rather than the payload itself.
 	spaced bool
-	end    int
+	// wellFormed reports that the structure (braces, brackets, commas,
+	// colons) is valid JSON too, so the payload is valid JSON as a whole.
+	wellFormed bool
+	end        int
 	// members are the top-level object members of a canonical payload
 	// (none when it has more than fit), in payload coordinates.
 	members  [maxMemberSpans]memberSpan
@@ -38,7 +41,8 @@ const maxMemberSpans = 16
 // memberSpan locates one top-level member's value in a canonical payload,
 // and whether a member name inside it is one the redactor acts on.
 type memberSpan struct {
-	valStart, valEnd int32
+	keyStart, keyEnd int32 // the name, without its quotes
+	valStart, valEnd int32 // the value; valStart may precede whitespace
 	dirty            bool
 }
 
@@ -72,15 +76,25 @@ var scanClass = func() (t [256]uint8) {
 	return t
 }()
 
+// What the grammar expects next (prescan's structural check).
+const (
+	wantValue        = iota // a value
+	wantValueOrClose        // a value or ']' (after '[')
+	wantKeyOrClose          // a member name or '}' (after '{')
+	wantKey                 // a member name (after ',' in an object)
+	wantColon               // ':' (after a member name)
+	wantCommaOrClose        // ',' or the container's close (after a value)
+	wantEnd                 // nothing (after the top-level value)
+)
+
 // prescan enforces, in one pass over the raw bytes and before anything is
 // parsed, what fastjson does not: the depth and string-length limits, and
 // the parts of the JSON grammar fastjson is lenient about (escapes, raw
 // control characters, unpaired surrogates, numbers such as NaN, +1, .5 or
-// 1.2.3). In the same pass it finds out whether the payload is already
-// canonical, and, with red, which top-level members hold names to redact.
-// It is on every payload's path, so string contents, the bulk of any
-// audit event, are skipped eight bytes at a time. Structure (braces,
-// commas, colons) is left to the parser.
+// 1.2.3). In the same pass it checks the structure (wellFormed), finds out
+// whether the payload is already canonical, and, with red, which top-level
+// members hold names to redact. It is on every payload's path, so string
+// contents, the bulk of any audit event, are skipped eight bytes at a time.
 //
 // With a non-nil compact, it also copies the payload without its
 // whitespace outside strings into *compact as it goes (one copy per run
@@ -97,9 +111,16 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 		r.end--
 	}
 	var prevKey [maxCanonicalDepth][2]int32 // per depth: last member name seen
+	var objects [1024 / 64]uint64           // per depth: is the container an object
 	nm := 0
-	maxStr, maxDepth := lim.MaxStringLength, lim.MaxDepth
-	afterKey := false // the last token was a member name checked for order
+	maxStr, maxDepth := lim.MaxStringLength, min(lim.MaxDepth, 1023)
+	want, wellFormed := wantValue, true
+	afterValue := func(depth int) int {
+		if depth == 0 {
+			return wantEnd
+		}
+		return wantCommaOrClose
+	}
 	var out []byte
 	if compact != nil {
 		out = (*compact)[:0]
@@ -131,17 +152,26 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			}
 			runStart = i
 		case clsComma:
+			switch {
+			case want != wantCommaOrClose:
+				wellFormed = false
+			case objects[depth/64]&(1<<(depth%64)) != 0:
+				want = wantKey
+			default:
+				want = wantValue
+			}
 			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
 				r.members[nm-1].valEnd = at(i)
 			}
 			i++
 		case clsColon:
-			// Names are recognised by a colon right after them; a name
-			// spaced from its colon was not checked for order.
-			if !afterKey {
-				r.canonical = false
+			if want != wantColon {
+				wellFormed = false
 			}
-			afterKey = false
+			want = wantValue
+			if depth == 1 && nm > 0 && nm <= maxMemberSpans {
+				r.members[nm-1].valStart = at(i + 1)
+			}
 			i++
 		case clsQuote:
 			j := i + 1
@@ -175,23 +205,29 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			if escapes {
 				r.canonical = false // minimal escaping is not worth verifying
 			}
-			if r.canonical && j+1 < len(b) && b[j+1] == ':' && depth > 0 {
+			switch want {
+			case wantValue, wantValueOrClose:
+				want = afterValue(depth)
+			case wantKeyOrClose, wantKey:
+				want = wantColon
+				if !r.canonical {
+					break
+				}
 				// A member name: names must strictly increase (which
 				// also rules out duplicates).
 				key := b[i+1 : j]
 				if depth >= maxCanonicalDepth {
 					r.canonical = false
-				} else if p := prevKey[depth]; p[1] > 0 && !keyLess(b[p[0]:p[1]], key) {
+					break
+				}
+				if p := prevKey[depth]; p[1] > 0 && !keyLess(b[p[0]:p[1]], key) {
 					r.canonical = false
 				}
-				if depth < maxCanonicalDepth {
-					prevKey[depth] = [2]int32{int32(i + 1), int32(j)}
-				}
-				afterKey = true
+				prevKey[depth] = [2]int32{int32(i + 1), int32(j)}
 				switch {
 				case depth == 1:
 					if nm < maxMemberSpans {
-						r.members[nm] = memberSpan{valStart: at(j + 2)}
+						r.members[nm] = memberSpan{keyStart: at(i + 1), keyEnd: at(j)}
 					}
 					nm++
 				case nm > 0 && nm <= maxMemberSpans && red != nil:
@@ -201,13 +237,25 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 						r.members[nm-1].dirty = true
 					}
 				}
+			default:
+				wellFormed = false
 			}
 			i = j + 1
 		case clsOpen:
+			if want != wantValue && want != wantValueOrClose {
+				wellFormed = false
+			}
 			depth++
 			if depth > maxDepth {
-				fail(i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", maxDepth))
+				fail(i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", lim.MaxDepth))
 				return
+			}
+			if c == '{' {
+				objects[depth/64] |= 1 << (depth % 64)
+				want = wantKeyOrClose
+			} else {
+				objects[depth/64] &^= 1 << (depth % 64)
+				want = wantValueOrClose
 			}
 			if depth < maxCanonicalDepth {
 				prevKey[depth] = [2]int32{}
@@ -218,10 +266,19 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 				fail(i, ErrSyntax, "unbalanced "+string(rune(c)))
 				return
 			}
+			isObject := objects[depth/64]&(1<<(depth%64)) != 0
+			switch {
+			case isObject != (c == '}'):
+				wellFormed = false
+			case want == wantCommaOrClose, isObject && want == wantKeyOrClose, !isObject && want == wantValueOrClose:
+			default:
+				wellFormed = false
+			}
 			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
 				r.members[nm-1].valEnd = at(i)
 			}
 			depth--
+			want = afterValue(depth)
 			i++
 		case clsToken:
 			// A literal or a number: fastjson takes any run of number
@@ -241,6 +298,10 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 					r.canonical = false
 				}
 			}
+			if want != wantValue && want != wantValueOrClose {
+				wellFormed = false
+			}
+			want = afterValue(depth)
 			i = j
 		default:
 			fail(i, ErrSyntax, fmt.Sprintf("unexpected character %q", rune(c)))
@@ -248,6 +309,10 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 		}
 	}
 	r.ok = true
+	r.wellFormed = wellFormed && want == wantEnd
+	if !r.wellFormed {
+		r.canonical = false
+	}
 	if compact != nil && r.canonical && r.spaced {
 		out = append(out, b[runStart:max(runStart, r.end)]...)
 		*compact = out

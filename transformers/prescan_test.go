@@ -61,6 +61,9 @@ func TestIndexSpecial(t *testing.T) {
 func FuzzPrescan(f *testing.F) {
 	f.Add([]byte(`{"a":[1,"b\u00e9",{"c":null}]}`))
 	f.Add([]byte(`[1e5,-0.5,"\ud83d\ude00"]`))
+	f.Add([]byte(`{"a":1 "b":2}`))
+	f.Add([]byte(`{"a":[1,],"b":{}}`))
+	f.Add([]byte(`[{"a" : {"b":[]} }, 2] 3`))
 	lim := Limits{}.WithDefaults()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r scanResult
@@ -68,6 +71,11 @@ func FuzzPrescan(f *testing.F) {
 		msg, ok := r.msg, r.ok
 		if json.Valid(b) && !ok && !strings.Contains(msg, "nesting") && !strings.Contains(msg, "longer") && !strings.Contains(msg, "surrogate") {
 			t.Fatalf("prescan rejects valid JSON %q: %s", b, msg)
+		}
+		// Whatever passes, the structural check agrees with encoding/json
+		// (what the tree-less path relies on).
+		if ok && r.wellFormed != json.Valid(b) {
+			t.Fatalf("prescan(%q).wellFormed = %v, json.Valid = %v", b, r.wellFormed, json.Valid(b))
 		}
 	})
 }

@@ -41,11 +41,21 @@ func New(opts transformers.Options) *Transformer { return &Transformer{opts: opt
 // Transform implements transformers.Transformer.
 func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
 	res := transformers.Result{Format: Format}
-	doc, err := transformers.DecodeWith(in, t.opts, Format)
+	doc, err := transformers.DecodeLazy(in, t.opts, Format)
 	if err != nil {
 		return res, err
 	}
 	defer doc.Close()
+	if len(doc.Roots) == 1 && !doc.Roots[0].Parsed() {
+		root := &doc.Roots[0]
+		// An already-canonical payload, Spacelift's usual: mapped from its
+		// bytes, unless it holds anything the fast path does not handle.
+		if ev, ok := t.canonicalEvent(root); ok {
+			res.Emit(ev, nil, in.Meta, root.RawSHA256(), Format, root.Node)
+			return res, nil
+		}
+		root.Parse()
+	}
 	res.Errors = append(res.Errors, doc.Errors...)
 	if err := doc.Items(t.opts.Limits, func(item transformers.Node, root *transformers.Root) {
 		ev, ierr := t.event(item, root)
@@ -78,29 +88,33 @@ func (t *Transformer) Detect(root transformers.Node, _ transformers.Meta) (strin
 	return "", false
 }
 
+// fields are what an event is mapped from, read from the tree or straight
+// from a canonical payload's bytes.
+type fields struct {
+	action, actor, account, ip, resourceID []byte
+	time                                   time.Time
+}
+
 func (t *Transformer) event(item transformers.Node, root *transformers.Root) (auditpipe.Event, *transformers.Error) {
 	var ev auditpipe.Event
+	var f fields
 	if _, err := item.Object(); err != nil {
 		return ev, err
 	}
-	action, err := item.Get("action").StringBytes()
-	if err != nil {
+	var err *transformers.Error
+	if f.action, err = item.Get("action").StringBytes(); err != nil {
 		return ev, err
 	}
-	ts, err := item.Get("timestamp").Time(time.Millisecond)
-	if err != nil {
+	if f.time, err = item.Get("timestamp").Time(time.Millisecond); err != nil {
 		return ev, err
 	}
-	actor, err := item.Get("actor").OptStringBytes()
-	if err != nil {
+	if f.actor, err = item.Get("actor").OptStringBytes(); err != nil {
 		return ev, err
 	}
-	account, err := item.Get("account").OptStringBytes()
-	if err != nil {
+	if f.account, err = item.Get("account").OptStringBytes(); err != nil {
 		return ev, err
 	}
-	ip, err := item.Get("remoteIP").OptStringBytes()
-	if err != nil {
+	if f.ip, err = item.Get("remoteIP").OptStringBytes(); err != nil {
 		return ev, err
 	}
 	data := item.Get("data")
@@ -110,42 +124,12 @@ func (t *Transformer) event(item transformers.Node, root *transformers.Root) (au
 	if ctxNode := item.Get("context"); ctxNode.Present() && !ctxNode.IsObject() {
 		return ev, ctxNode.Err(transformers.ErrType, "object or null")
 	}
-
-	// Every string of the event is cut from one allocation (all, below):
-	// this runs for every Spacelift event.
-	buf := make([]byte, 0, 2*(len(action)+len(actor))+len(account)+len(ip)+64)
-	buf = append(buf, action...)
-	buf = append(buf, actor...)
-	buf = append(buf, account...)
-	buf = append(buf, ip...)
-	idStart := len(buf)
-	if buf, err = data.Get("ID").AppendText(buf); err != nil {
-		return ev, err
+	if id := data.Get("ID"); id.Present() {
+		if f.resourceID, err = id.AppendText(nil); err != nil {
+			return ev, err
+		}
 	}
-	idEnd := len(buf)
-	typeBytes := action[:max(0, bytes.LastIndexByte(action, '.'))]
-	buf = appendMessage(buf, actor, action, typeBytes, buf[idStart:idEnd])
-	all := string(buf)
-	cut := func(from, n int) string { return all[from : from+n] }
-	a, ac, acc, p := len(action), len(actor), len(account), len(ip)
-	actionS, actorS, accountS, ipS := cut(0, a), cut(a, ac), cut(a+ac, acc), cut(a+ac+acc, p)
-	resourceID, message := all[idStart:idEnd], all[idEnd:]
-	resourceType, verb := splitAction(actionS)
-
-	ev.Time = ts
-	ev.Source = auditpipe.Source{Type: Format, Format: Format}
-	ev.Action = actionS
-	ev.Operation = Operation(verb)
-	ev.Category = []string{"configuration"}
-	ev.Outcome = auditpipe.OutcomeSuccess // the trail records performed mutations only
-	ev.Actor = ParseActor(actorS)
-	ev.Resource = auditpipe.Resource{Type: resourceType, ID: resourceID}
-	ev.Tenant = auditpipe.Tenant{Account: accountS}
-	ev.Client = auditpipe.Client{IP: ipS}
-	if resourceType == "audit_trail_webhook" {
-		ev.Labels = map[string]string{SecuritySignalLabel: "true"}
-	}
-	ev.Message = message
+	ev = t.build(f)
 
 	// One canonical encoding serves the id, the details where nothing needs
 	// redacting, and the raw hash when the payload was already canonical.
@@ -156,7 +140,7 @@ func (t *Transformer) event(item transformers.Node, root *transformers.Root) (au
 	defer canon.Release()
 	ev.ID = canon.ID()
 	if item.Value() == root.Value() {
-		root.NoteCanonical(canon, ev.ID)
+		root.NoteCanonical(canon.Bytes(), ev.ID)
 	}
 	var d transformers.Details
 	d.Reuse(canon)
@@ -166,6 +150,113 @@ func (t *Transformer) event(item transformers.Node, root *transformers.Root) (au
 		return ev, err
 	}
 	return ev, nil
+}
+
+// canonicalEvent maps an already-canonical payload from its bytes, with no
+// tree: the id is the hash of the payload itself and the details are cut
+// from it. Anything it does not expect (a wrong type, a value to redact)
+// makes it give up (ok false), and the tree path maps the payload and
+// reports what is wrong; SlowPathSame holds the two paths to the same
+// events.
+func (t *Transformer) canonicalEvent(root *transformers.Root) (ev auditpipe.Event, ok bool) {
+	var f fields
+	str := func(name string, required bool) ([]byte, bool) {
+		v, _, present := root.Member(name)
+		if !present || transformers.RawNull(v) {
+			return nil, !required
+		}
+		s, isStr := transformers.RawString(v)
+		return s, isStr && (!required || len(s) > 0)
+	}
+	obj := func(name string) ([]byte, bool) {
+		v, clean, present := root.Member(name)
+		if !present || transformers.RawNull(v) {
+			return nil, true
+		}
+		return v, clean && transformers.RawObject(v)
+	}
+	var okAll [7]bool
+	f.action, okAll[0] = str("action", true)
+	f.actor, okAll[1] = str("actor", false)
+	f.account, okAll[2] = str("account", false)
+	f.ip, okAll[3] = str("remoteIP", false)
+	data, dataOK := obj("data")
+	ctx, ctxOK := obj("context")
+	okAll[4], okAll[5] = dataOK, ctxOK
+	ts, _, present := root.Member("timestamp")
+	ms, isInt := transformers.RawInt(ts)
+	okAll[6] = present && isInt
+	for _, o := range okAll {
+		if !o {
+			return ev, false
+		}
+	}
+	f.time = time.UnixMilli(ms).UTC()
+	if id, has := transformers.RawMember(data, "ID"); has && !transformers.RawNull(id) {
+		switch s, isStr := transformers.RawString(id); {
+		case isStr:
+			f.resourceID = s
+		case string(id) == "true" || string(id) == "false":
+			f.resourceID = id
+		default:
+			if _, isInt := transformers.RawInt(id); !isInt {
+				return ev, false // an object or array: the tree path says so
+			}
+			f.resourceID = id
+		}
+	}
+	ev = t.build(f)
+	canonical := root.CanonicalBytes()
+	ev.ID = auditpipe.IDFromCanonical(canonical)
+	root.NoteCanonical(canonical, ev.ID)
+	var d transformers.Details
+	d.Raw("context", ctx)
+	d.Raw("data", data)
+	details, err := d.Build(t.opts.Redactor)
+	if err != nil {
+		return ev, false
+	}
+	ev.Details = details
+	return ev, true
+}
+
+// build makes the event from its fields. Every string of the event is cut
+// from one allocation: this runs for every Spacelift event.
+func (t *Transformer) build(f fields) auditpipe.Event {
+	buf := make([]byte, 0, 2*(len(f.action)+len(f.actor)+len(f.resourceID))+len(f.account)+len(f.ip)+32)
+	buf = append(buf, f.action...)
+	buf = append(buf, f.actor...)
+	buf = append(buf, f.account...)
+	buf = append(buf, f.ip...)
+	idStart := len(buf)
+	buf = append(buf, f.resourceID...)
+	idEnd := len(buf)
+	typeBytes := f.action[:max(0, bytes.LastIndexByte(f.action, '.'))]
+	buf = appendMessage(buf, f.actor, f.action, typeBytes, f.resourceID)
+	all := string(buf)
+	cut := func(from, n int) string { return all[from : from+n] }
+	a, ac, acc, p := len(f.action), len(f.actor), len(f.account), len(f.ip)
+	action, actor, account, ip := cut(0, a), cut(a, ac), cut(a+ac, acc), cut(a+ac+acc, p)
+	resourceID, message := all[idStart:idEnd], all[idEnd:]
+	resourceType, verb := splitAction(action)
+
+	ev := auditpipe.Event{
+		Time:      f.time,
+		Source:    auditpipe.Source{Type: Format, Format: Format},
+		Action:    action,
+		Operation: Operation(verb),
+		Category:  []string{"configuration"},
+		Outcome:   auditpipe.OutcomeSuccess, // the trail records performed mutations only
+		Actor:     ParseActor(actor),
+		Resource:  auditpipe.Resource{Type: resourceType, ID: resourceID},
+		Tenant:    auditpipe.Tenant{Account: account},
+		Client:    auditpipe.Client{IP: ip},
+		Message:   message,
+	}
+	if resourceType == "audit_trail_webhook" {
+		ev.Labels = map[string]string{SecuritySignalLabel: "true"}
+	}
+	return ev
 }
 
 // splitAction splits "stack.create" into resource type "stack" and verb

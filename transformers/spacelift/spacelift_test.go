@@ -1,6 +1,10 @@
 package spacelift_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/auditpipe/auditpipe"
@@ -26,7 +30,46 @@ func TestSlowPathSame(t *testing.T) { transformertest.SlowPathSame(t, newTransfo
 func FuzzTransform(f *testing.F) {
 	transformertest.Seed(f, "testdata")
 	tr := newTransformer(f)
-	f.Fuzz(func(t *testing.T, body []byte) { transformertest.Check(t, tr, body) })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		transformertest.Check(t, tr, body)
+		// The canonical fast path and the general path (a leading space
+		// rules the former out) agree on every input.
+		in := transformers.Input{Body: body, Meta: transformers.Meta{ReceivedAt: transformertest.ReceivedAt}}
+		fast, ferr := tr.Transform(context.Background(), in)
+		in.Body = append([]byte{' '}, body...)
+		slow, serr := tr.Transform(context.Background(), in)
+		if (ferr == nil) != (serr == nil) || len(fast.Events) != len(slow.Events) || len(fast.Errors) != len(slow.Errors) {
+			t.Fatalf("paths disagree on %q: %v/%v, %d/%d events, %d/%d errors", body, ferr, serr, len(fast.Events), len(slow.Events), len(fast.Errors), len(slow.Errors))
+		}
+		for i := range fast.Events {
+			a, b := fast.Events[i], slow.Events[i]
+			a.RawSHA256, b.RawSHA256 = "", ""
+			ja, _ := json.Marshal(a)
+			jb, _ := json.Marshal(b)
+			if !bytes.Equal(ja, jb) {
+				t.Fatalf("paths disagree on %q:\nfast %s\nslow %s", body, ja, jb)
+			}
+		}
+	})
+}
+
+// TestSeedTakesTheFastPath: the seed, indented with sorted keys as Go's
+// MarshalIndent writes it, is read without building a tree.
+func TestSeedTakesTheFastPath(t *testing.T) {
+	for _, file := range []string{"testdata/seed_stack_create.json", "testdata/actor_without_provider.json"} {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := transformers.DecodeLazy(transformers.Input{Body: body}, transformers.Options{}, spacelift.Format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if doc.Roots[0].Parsed() {
+			t.Errorf("%s: tree built for an already-canonical payload", file)
+		}
+		doc.Close()
+	}
 }
 
 func TestParseActor(t *testing.T) {
