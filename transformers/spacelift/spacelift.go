@@ -175,21 +175,17 @@ func (t *Transformer) canonicalEvent(root *transformers.Root) (ev auditpipe.Even
 		}
 		return v, clean && transformers.RawObject(v)
 	}
-	var okAll [7]bool
-	f.action, okAll[0] = str("action", true)
-	f.actor, okAll[1] = str("actor", false)
-	f.account, okAll[2] = str("account", false)
-	f.ip, okAll[3] = str("remoteIP", false)
+	var aOK, acOK, accOK, ipOK bool
+	f.action, aOK = str("action", true)
+	f.actor, acOK = str("actor", false)
+	f.account, accOK = str("account", false)
+	f.ip, ipOK = str("remoteIP", false)
 	data, dataOK := obj("data")
 	ctx, ctxOK := obj("context")
-	okAll[4], okAll[5] = dataOK, ctxOK
-	ts, _, present := root.Member("timestamp")
+	ts, _, tsOK := root.Member("timestamp")
 	ms, isInt := transformers.RawInt(ts)
-	okAll[6] = present && isInt
-	for _, o := range okAll {
-		if !o {
-			return ev, false
-		}
+	if !(aOK && acOK && accOK && ipOK && dataOK && ctxOK && tsOK && isInt) {
+		return ev, false
 	}
 	f.time = time.UnixMilli(ms).UTC()
 	if id, has := transformers.RawMember(data, "ID"); has && !transformers.RawNull(id) {
