@@ -28,7 +28,7 @@ build: ## build build/auditpipe
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/auditpipe ./cmd/auditpipe
 
 run: build ## normalize the bundled example payloads (the sidecar replaces this once it lands)
-	$(BIN)/auditpipe normalize examples/payloads/*
+	$(BIN)/auditpipe normalize examples/payloads/*.json examples/payloads/*.ndjson
 
 test: vet ## unit, golden and property tests with the race detector
 	$(GO) test -race -count=1 ./...
