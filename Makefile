@@ -63,7 +63,7 @@ bench: ## transform benchmarks on one core; results in build/bench.txt
 	@mkdir -p $(BIN)
 	@rm -f $(BIN)/bench.txt
 	@for i in $$(seq $(COUNT)); do \
-	  $(GO) test -run '^$$' -bench 'Transform|Decode' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 ./transformers/builtin/ | tee -a $(BIN)/bench.txt; \
+	  $(GO) test -run '^$$' -bench 'Transform|Decode|EncodeEvent' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 . ./transformers/builtin/ | tee -a $(BIN)/bench.txt; \
 	done
 	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) $(BIN)/bench.txt
 

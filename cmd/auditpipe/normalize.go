@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -63,9 +62,7 @@ func normalize(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	n := normalizer{tr: tr, enc: enc, stderr: stderr, limits: cfg.Limits.WithDefaults()}
+	n := normalizer{tr: tr, out: out, stderr: stderr, limits: cfg.Limits.WithDefaults()}
 	for _, f := range files {
 		if ctx.Err() != nil {
 			break
@@ -94,7 +91,8 @@ func normalize(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 
 type normalizer struct {
 	tr     transformers.Transformer
-	enc    *json.Encoder
+	out    *bufio.Writer
+	line   []byte
 	stderr io.Writer
 	limits transformers.Limits
 	failed bool
@@ -130,8 +128,9 @@ func (n *normalizer) payload(ctx context.Context, name, source string, body []by
 		n.report(name, body, lineOffset, e)
 	}
 	for i := range res.Events {
-		if err := n.enc.Encode(&res.Events[i]); err != nil {
-			fmt.Fprintf(n.stderr, "%s: encode event %s: %v\n", name, res.Events[i].ID, err)
+		n.line = append(res.Events[i].AppendJSON(n.line[:0]), '\n')
+		if _, err := n.out.Write(n.line); err != nil {
+			fmt.Fprintf(n.stderr, "%s: write event %s: %v\n", name, res.Events[i].ID, err)
 			n.failed = true
 		}
 	}

@@ -1,0 +1,194 @@
+package auditpipe
+
+import (
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the event's JSON form to dst: byte for byte what
+// encoding/json's Encoder writes with SetEscapeHTML(false), less the
+// newline, at a fraction of the cost (no reflection, and details are
+// copied, not re-validated: Validate checks them). Outputs write every
+// event through it.
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"schema_version":`...)
+	dst = appendString(dst, e.SchemaVersion)
+	dst = append(dst, `,"id":`...)
+	dst = appendString(dst, e.ID)
+	dst = append(dst, `,"time":`...)
+	dst = appendTime(dst, e.Time)
+	if !e.ObservedTime.IsZero() {
+		dst = append(dst, `,"observed_time":`...)
+		dst = appendTime(dst, e.ObservedTime)
+	}
+	dst = append(dst, `,"source":{"type":`...)
+	dst = appendString(dst, e.Source.Type)
+	dst = appendField(dst, "name", e.Source.Name)
+	dst = appendField(dst, "format", e.Source.Format)
+	dst = append(dst, `},"action":`...)
+	dst = appendString(dst, e.Action)
+	dst = append(dst, `,"operation":`...)
+	dst = appendString(dst, string(e.Operation))
+	if len(e.Category) > 0 {
+		dst = append(dst, `,"category":[`...)
+		for i, c := range e.Category {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, c)
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"outcome":`...)
+	dst = appendString(dst, string(e.Outcome))
+	dst = appendField(dst, "reason", e.Reason)
+	dst = appendField(dst, "message", e.Message)
+	if e.Actor != (Actor{}) {
+		dst = appendObject(dst, "actor", "type", string(e.Actor.Type), "id", e.Actor.ID, "uid", e.Actor.UID,
+			"name", e.Actor.Name, "email", e.Actor.Email, "provider", e.Actor.Provider)
+	}
+	if e.Resource != (Resource{}) {
+		dst = appendObject(dst, "resource", "type", e.Resource.Type, "id", e.Resource.ID, "name", e.Resource.Name,
+			"namespace", e.Resource.Namespace, "api_group", e.Resource.APIGroup, "api_version", e.Resource.APIVersion)
+	}
+	if e.Tenant != (Tenant{}) {
+		dst = appendObject(dst, "tenant", "account", e.Tenant.Account, "org", e.Tenant.Org, "project", e.Tenant.Project)
+	}
+	if e.Client != (Client{}) {
+		dst = appendObject(dst, "client", "ip", e.Client.IP, "user_agent", e.Client.UserAgent)
+	}
+	if len(e.Details) > 0 {
+		dst = append(dst, `,"details":`...)
+		dst = append(dst, e.Details...)
+	}
+	if len(e.Labels) > 0 {
+		keys := make([]string, 0, len(e.Labels))
+		for k := range e.Labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, `,"labels":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, k)
+			dst = append(dst, ':')
+			dst = appendString(dst, e.Labels[k])
+		}
+		dst = append(dst, '}')
+	}
+	dst = appendField(dst, "raw_sha256", e.RawSHA256)
+	if in := e.Integrity; in != nil {
+		dst = append(dst, `,"integrity":{`...)
+		n := len(dst)
+		dst = appendField(dst, "stream", in.Stream)
+		if in.Seq != 0 {
+			dst = append(dst, `,"seq":`...)
+			dst = strconv.AppendUint(dst, in.Seq, 10)
+		}
+		dst = appendField(dst, "prev_hash", in.PrevHash)
+		dst = appendField(dst, "hash", in.Hash)
+		dst = appendField(dst, "key_id", in.KeyID)
+		dst = appendField(dst, "signature", in.Signature)
+		if len(dst) > n {
+			// Every member was written with a leading comma.
+			copy(dst[n:], dst[n+1:])
+			dst = dst[:len(dst)-1]
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+// appendField writes ,"name":"value" unless value is empty (omitempty).
+func appendField(dst []byte, name, value string) []byte {
+	if value == "" {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, '"', ':')
+	return appendString(dst, value)
+}
+
+// appendObject writes ,"name":{...} from name/value pairs, omitting empty
+// values.
+func appendObject(dst []byte, name string, kv ...string) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, `":{`...)
+	n := len(dst)
+	for i := 0; i+1 < len(kv); i += 2 {
+		dst = appendField(dst, kv[i], kv[i+1])
+	}
+	if len(dst) > n {
+		copy(dst[n:], dst[n+1:])
+		dst = dst[:len(dst)-1]
+	}
+	return append(dst, '}')
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	dst = append(dst, '"')
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s as encoding/json does without HTML escaping:
+// control characters, '"' and '\\' escaped, invalid UTF-8 replaced by
+// U+FFFD, and U+2028/U+2029 escaped (JavaScript line terminators).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
