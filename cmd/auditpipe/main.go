@@ -28,7 +28,7 @@ const (
 const usage = `auditpipe normalizes audit events from many sources into one schema and forwards them.
 
 Usage:
-  auditpipe normalize [--format auto|spacelift|alertmanager|app|k8s] [--source-name NAME] [--config FILE] [FILE...]
+  auditpipe normalize [--format auto|spacelift|alertmanager|app|k8s] [--source-name NAME] [--config FILE] [-v] [FILE...]
   auditpipe version
 
 Run "auditpipe COMMAND -h" for a command's flags.

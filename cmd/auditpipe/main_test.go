@@ -131,3 +131,14 @@ func FuzzLineOf(f *testing.F) {
 		}
 	})
 }
+
+func TestNormalizeVerboseSummary(t *testing.T) {
+	_, errOut, code := runCLI(t, "", "normalize", "-v", "../../transformers/alertmanager/testdata/other_alertname.json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := "other_alertname.json: format alertmanager (decided by $.alerts), "
+	if !strings.Contains(errOut, want) || !strings.Contains(errOut, "skipped (alertname)") {
+		t.Errorf("summary %q lacks %q and the skip count", errOut, want)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -28,6 +30,7 @@ func normalize(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	format := fs.String("format", "auto", "payload format: auto, or one of the built-in formats")
 	sourceName := fs.String("source-name", "", "event source.name (default: the file's base name, or \"stdin\")")
 	configFile := fs.String("config", "", "YAML file with transformer settings (limits, redact, alertmanager, app, k8s)")
+	verbose := fs.Bool("v", false, "report on stderr, per file, the format used (and for auto the field that decided), events, errors and skipped items")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: auditpipe normalize [flags] [FILE...]\n\nReads one JSON document or NDJSON per file (stdin without FILE or with -) and writes NDJSON events to stdout.\n\nFlags:")
 		fs.PrintDefaults()
@@ -62,7 +65,7 @@ func normalize(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	n := normalizer{tr: tr, out: out, stderr: stderr, limits: cfg.Limits.WithDefaults()}
+	n := normalizer{tr: tr, out: out, stderr: stderr, limits: cfg.Limits.WithDefaults(), verbose: *verbose}
 	for _, f := range files {
 		if ctx.Err() != nil {
 			break
@@ -90,12 +93,13 @@ func normalize(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 }
 
 type normalizer struct {
-	tr     transformers.Transformer
-	out    *bufio.Writer
-	line   []byte
-	stderr io.Writer
-	limits transformers.Limits
-	failed bool
+	tr      transformers.Transformer
+	out     *bufio.Writer
+	line    []byte
+	stderr  io.Writer
+	limits  transformers.Limits
+	failed  bool
+	verbose bool
 }
 
 // file transforms one input. Inputs larger than the payload limit are
@@ -127,6 +131,9 @@ func (n *normalizer) payload(ctx context.Context, name, source string, body []by
 	for _, e := range res.Errors {
 		n.report(name, body, lineOffset, e)
 	}
+	if n.verbose {
+		n.summary(name, res, err)
+	}
 	for i := range res.Events {
 		n.line = append(res.Events[i].AppendJSON(n.line[:0]), '\n')
 		if _, err := n.out.Write(n.line); err != nil {
@@ -134,6 +141,30 @@ func (n *normalizer) payload(ctx context.Context, name, source string, body []by
 			n.failed = true
 		}
 	}
+}
+
+// summary tells what became of a payload: which decoder ran (and for auto
+// the field that decided), and how many events, errors and skipped items.
+func (n *normalizer) summary(name string, res transformers.Result, err error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: format %s", name, res.Format)
+	if res.DecidedBy != "" {
+		fmt.Fprintf(&b, " (decided by %s)", res.DecidedBy)
+	}
+	errs := len(res.Errors)
+	if err != nil {
+		errs++
+	}
+	fmt.Fprintf(&b, ", %d events, %d errors", len(res.Events), errs)
+	reasons := make([]string, 0, len(res.Skipped))
+	for r := range res.Skipped {
+		reasons = append(reasons, r)
+	}
+	slices.Sort(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(&b, ", %d skipped (%s)", res.Skipped[r], r)
+	}
+	fmt.Fprintln(n.stderr, b.String())
 }
 
 func (n *normalizer) report(name string, body []byte, lineOffset int, e *transformers.Error) {
