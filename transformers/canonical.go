@@ -445,17 +445,12 @@ func validNumber(b []byte) bool {
 // need be: nothing is encoded, and for a compact payload the raw hash and
 // the id are one hash.
 func (r *Root) Canonical(n Node, red *Redactor) (*Canonical, *Error) {
-	if n.v != r.v || !r.scan.canonical || r.Raw == nil {
+	b := r.CanonicalBytes()
+	if n.v != r.v || b == nil {
 		return EncodeCanonical(n, red)
 	}
 	spans := r.scan.members[:r.scan.nMembers]
-	c := &Canonical{b: r.Raw[:r.scan.end]}
-	if r.scan.spaced {
-		if r.compact == nil {
-			return EncodeCanonical(n, red)
-		}
-		c.b = *r.compact
-	}
+	c := &Canonical{b: b}
 	if red == nil || len(spans) == 0 || r.scan.red != red {
 		return c, nil
 	}

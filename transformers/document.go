@@ -54,24 +54,16 @@ func (r *Root) Parse() {
 	r.v, r.lazy = v, false
 }
 
-// canonicalBytes is the canonical form of a canonical root: the payload
-// itself, or its compacted copy.
-func (r *Root) canonicalBytes() []byte {
-	if r.scan.spaced {
-		return *r.compact
-	}
-	return r.Raw[:r.scan.end]
-}
-
 // Member returns the canonical JSON of a top-level member of a canonical
 // object root (see DecodeLazy), and whether it holds nothing the redactor
 // would change. ok is false when there is no such member or the root is
-// not such an object.
+// not such an object. Clean is judged with the redactor the document was
+// decoded with.
 func (r *Root) Member(name string) (val []byte, clean, ok bool) {
-	if !r.scan.canonical || r.scan.nMembers == 0 || (r.scan.spaced && r.compact == nil) {
+	b := r.CanonicalBytes()
+	if b == nil {
 		return nil, false, false
 	}
-	b := r.canonicalBytes()
 	for _, m := range r.scan.members[:r.scan.nMembers] {
 		if string(b[m.keyStart:m.keyEnd]) == name {
 			return b[m.valStart:m.valEnd:m.valEnd], !m.dirty, true
@@ -99,13 +91,20 @@ func (r *Root) NoteCanonical(canonical []byte, id string) {
 	}
 }
 
-// CanonicalBytes is the canonical form of a root DecodeLazy found already
-// canonical (the payload, or its compacted copy), or nil.
+// CanonicalBytes is the canonical form of a root the prescan found
+// already canonical (the payload less trailing whitespace, or its
+// compacted copy), or nil.
 func (r *Root) CanonicalBytes() []byte {
-	if !r.scan.canonical || r.Raw == nil || (r.scan.spaced && r.compact == nil) {
+	switch {
+	case !r.scan.canonical || r.Raw == nil:
 		return nil
+	case r.scan.spaced:
+		if r.compact == nil {
+			return nil // decoded without DecodeWith/DecodeLazy: not kept
+		}
+		return *r.compact
 	}
-	return r.canonicalBytes()
+	return r.Raw[:r.scan.end]
 }
 
 // Document is a decoded payload. Close it when done: it holds pooled
