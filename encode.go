@@ -3,8 +3,8 @@ package auditpipe
 import (
 	"slices"
 	"strconv"
-	"time"
-	"unicode/utf8"
+
+	"github.com/auditpipe/auditpipe/internal/jsonw"
 )
 
 // AppendJSON appends the event's JSON form to dst: byte for byte what
@@ -14,35 +14,35 @@ import (
 // event through it.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"schema_version":`...)
-	dst = appendString(dst, e.SchemaVersion)
+	dst = jsonw.AppendString(dst, e.SchemaVersion)
 	dst = append(dst, `,"id":`...)
-	dst = appendString(dst, e.ID)
+	dst = jsonw.AppendString(dst, e.ID)
 	dst = append(dst, `,"time":`...)
-	dst = appendTime(dst, e.Time)
+	dst = jsonw.AppendTime(dst, e.Time)
 	if !e.ObservedTime.IsZero() {
 		dst = append(dst, `,"observed_time":`...)
-		dst = appendTime(dst, e.ObservedTime)
+		dst = jsonw.AppendTime(dst, e.ObservedTime)
 	}
 	dst = append(dst, `,"source":{"type":`...)
-	dst = appendString(dst, e.Source.Type)
+	dst = jsonw.AppendString(dst, e.Source.Type)
 	dst = appendField(dst, "name", e.Source.Name)
 	dst = appendField(dst, "format", e.Source.Format)
 	dst = append(dst, `},"action":`...)
-	dst = appendString(dst, e.Action)
+	dst = jsonw.AppendString(dst, e.Action)
 	dst = append(dst, `,"operation":`...)
-	dst = appendString(dst, string(e.Operation))
+	dst = jsonw.AppendString(dst, string(e.Operation))
 	if len(e.Category) > 0 {
 		dst = append(dst, `,"category":[`...)
 		for i, c := range e.Category {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, c)
+			dst = jsonw.AppendString(dst, c)
 		}
 		dst = append(dst, ']')
 	}
 	dst = append(dst, `,"outcome":`...)
-	dst = appendString(dst, string(e.Outcome))
+	dst = jsonw.AppendString(dst, string(e.Outcome))
 	dst = appendField(dst, "reason", e.Reason)
 	dst = appendField(dst, "message", e.Message)
 	if e.Actor != (Actor{}) {
@@ -74,9 +74,9 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k)
+			dst = jsonw.AppendString(dst, k)
 			dst = append(dst, ':')
-			dst = appendString(dst, e.Labels[k])
+			dst = jsonw.AppendString(dst, e.Labels[k])
 		}
 		dst = append(dst, '}')
 	}
@@ -111,7 +111,7 @@ func appendField(dst []byte, name, value string) []byte {
 	dst = append(dst, ',', '"')
 	dst = append(dst, name...)
 	dst = append(dst, '"', ':')
-	return appendString(dst, value)
+	return jsonw.AppendString(dst, value)
 }
 
 // appendObject writes ,"name":{...} from name/value pairs, omitting empty
@@ -131,64 +131,3 @@ func appendObject(dst []byte, name string, kv ...string) []byte {
 	return append(dst, '}')
 }
 
-func appendTime(dst []byte, t time.Time) []byte {
-	dst = append(dst, '"')
-	dst = t.AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString quotes s as encoding/json does without HTML escaping:
-// control characters, '"' and '\\' escaped, invalid UTF-8 replaced by
-// U+FFFD, and U+2028/U+2029 escaped (JavaScript line terminators).
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}

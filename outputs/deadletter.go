@@ -1,0 +1,30 @@
+package outputs
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// DeadLetter is one event (or one payload that never became an event) that
+// cannot be delivered as it is, with the reason. The dead-letter store keeps
+// it so an operator can fix the cause and replay it.
+type DeadLetter struct {
+	Time time.Time `json:"time"`
+	// Output is the configured output that rejected the event; empty for a
+	// payload rejected before any output saw it.
+	Output string `json:"output,omitempty"`
+	Error  string `json:"error"`
+	// Event is the event's JSON form (Event.AppendJSON).
+	Event json.RawMessage `json:"event,omitempty"`
+	// Source and Payload hold input that could not be transformed: the
+	// source it arrived on and its bytes as received.
+	Source  string `json:"source,omitempty"`
+	Payload []byte `json:"payload,omitempty"`
+}
+
+// DeadLetterer stores dead letters durably: when DeadLetter returns nil the
+// letters survive a crash. outputs/dlq implements it with NDJSON files.
+type DeadLetterer interface {
+	DeadLetter(ctx context.Context, letters []DeadLetter) error
+}
