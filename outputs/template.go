@@ -138,6 +138,9 @@ func placeholder(name string) (func([]byte, *auditpipe.Event) []byte, error) {
 
 // dateLayout turns yyyy.MM.dd-style patterns into a Go time layout.
 func dateLayout(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("empty placeholder")
+	}
 	var b strings.Builder
 	for p != "" {
 		switch {
