@@ -1,0 +1,5 @@
+//go:build !unix
+
+package webhook
+
+func cpuTime() int64 { return -1 }
