@@ -9,6 +9,10 @@ STATICCHECK := $(TOOLS)/staticcheck
 BENCHSTAT   := $(TOOLS)/benchstat
 STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
+# The S3 server the s3 output is tested against (testenv/s3test); a Go
+# build of about two minutes, cached under build/tools.
+VERSITYGW   := $(TOOLS)/versitygw
+VERSITYGW_VERSION   := v1.8.0
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 
@@ -20,7 +24,7 @@ FUZZTIME  ?= 20000x
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: all build run test race vet lint fuzz bench bench-compare icount clean
+.PHONY: all build run test testdeps testenv race vet lint fuzz bench bench-compare icount clean
 
 all: build
 
@@ -30,8 +34,21 @@ build: ## build build/auditpipe
 run: build ## normalize the bundled example payloads (the sidecar replaces this once it lands)
 	$(BIN)/auditpipe normalize examples/payloads/*.json examples/payloads/*.ndjson
 
-test: vet ## unit, golden and property tests with the race detector
+test: vet $(VERSITYGW) ## unit, golden, property and real-peer tests with the race detector
 	$(GO) test -race -count=1 ./...
+
+# Test peers that are programs, not Go packages. versitygw builds with Go;
+# kcat (an independent Kafka client) comes from Debian's apt and needs root,
+# so only CI, or a developer who wants that test, runs `make testdeps`;
+# without kcat that one test skips (under CI=true it fails instead).
+$(VERSITYGW):
+	GOBIN=$(abspath $(TOOLS)) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+testdeps: $(VERSITYGW) ## install the external test peers (kcat with apt, versitygw with go install)
+	@command -v kcat >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat >/dev/null; }
+	@kcat -V | head -1
 
 vet:
 	$(GO) vet ./...

@@ -365,3 +365,40 @@ func (d *Deliverer) deadLetter(ctx context.Context, perm []failed) *UndeliveredE
 	d.deadLettered.Add(int64(len(perm)))
 	return nil
 }
+
+// BatchConfig is how the engine groups events for one output before
+// calling Deliver: a batch is sent when it holds MaxEvents events or
+// MaxBytes bytes of event JSON, or when its oldest event has waited
+// MaxWait. Zero fields take the output type's defaults.
+type BatchConfig struct {
+	MaxEvents int           `yaml:"max_events"`
+	MaxBytes  int           `yaml:"max_bytes"`
+	MaxWait   time.Duration `yaml:"max_wait"`
+}
+
+// Validate names the bad key.
+func (c BatchConfig) Validate() error {
+	switch {
+	case c.MaxEvents < 0:
+		return errors.New("batch.max_events: must not be negative")
+	case c.MaxBytes < 0:
+		return errors.New("batch.max_bytes: must not be negative")
+	case c.MaxWait < 0:
+		return errors.New("batch.max_wait: must not be negative")
+	}
+	return nil
+}
+
+// Or returns c with its zero fields taken from def.
+func (c BatchConfig) Or(def BatchConfig) BatchConfig {
+	if c.MaxEvents == 0 {
+		c.MaxEvents = def.MaxEvents
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = def.MaxBytes
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = def.MaxWait
+	}
+	return c
+}

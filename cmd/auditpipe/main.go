@@ -29,6 +29,7 @@ const usage = `auditpipe normalizes audit events from many sources into one sche
 
 Usage:
   auditpipe normalize [--format auto|spacelift|alertmanager|app|k8s] [--source-name NAME] [--config FILE] [-v] [FILE...]
+  auditpipe dlq list|replay [flags]
   auditpipe version
 
 Run "auditpipe COMMAND -h" for a command's flags.
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "normalize":
 		return normalize(ctx, args[1:], stdin, stdout, stderr)
+	case "dlq":
+		return dlqCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK

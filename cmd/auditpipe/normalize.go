@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/builtin"
 )
@@ -30,6 +31,7 @@ func normalize(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	format := fs.String("format", "auto", "payload format: auto, or one of the built-in formats")
 	sourceName := fs.String("source-name", "", "event source.name (default: the file's base name, or \"stdin\")")
 	configFile := fs.String("config", "", "YAML file with transformer settings (limits, redact, alertmanager, app, k8s)")
+	outputsFile := fs.String("outputs", "", "deliver the events to the outputs configured in this YAML file (its outputs and dead_letter sections, as the sidecar's) instead of writing them to stdout")
 	verbose := fs.Bool("v", false, "report on stderr, per file, the format used (and for auto the field that decided), events, errors and skipped items")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: auditpipe normalize [flags] [FILE...]\n\nReads one JSON document or NDJSON per file (stdin without FILE or with -) and writes NDJSON events to stdout.\n\nFlags:")
@@ -66,6 +68,15 @@ func normalize(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	n := normalizer{tr: tr, out: out, stderr: stderr, limits: cfg.Limits.WithDefaults(), verbose: *verbose}
+	if *outputsFile != "" {
+		set, closeSet, err := openOutputs(ctx, *outputsFile, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "auditpipe normalize: --outputs: %v\n", err)
+			return exitUsage
+		}
+		defer closeSet()
+		n.deliver = set.Deliver
+	}
 	for _, f := range files {
 		if ctx.Err() != nil {
 			break
@@ -100,6 +111,8 @@ type normalizer struct {
 	limits  transformers.Limits
 	failed  bool
 	verbose bool
+	// deliver, when set, takes the events instead of out.
+	deliver func(context.Context, []auditpipe.Event) error
 }
 
 // file transforms one input. Inputs larger than the payload limit are
@@ -133,6 +146,16 @@ func (n *normalizer) payload(ctx context.Context, name, source string, body []by
 	}
 	if n.verbose {
 		n.summary(name, res, err)
+	}
+	if n.deliver != nil {
+		if len(res.Events) == 0 {
+			return
+		}
+		if err := n.deliver(ctx, res.Events); err != nil {
+			fmt.Fprintf(n.stderr, "%s: %d events not delivered: %v\n", name, len(res.Events), err)
+			n.failed = true
+		}
+		return
 	}
 	for i := range res.Events {
 		n.line = append(res.Events[i].AppendJSON(n.line[:0]), '\n')

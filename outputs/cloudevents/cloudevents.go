@@ -85,14 +85,26 @@ func subject(ev *auditpipe.Event) string {
 func AppendStructured(dst []byte, ev *auditpipe.Event) []byte {
 	dst = append(dst, `{"specversion":"`+SpecVersion+`","id":`...)
 	dst = jsonw.AppendString(dst, ev.ID)
-	dst = append(dst, `,"source":`...)
-	dst = jsonw.AppendString(dst, SourceOf(ev))
+	dst = append(dst, `,"source":"auditpipe/`...)
+	dst = jsonw.AppendEscaped(dst, ev.Source.Type)
+	if ev.Source.Name != "" {
+		dst = append(dst, '/')
+		dst = jsonw.AppendEscaped(dst, ev.Source.Name)
+	}
+	dst = append(dst, '"')
 	dst = append(dst, `,"type":"`+Type+`"`...)
 	if !ev.Time.IsZero() {
 		dst = append(dst, `,"time":`...)
 		dst = jsonw.AppendTime(dst, ev.Time.UTC())
 	}
-	if s := subject(ev); s != "" {
+	if r := &ev.Resource; r.Namespace != "" && r.Name != "" {
+		// subject(ev), written in pieces so that no string is built.
+		dst = append(dst, `,"subject":"`...)
+		dst = jsonw.AppendEscaped(dst, r.Namespace)
+		dst = append(dst, '/')
+		dst = jsonw.AppendEscaped(dst, r.Name)
+		dst = append(dst, '"')
+	} else if s := subject(ev); s != "" {
 		dst = append(dst, `,"subject":`...)
 		dst = jsonw.AppendString(dst, s)
 	}
