@@ -1,0 +1,56 @@
+// Package elastictest is an in-process emulation of the slice of the
+// Elasticsearch 8 REST API that the elasticsearch output and its tests use,
+// faithful to what github.com/elastic/go-elasticsearch/v8 sees on the wire.
+// No real cluster can be installed where the project's tests run, so this is
+// the output's peer in tests and in the demo stack (testenv/cmd/testenv).
+//
+// Emulated:
+//   - the X-Elastic-Product: Elasticsearch header on every response (the
+//     client refuses a server without it) and GET / with an 8.x info body;
+//   - POST|PUT /_bulk and /{index}/_bulk: NDJSON action/document pairs,
+//     create, index and delete, per-item results in request order (201
+//     created, 200 updated, 404 not_found for a missing delete, 409
+//     version_conflict_engine_exception for a create of an existing _id,
+//     400 document_parsing_exception for a document that is not a JSON
+//     object or whose field conflicts with the index's mapping, 400
+//     invalid_index_name_exception), "errors" and "took"; the pipeline and
+//     include_source_on_error parameters (pipelines are stored, not run: an
+//     unknown pipeline rejects the item, as Elasticsearch does);
+//   - a minimal dynamic mapping per index: the first value of a field fixes
+//     its kind (object, string, long, double, boolean, or date for strings
+//     that look like dates, as date_detection does), a later value of
+//     another kind that Elasticsearch could not coerce rejects the document,
+//     and the 1000-field limit applies; mappings come first from the
+//     matching index template (keyword, text, long, double, boolean, date,
+//     ip, object, flattened, and objects with dynamic false or enabled
+//     false, under which anything goes);
+//   - index templates (PUT/GET/DELETE /_index_template/{name}, highest
+//     priority wins), with the built-in "logs" template (logs-*-*,
+//     data_stream, priority 100) preinstalled as in a real cluster;
+//   - data streams: created by PUT /_data_stream/{name} or automatically by
+//     a create into a name whose template has data_stream; only create is
+//     accepted, @timestamp is required, documents live in a hidden backing
+//     index .ds-{name}-{yyyy.MM.dd}-000001; GET/DELETE /_data_stream/{name};
+//   - GET|POST /{target}/_count and /{target}/_search (match_all only, from
+//     and size), GET /{index}/_doc/{id}, DELETE /{index}, POST _refresh (a
+//     no-op: documents are visible at once), GET /_cluster/health,
+//     PUT/GET/DELETE /_ingest/pipeline/{id}; targets are comma-separated
+//     names and wildcard patterns over indices, aliases-free, where
+//     wildcards skip hidden (dot) indices but match data streams;
+//   - basic and ApiKey authentication when configured, answering 401 with
+//     a security_exception body and WWW-Authenticate, as Elasticsearch does;
+//   - TLS with a generated self-signed certificate.
+//
+// Fault knobs, safe to change while requests are in flight: RejectNextItems
+// (the next n bulk items fail with a status, 429 as
+// es_rejected_execution_exception), FailNextRequests (the next n requests
+// fail as a whole) and Delay (every answer waits, until the client gives up
+// or the server closes).
+//
+// Not emulated: queries other than match_all, aggregations, sorting,
+// scrolling, aliases, update actions, ingest processors, refresh intervals
+// (everything is searchable at once, so tests against a real cluster must
+// call _refresh), shards and replicas, versioning parameters, and most of
+// the mapping system (analyzers, multi-fields, dynamic templates, runtime
+// fields, ignore_above, coercion settings). Documents live in memory.
+package elastictest
