@@ -44,6 +44,9 @@ test: vet $(VERSITYGW) ## unit, golden, property and real-peer tests with the ra
 $(VERSITYGW):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
+testenv: $(VERSITYGW) ## run Kafka, Elasticsearch, S3 and webhook peers on 127.0.0.1 (writes build/testenv.yaml and build/testenv.env)
+	$(GO) run ./testenv/cmd/testenv --config-out $(BIN)/testenv.yaml --env-out $(BIN)/testenv.env
+
 testdeps: $(VERSITYGW) ## install the external test peers (kcat with apt, versitygw with go install)
 	@command -v kcat >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
