@@ -1,0 +1,148 @@
+package kafka_test
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/outputs/kafka"
+	"github.com/auditpipe/auditpipe/testenv/kafkatest"
+)
+
+// sourceTopics are the topics the default template makes of
+// outputstest.Events.
+var sourceTopics = []string{"audit.spacelift", "audit.alertmanager", "audit.app", "audit.k8s"}
+
+func startBroker(t testing.TB, cfg kafkatest.Config) *kafkatest.Broker {
+	t.Helper()
+	b, err := kafkatest.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// newOutput makes an output closed at the end of the test. Its metadata
+// TTL is short so that topics and brokers that appear mid-test are seen at
+// once.
+func newOutput(t testing.TB, cfg kafka.Config) *kafka.Output {
+	t.Helper()
+	if cfg.MetadataTTL == 0 {
+		cfg.MetadataTTL = 50 * time.Millisecond
+	}
+	o, err := kafka.New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := o.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return o
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// records returns what topic holds, failing the test on error.
+func records(t testing.TB, b *kafkatest.Broker, topic string) []*kgo.Record {
+	t.Helper()
+	recs, err := b.Records(testCtx(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// keys returns the record keys, sorted.
+func keys(recs []*kgo.Record) []string {
+	ks := make([]string, len(recs))
+	for i, r := range recs {
+		ks[i] = string(r.Key)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func sortedIDs(evs []auditpipe.Event) []string {
+	ids := make([]string, len(evs))
+	for i := range evs {
+		ids[i] = evs[i].ID
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// eventually polls cond until it holds, failing the test after a deadline.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond) // polling interval
+	}
+}
+
+// checkNoLeak fails the test if more goroutines run than baseline once
+// everything is closed. It polls, because the goroutines of closed
+// connections take a moment to return.
+func checkNoLeak(t testing.TB, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+}
+
+// letters is a dead-letter store that remembers.
+type letters struct {
+	mu  sync.Mutex
+	got []outputs.DeadLetter
+}
+
+func (l *letters) DeadLetter(_ context.Context, ls []outputs.DeadLetter) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, ls...)
+	return nil
+}
+
+func (l *letters) all() []outputs.DeadLetter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.got)
+}
+
+// fastRetry retries at once and forever: tests bound it with their context.
+var fastRetry = outputs.RetryConfig{
+	InitialInterval: time.Millisecond,
+	MaxInterval:     10 * time.Millisecond,
+	AttemptTimeout:  10 * time.Second,
+}
+
+func deliverer(t testing.TB, o outputs.Output, dlq outputs.DeadLetterer, retry outputs.RetryConfig) *outputs.Deliverer {
+	t.Helper()
+	d, err := outputs.NewDeliverer(outputs.DelivererConfig{Name: "kafka-test", Output: o, Retry: retry, DeadLetters: dlq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
