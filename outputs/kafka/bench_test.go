@@ -24,7 +24,7 @@ func BenchmarkWrite(b *testing.B) {
 	}{
 		{"compression=none", kafka.Config{}},
 		{"compression=zstd", kafka.Config{Compression: "zstd"}},
-		{"batch_timeout=1ms", kafka.Config{BatchTimeout: time.Millisecond}},
+		{"batch_timeout=10ms", kafka.Config{BatchTimeout: 10 * time.Millisecond}},
 	} {
 		b.Run(fmt.Sprintf("batch=%d/%s", benchBatch, tt.name), func(b *testing.B) {
 			benchWrite(b, tt.cfg, 1)

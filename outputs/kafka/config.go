@@ -36,7 +36,9 @@ type Config struct {
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// BatchTimeout is how long the writer waits for more records for a
 	// partition before sending what it has. Every Write waits this long
-	// unless its records fill a batch. Default 10ms.
+	// unless its records fill a batch, so this is latency added to every
+	// batch; the engine hands over whole batches and waits for them, so
+	// little is gained by waiting longer. Default 1ms.
 	BatchTimeout time.Duration `yaml:"batch_timeout"`
 	// BatchSize is the most records in one produce request for one
 	// partition. A full request is sent at once; only the last, partial
@@ -84,7 +86,7 @@ const (
 	DefaultCompression  = "none"
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultDialTimeout  = 5 * time.Second
-	DefaultBatchTimeout = 10 * time.Millisecond
+	DefaultBatchTimeout = time.Millisecond
 	DefaultBatchSize    = 100
 	DefaultBatchBytes   = 1000000
 	DefaultMetadataTTL  = 6 * time.Second

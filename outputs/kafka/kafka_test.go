@@ -86,7 +86,7 @@ func TestDefaults(t *testing.T) {
 	c := kafka.Config{}.WithDefaults()
 	want := kafka.Config{
 		Topic: "audit.{source}", ClientID: "auditpipe", Compression: "none",
-		WriteTimeout: 10 * time.Second, DialTimeout: 5 * time.Second, BatchTimeout: 10 * time.Millisecond,
+		WriteTimeout: 10 * time.Second, DialTimeout: 5 * time.Second, BatchTimeout: time.Millisecond,
 		BatchSize: 100, BatchBytes: 1000000, MetadataTTL: 6 * time.Second,
 	}
 	if fmt.Sprint(c) != fmt.Sprint(want) {
