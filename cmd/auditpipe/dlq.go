@@ -158,7 +158,7 @@ func dlqList(dir, output string, asJSON bool, stdout, stderr io.Writer) int {
 			return enc.Encode(e.DeadLetter)
 		}
 		var ev struct{ ID, Action string }
-		what := ev.ID
+		var what string
 		if len(e.Event) > 0 {
 			_ = json.Unmarshal(e.Event, &ev)
 			what = ev.ID

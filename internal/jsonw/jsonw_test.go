@@ -1,0 +1,44 @@
+package jsonw
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func reference(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "q\"b\\", "\x00\x1f\t\n\r\b\f", "\u2028\u2029", "\xff\xfe", "é<>&"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := AppendString(nil, s), reference(s); !bytes.Equal(got, want) {
+			t.Errorf("AppendString(%q) = %s, want %s", s, got, want)
+		}
+		if got, want := append(AppendEscaped([]byte(`x"`), s), '"'), AppendString([]byte("x"), s); !bytes.Equal(got, want) {
+			t.Errorf("AppendEscaped(%q) quoted = %s, want %s", s, got, want)
+		}
+	})
+}
+
+func TestAppendTime(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC),
+		time.Date(2026, 11, 21, 9, 30, 0, 123456000, time.FixedZone("x", 3600)),
+		{},
+	} {
+		if got, want := AppendTime(nil, tm), reference(tm); !bytes.Equal(got, want) {
+			t.Errorf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
