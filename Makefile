@@ -24,7 +24,7 @@ FUZZTIME  ?= 20000x
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: all build run test testdeps testenv race vet lint fuzz bench bench-compare icount clean
+.PHONY: all build run test testdeps testenv race vet lint fuzz bench bench-outputs bench-compare icount clean
 
 all: build
 
@@ -86,6 +86,16 @@ bench: ## transform benchmarks on one core; results in build/bench.txt
 	  $(GO) test -run '^$$' -bench 'Transform|Decode|EncodeEvent' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 . ./transformers/builtin/ | tee -a $(BIN)/bench.txt; \
 	done
 	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) $(BIN)/bench.txt
+
+# The outputs: each encoder alone and each output writing to its testenv
+# peer (in the same process, so Write figures include the peer's work).
+bench-outputs: $(VERSITYGW) ## output and encoder benchmarks on one core; results in build/bench-outputs.txt
+	@mkdir -p $(BIN)
+	@rm -f $(BIN)/bench-outputs.txt
+	@for i in $$(seq $(COUNT)); do \
+	  $(GO) test -run '^$$' -bench 'Encode|AppendStructured|Write' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 . ./outputs/... | tee -a $(BIN)/bench-outputs.txt; \
+	done
+	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) $(BIN)/bench-outputs.txt
 
 # Compare two bench runs: make bench-compare OLD=build/old.txt NEW=build/bench.txt
 bench-compare: $(BENCHSTAT)
