@@ -130,4 +130,3 @@ func appendObject(dst []byte, name string, kv ...string) []byte {
 	}
 	return append(dst, '}')
 }
-

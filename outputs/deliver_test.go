@@ -34,22 +34,6 @@ func (s *scripted) Write(_ context.Context, batch []auditpipe.Event) error {
 
 func (s *scripted) Close(context.Context) error { s.closed = true; return nil }
 
-type letters struct {
-	mu  sync.Mutex
-	got []outputs.DeadLetter
-	err error
-}
-
-func (l *letters) DeadLetter(_ context.Context, ls []outputs.DeadLetter) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err != nil {
-		return l.err
-	}
-	l.got = append(l.got, ls...)
-	return nil
-}
-
 func fast() outputs.RetryConfig {
 	return outputs.RetryConfig{InitialInterval: time.Microsecond, MaxInterval: time.Millisecond, AttemptTimeout: time.Second}
 }
@@ -80,7 +64,7 @@ func TestDeliverRetriesOnlyFailedEvents(t *testing.T) {
 			return nil
 		}
 	}}
-	dl := &letters{}
+	dl := &outputstest.Letters{}
 	d := newDeliverer(t, out, dl, fast())
 	rep, err := d.Deliver(context.Background(), evs)
 	if err != nil {
@@ -94,11 +78,12 @@ func TestDeliverRetriesOnlyFailedEvents(t *testing.T) {
 	if rep != (outputs.Report{Delivered: 5, DeadLettered: 1, Attempts: 3, Retried: 3}) {
 		t.Errorf("report = %+v", rep)
 	}
-	if len(dl.got) != 1 || dl.got[0].Output != "test" || dl.got[0].Error != "mapping" || !dl.got[0].Time.Equal(outputstest.Base) {
-		t.Fatalf("dead letters = %+v", dl.got)
+	got := dl.All()
+	if len(got) != 1 || got[0].Output != "test" || got[0].Error != "mapping" || !got[0].Time.Equal(outputstest.Base) {
+		t.Fatalf("dead letters = %+v", got)
 	}
-	if want := evs[2].AppendJSON(nil); string(dl.got[0].Event) != string(want) {
-		t.Errorf("dead letter event = %s, want %s", dl.got[0].Event, want)
+	if want := evs[2].AppendJSON(nil); string(got[0].Event) != string(want) {
+		t.Errorf("dead letter event = %s, want %s", got[0].Event, want)
 	}
 	if s := d.Stats(); s != (outputs.Stats{Delivered: 5, Retried: 3, DeadLettered: 1, FailedAttempts: 2}) {
 		t.Errorf("stats = %+v", s)
@@ -123,13 +108,13 @@ func TestDeliverClassifiesWholeBatchErrors(t *testing.T) {
 				}
 				return nil
 			}}
-			dl := &letters{}
+			dl := &outputstest.Letters{}
 			rep, err := newDeliverer(t, out, dl, fast()).Deliver(context.Background(), outputstest.Events(3))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.DeadLettered != tc.wantDead || rep.Delivered != tc.wantOK || len(dl.got) != tc.wantDead {
-				t.Errorf("report %+v, %d letters; want %d dead, %d delivered", rep, len(dl.got), tc.wantDead, tc.wantOK)
+			if rep.DeadLettered != tc.wantDead || rep.Delivered != tc.wantOK || len(dl.All()) != tc.wantDead {
+				t.Errorf("report %+v, %d letters; want %d dead, %d delivered", rep, len(dl.All()), tc.wantDead, tc.wantOK)
 			}
 		})
 	}
@@ -145,7 +130,7 @@ func TestDeliverHealthFollowsWholeBatchFailures(t *testing.T) {
 		<-release
 		return nil
 	}}
-	d := newDeliverer(t, out, &letters{}, fast())
+	d := newDeliverer(t, out, &outputstest.Letters{}, fast())
 	done := make(chan error)
 	go func() { _, err := d.Deliver(context.Background(), outputstest.Events(2)); done <- err }()
 	// The second attempt blocks on release, so health is observed between
@@ -176,7 +161,7 @@ func TestDeliverGivesBackWhatIsLeft(t *testing.T) {
 	t.Run("max elapsed time", func(t *testing.T) {
 		rc := fast()
 		rc.MaxElapsedTime = 20 * time.Millisecond
-		rep, err := newDeliverer(t, &scripted{answer: partial}, &letters{}, rc).Deliver(context.Background(), evs)
+		rep, err := newDeliverer(t, &scripted{answer: partial}, &outputstest.Letters{}, rc).Deliver(context.Background(), evs)
 		var ue *outputs.UndeliveredError
 		if !errors.As(err, &ue) || ue.Permanent {
 			t.Fatalf("err = %v, want a retryable *UndeliveredError", err)
@@ -193,7 +178,7 @@ func TestDeliverGivesBackWhatIsLeft(t *testing.T) {
 		rc := fast()
 		rc.InitialInterval, rc.MaxInterval = time.Hour, time.Hour
 		out := &scripted{answer: func(a int, b []auditpipe.Event) error { cancel(); return partial(a, b) }}
-		_, err := newDeliverer(t, out, &letters{}, rc).Deliver(ctx, evs)
+		_, err := newDeliverer(t, out, &outputstest.Letters{}, rc).Deliver(ctx, evs)
 		var ue *outputs.UndeliveredError
 		if !errors.As(err, &ue) || len(ue.Events) != 1 || !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want *UndeliveredError with 1 event wrapping context.Canceled", err)
@@ -215,7 +200,7 @@ func TestDeliverGivesBackWhatIsLeft(t *testing.T) {
 	})
 	t.Run("dead-letter store fails", func(t *testing.T) {
 		out := &scripted{answer: func(int, []auditpipe.Event) error { return outputs.Permanent(errors.New("400")) }}
-		_, err := newDeliverer(t, out, &letters{err: errors.New("disk full")}, fast()).Deliver(context.Background(), evs)
+		_, err := newDeliverer(t, out, &outputstest.Letters{Err: errors.New("disk full")}, fast()).Deliver(context.Background(), evs)
 		var ue *outputs.UndeliveredError
 		if !errors.As(err, &ue) || len(ue.Events) != 4 {
 			t.Fatalf("err = %v, want all 4 events handed back", err)
@@ -235,7 +220,7 @@ func TestDeliverHonoursRetryAfter(t *testing.T) {
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := newDeliverer(t, out, &letters{}, fast()).Deliver(ctx, outputstest.Events(1))
+	_, err := newDeliverer(t, out, &outputstest.Letters{}, fast()).Deliver(ctx, outputstest.Events(1))
 	if !errors.Is(err, context.DeadlineExceeded) || len(out.attempts) != 1 {
 		t.Fatalf("err = %v after %d attempts; want the hour-long Retry-After to outlast the context", err, len(out.attempts))
 	}
@@ -249,7 +234,7 @@ func TestDeliverIgnoresBogusFailureIndexes(t *testing.T) {
 		}
 		return nil
 	}}
-	rep, err := newDeliverer(t, out, &letters{}, fast()).Deliver(context.Background(), outputstest.Events(2))
+	rep, err := newDeliverer(t, out, &outputstest.Letters{}, fast()).Deliver(context.Background(), outputstest.Events(2))
 	if err != nil || rep.Delivered != 2 || rep.Retried != 1 {
 		t.Fatalf("rep %+v err %v; want 2 delivered with 1 retry", rep, err)
 	}

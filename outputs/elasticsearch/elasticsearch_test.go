@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -62,14 +61,14 @@ func testItemsRejected(t *testing.T, p *peer) {
 			}
 			before := p.emu.Stats().BulkItems
 			p.emu.RejectNextItems(3, tc.status)
-			dlq := &letters{}
+			dlq := &outputstest.Letters{}
 			rep := deliver(t, deliverer(t, out, dlq, outputs.RetryConfig{}), evs)
 			items := p.emu.Stats().BulkItems - before
 			if tc.permanent {
 				if rep.Delivered != 7 || rep.DeadLettered != 3 || rep.Retried != 0 || items != 10 {
 					t.Errorf("report %+v, %d items sent; want 7 delivered, 3 dead-lettered, 10 items", rep, items)
 				}
-				if got, want := dlq.ids(t), sorted(outputstest.IDs(evs[:3])); !slices.Equal(got, want) {
+				if got, want := dlq.IDs(t), sorted(outputstest.IDs(evs[:3])); !slices.Equal(got, want) {
 					t.Errorf("dead-lettered %v, want %v", got, want)
 				}
 			} else if rep.Delivered != 10 || rep.Retried != 3 || rep.DeadLettered != 0 || items != 13 {
@@ -184,18 +183,13 @@ func testSlowServer(t *testing.T, p *peer) {
 			if err := out.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			waitGoroutines(t, base)
+			outputstest.CheckNoLeak(t, 10*time.Second, base)
 		})
 	}
 }
 
 func testDownAtStart(t *testing.T, p *peer) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := outputstest.FreeAddr(t)
 
 	cfg := p.config()
 	cfg.URLs = []string{"http://" + addr}
@@ -215,7 +209,7 @@ func testDownAtStart(t *testing.T, p *peer) {
 		rep, err := d.Deliver(ctx, evs)
 		done <- result{rep, err}
 	}()
-	waitFor(t, "failed attempts", func() bool { return d.Stats().FailedAttempts >= 2 })
+	outputstest.Eventually(t, 10*time.Second, "failed attempts", func() bool { return d.Stats().FailedAttempts >= 2 })
 	if h := d.Health(); h == nil || !strings.Contains(h.Error(), "index template") {
 		t.Errorf("Health() = %v, want the template bootstrap's connection error", h)
 	}
@@ -376,10 +370,11 @@ func testUnknownPipeline(t *testing.T, p *peer) {
 	cfg := p.config()
 	cfg.Pipeline = "missing"
 	out := newOutput(t, cfg)
-	dlq := &letters{}
+	dlq := &outputstest.Letters{}
 	rep := deliver(t, deliverer(t, out, dlq, outputs.RetryConfig{}), outputstest.Events(3))
-	if rep.DeadLettered != 3 || len(dlq.got) != 3 || !strings.Contains(dlq.got[0].Error, "pipeline with id [missing] does not exist") {
-		t.Errorf("report %+v, letters %+v", rep, dlq.got)
+	dead := dlq.All()
+	if rep.DeadLettered != 3 || len(dead) != 3 || !strings.Contains(dead[0].Error, "pipeline with id [missing] does not exist") {
+		t.Errorf("report %+v, letters %+v", rep, dead)
 	}
 }
 

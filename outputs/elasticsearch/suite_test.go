@@ -10,10 +10,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -220,34 +218,6 @@ func newOutput(t *testing.T, cfg Config) *Output {
 	return o
 }
 
-// letters is a dead-letter store that remembers what it got.
-type letters struct {
-	mu  sync.Mutex
-	got []outputs.DeadLetter
-}
-
-func (l *letters) DeadLetter(_ context.Context, ls []outputs.DeadLetter) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.got = append(l.got, ls...)
-	return nil
-}
-
-func (l *letters) ids(t *testing.T) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var ids []string
-	for _, d := range l.got {
-		var ev struct{ ID string }
-		if err := json.Unmarshal(d.Event, &ev); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, ev.ID)
-	}
-	slices.Sort(ids)
-	return ids
-}
-
 func deliverer(t *testing.T, out outputs.Output, dlq outputs.DeadLetterer, retry outputs.RetryConfig) *outputs.Deliverer {
 	t.Helper()
 	if retry.InitialInterval == 0 {
@@ -301,31 +271,6 @@ func equalJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// waitGoroutines waits for the goroutine count to settle back to base.
-func waitGoroutines(t *testing.T, base int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 type suiteCase struct {
@@ -456,10 +401,10 @@ func testTemplateAndDateRouting(t *testing.T, p *peer) {
 	if status != http.StatusOK || !strings.Contains(string(b), `"`+p.prefix+`-*-*"`) || !strings.Contains(string(b), `"flattened"`) {
 		t.Fatalf("template after New: HTTP %d %s", status, b)
 	}
-	dlq := &letters{}
+	dlq := &outputstest.Letters{}
 	rep := deliver(t, deliverer(t, out, dlq, outputs.RetryConfig{}), evs)
 	if rep.Delivered != 8 || rep.DeadLettered != 0 {
-		t.Errorf("report %+v, dead letters %v", rep, dlq.got)
+		t.Errorf("report %+v, dead letters %v", rep, dlq.All())
 	}
 	for _, day := range []string{"2026.11.21", "2026.11.23"} {
 		if n := p.count(t, p.prefix+"-*-"+day); n != 4 {
@@ -507,7 +452,7 @@ func testMappingConflict(t *testing.T, p *peer) {
 	out := newOutput(t, cfg)
 	evs := outputstest.Events(12)
 	t.Cleanup(func() { p.cleanup(t, indicesOf(t, cfg.Index, evs)) })
-	dlq := &letters{}
+	dlq := &outputstest.Letters{}
 	d := deliverer(t, out, dlq, outputs.RetryConfig{})
 	deliver(t, d, evs[:4]) // auditpipe.details.n is now a long in every index
 
@@ -522,10 +467,10 @@ func testMappingConflict(t *testing.T, p *peer) {
 	if rep.Delivered != 6 || rep.DeadLettered != 2 || rep.Attempts != 1 {
 		t.Errorf("report %+v, want 6 delivered and 2 dead-lettered in one attempt", rep)
 	}
-	if got := dlq.ids(t); !slices.Equal(got, wantDead) {
+	if got := dlq.IDs(t); !slices.Equal(got, wantDead) {
 		t.Errorf("dead-lettered %v, want %v", got, wantDead)
 	}
-	for _, l := range dlq.got {
+	for _, l := range dlq.All() {
 		if !strings.Contains(l.Error, "document_parsing_exception") || !strings.Contains(l.Error, "auditpipe.details.n") {
 			t.Errorf("dead letter error %q does not give Elasticsearch's reason", l.Error)
 		}
@@ -552,7 +497,7 @@ func testBadAPIKey(t *testing.T, p *peer) {
 	if msg := err.Error(); !strings.Contains(msg, "credentials rejected") || !strings.Contains(msg, "401") || !strings.Contains(msg, "security_exception") {
 		t.Errorf("error %q does not say the credentials were rejected", msg)
 	}
-	d := deliverer(t, out, &letters{}, outputs.RetryConfig{MaxElapsedTime: 50 * time.Millisecond})
+	d := deliverer(t, out, &outputstest.Letters{}, outputs.RetryConfig{MaxElapsedTime: 50 * time.Millisecond})
 	_, err = d.Deliver(context.Background(), evs)
 	var ue *outputs.UndeliveredError
 	if !errors.As(err, &ue) || ue.Permanent || len(ue.Events) != len(evs) {

@@ -2,9 +2,7 @@ package kafka_test
 
 import (
 	"context"
-	"runtime"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -83,52 +81,6 @@ func sortedIDs(evs []auditpipe.Event) []string {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-// eventually polls cond until it holds, failing the test after a deadline.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling interval
-	}
-}
-
-// checkNoLeak fails the test if more goroutines run than baseline once
-// everything is closed. It polls, because the goroutines of closed
-// connections take a moment to return.
-func checkNoLeak(t testing.TB, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval
-	}
-}
-
-// letters is a dead-letter store that remembers.
-type letters struct {
-	mu  sync.Mutex
-	got []outputs.DeadLetter
-}
-
-func (l *letters) DeadLetter(_ context.Context, ls []outputs.DeadLetter) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.got = append(l.got, ls...)
-	return nil
-}
-
-func (l *letters) all() []outputs.DeadLetter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.got)
 }
 
 // fastRetry retries at once and forever: tests bound it with their context.

@@ -220,23 +220,10 @@ func TestCompression(t *testing.T) {
 	}
 }
 
-// reservePort returns a loopback address nothing listens on, for a broker
-// started later.
-func reservePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestBrokerDownAtStart starts the output and the Deliverer while no broker
 // listens, then starts one: everything arrives, once.
 func TestBrokerDownAtStart(t *testing.T) {
-	addr := reservePort(t)
+	addr := outputstest.FreeAddr(t)
 	o := newOutput(t, kafka.Config{Brokers: []string{addr}, DialTimeout: time.Second})
 	d := deliverer(t, o, nil, fastRetry)
 	events := outputstest.Events(30)
@@ -249,7 +236,7 @@ func TestBrokerDownAtStart(t *testing.T) {
 		rep, err := d.Deliver(testCtx(t), events)
 		done <- result{rep, err}
 	}()
-	eventually(t, "a failed attempt", func() bool { return d.Stats().FailedAttempts >= 2 })
+	outputstest.Eventually(t, 20*time.Second, "a failed attempt", func() bool { return d.Stats().FailedAttempts >= 2 })
 	if err := d.Health(); err == nil || outputs.IsPermanent(err) {
 		t.Errorf("Health = %v, want a retryable error while the broker is down", err)
 	}
@@ -301,7 +288,7 @@ func TestProduceErrors(t *testing.T) {
 		t.Run(tt.err.Message, func(t *testing.T) {
 			b := startBroker(t, kafkatest.Config{Topics: []string{"audit"}})
 			o := newOutput(t, kafka.Config{Brokers: b.Addrs(), Topic: "audit"})
-			dlq := &letters{}
+			dlq := &outputstest.Letters{}
 			d := deliverer(t, o, dlq, fastRetry)
 			f := b.FailProduce(kafkatest.ProduceFault{Topic: "audit", Partitions: []int32{1}, Err: tt.err, Count: tt.count})
 			events := outputstest.Events(60)
@@ -315,7 +302,7 @@ func TestProduceErrors(t *testing.T) {
 			recs := records(t, b, "audit")
 			delivered := keys(recs)
 			var dead []string
-			for _, l := range dlq.all() {
+			for _, l := range dlq.All() {
 				var ev auditpipe.Event
 				if err := json.Unmarshal(l.Event, &ev); err != nil {
 					t.Fatal(err)
@@ -487,7 +474,7 @@ func TestSlowBroker(t *testing.T) {
 				t.Fatal(err)
 			}
 			release()
-			checkNoLeak(t, baseline)
+			outputstest.CheckNoLeak(t, 15*time.Second, baseline)
 		})
 	}
 }
@@ -518,7 +505,7 @@ func TestSASL(t *testing.T) {
 			if strings.Contains(err.Error(), "wrong") {
 				t.Errorf("error shows the password: %v", err)
 			}
-			d := deliverer(t, bad, &letters{}, outputs.RetryConfig{InitialInterval: time.Millisecond, MaxElapsedTime: 100 * time.Millisecond})
+			d := deliverer(t, bad, &outputstest.Letters{}, outputs.RetryConfig{InitialInterval: time.Millisecond, MaxElapsedTime: 100 * time.Millisecond})
 			_, err = d.Deliver(testCtx(t), events)
 			var ue *outputs.UndeliveredError
 			if !errors.As(err, &ue) || len(ue.Events) != len(events) || ue.Permanent {
@@ -687,5 +674,5 @@ func TestWriteAfterClose(t *testing.T) {
 	if err == nil || outputs.IsPermanent(err) || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("Write after Close = %v, want a retryable 'closed' error", err)
 	}
-	checkNoLeak(t, baseline)
+	outputstest.CheckNoLeak(t, 15*time.Second, baseline)
 }

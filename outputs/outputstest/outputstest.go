@@ -1,6 +1,8 @@
 // Package outputstest holds what the output packages' tests share: a
 // deterministic supply of valid events shaped like the ones the built-in
-// transformers produce.
+// transformers produce, a dead-letter store that remembers (Letters), and
+// helpers to wait for a condition, check that no goroutine leaked and find
+// a free port.
 package outputstest
 
 import (

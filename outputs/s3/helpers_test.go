@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -148,64 +147,9 @@ func wantDelivered(t testing.TB, srv *s3test.Server, events []auditpipe.Event) {
 	}
 }
 
-// letters is a DeadLetterer that records what it is given.
-type letters struct {
-	mu  sync.Mutex
-	got []outputs.DeadLetter
-}
-
-func (l *letters) DeadLetter(_ context.Context, ls []outputs.DeadLetter) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.got = append(l.got, ls...)
-	return nil
-}
-
-func (l *letters) events() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]string, len(l.got))
-	for i, d := range l.got {
-		out[i] = string(d.Event)
-	}
-	return out
-}
-
 // fastRetry retries quickly and, unless a test sets it, forever.
 func fastRetry() outputs.RetryConfig {
 	return outputs.RetryConfig{InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond, AttemptTimeout: 10 * time.Second}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
-// noLeak waits for the goroutine count to return to base, which it must
-// within a deadline once everything is closed; idle HTTP connections and
-// timers take a moment to unwind.
-func noLeak(t testing.TB, base int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("goroutines: %d, want at most %d after Close:\n%s", runtime.NumGoroutine(), base, buf[:n])
-		}
-		<-tick.C
-	}
 }
 
 // gateProxy is a TCP proxy that holds every connection until Open is

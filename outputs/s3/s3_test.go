@@ -241,7 +241,7 @@ func TestPeerDownThenUp(t *testing.T) {
 				rep, err := d.Deliver(t.Context(), evs)
 				done <- res{rep, err}
 			}()
-			eventually(t, "a failed attempt", func() bool { return d.Stats().FailedAttempts >= 1 })
+			outputstest.Eventually(t, 15*time.Second, "a failed attempt", func() bool { return d.Stats().FailedAttempts >= 1 })
 			if d.Health() == nil {
 				t.Error("Health() = nil while the store is down")
 			}
@@ -299,7 +299,7 @@ func TestBadCredentialsKeepData(t *testing.T) {
 			}
 			// Through a Deliverer that gives up: every event is handed
 			// back, none dead-lettered, none stored.
-			dl := &letters{}
+			dl := &outputstest.Letters{}
 			retry := fastRetry()
 			retry.MaxElapsedTime = 50 * time.Millisecond
 			d, err := outputs.NewDeliverer(outputs.DelivererConfig{Name: "archive", Output: o, Retry: retry, DeadLetters: dl})
@@ -311,7 +311,7 @@ func TestBadCredentialsKeepData(t *testing.T) {
 			if !errors.As(err, &ue) || len(ue.Events) != len(evs) || ue.Permanent {
 				t.Fatalf("Deliver err = %v, want all %d events handed back as retryable", err, len(evs))
 			}
-			if n := len(dl.events()); n != 0 {
+			if n := len(dl.All()); n != 0 {
 				t.Errorf("%d events dead-lettered, want 0", n)
 			}
 			if h := d.Health(); h == nil || !strings.Contains(h.Error(), "credentials") {
@@ -352,7 +352,7 @@ func TestMissingBucketRetried(t *testing.T) {
 		_, err := d.Deliver(t.Context(), evs)
 		done <- err
 	}()
-	eventually(t, "a failed attempt", func() bool { return d.Stats().FailedAttempts >= 1 })
+	outputstest.Eventually(t, 15*time.Second, "a failed attempt", func() bool { return d.Stats().FailedAttempts >= 1 })
 	if err := srv.CreateBucket(t.Context(), "not-yet"); err != nil {
 		t.Fatal(err)
 	}
@@ -404,14 +404,14 @@ func TestSlowPeer(t *testing.T) {
 			_, err := d.Deliver(t.Context(), evs)
 			done <- err
 		}()
-		eventually(t, "a timed-out attempt", func() bool { return d.Stats().FailedAttempts >= 1 })
+		outputstest.Eventually(t, 15*time.Second, "a timed-out attempt", func() bool { return d.Stats().FailedAttempts >= 1 })
 		proxy.Open()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 		wantDelivered(t, srv, evs)
 	}()
-	noLeak(t, base)
+	outputstest.CheckNoLeak(t, 10*time.Second, base)
 }
 
 // TestRefusedObjectsDeadLettered has the store refuse one source's
@@ -443,7 +443,7 @@ func TestRefusedObjectsDeadLettered(t *testing.T) {
 	cfg := serverConfig(srv)
 	cfg.Endpoint = proxy.url
 	o := newOutput(t, cfg)
-	dl := &letters{}
+	dl := &outputstest.Letters{}
 	d, err := outputs.NewDeliverer(outputs.DelivererConfig{Name: "archive", Output: o, Retry: fastRetry(), DeadLetters: dl})
 	if err != nil {
 		t.Fatal(err)
@@ -464,10 +464,15 @@ func TestRefusedObjectsDeadLettered(t *testing.T) {
 	if rep.Delivered != len(rest) || rep.DeadLettered != len(refused) || rep.Retried != 2*10 {
 		t.Errorf("report = %+v, want %d delivered, %d dead-lettered, 20 retried (the app events twice)", rep, len(rest), len(refused))
 	}
-	if got, want := dl.events(), lines(refused); !slices.Equal(got, want) {
+	dead := dl.All()
+	got := make([]string, len(dead))
+	for i, d := range dead {
+		got[i] = string(d.Event)
+	}
+	if want := lines(refused); !slices.Equal(got, want) {
 		t.Errorf("dead letters = %d events, want the %d k8s events", len(got), len(want))
 	}
-	for _, l := range dl.got {
+	for _, l := range dead {
 		if !strings.Contains(l.Error, "InvalidRequest") {
 			t.Errorf("dead letter error = %q, want the store's code", l.Error)
 		}
@@ -735,7 +740,7 @@ func TestCloseReleasesConnections(t *testing.T) {
 			if err := o.Close(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			noLeak(t, base)
+			outputstest.CheckNoLeak(t, 10*time.Second, base)
 		})
 	}
 }

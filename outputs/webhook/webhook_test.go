@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -45,52 +44,12 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
-// eventually polls cond until it holds, failing the test after a deadline.
-func eventually(t testing.TB, what string, cond func() bool) {
+// deadIDs returns the ids of the events dlq holds, sorted. Each letter's
+// event is decoded strictly, as the sink decodes what it receives.
+func deadIDs(t *testing.T, dlq *outputstest.Letters) []string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// checkNoLeak fails the test if, once everything is closed, more
-// goroutines run than before it started. It polls, because goroutines of
-// closed connections take a moment to return.
-func checkNoLeak(t *testing.T, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// letters is a dead-letter store that remembers.
-type letters struct {
-	mu  sync.Mutex
-	got []outputs.DeadLetter
-}
-
-func (l *letters) DeadLetter(_ context.Context, ls []outputs.DeadLetter) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.got = append(l.got, ls...)
-	return nil
-}
-
-func (l *letters) ids(t *testing.T) []string {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var ids []string
-	for _, dl := range l.got {
+	for _, dl := range dlq.All() {
 		evs, err := webhooktest.Decode("application/json", dl.Event)
 		if err != nil {
 			t.Fatal(err)
@@ -295,26 +254,14 @@ func TestSplitsAtMaxBatchBytes(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nobody listens on (for now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestPeerDownThenUp: the endpoint refuses connections when delivery
 // starts; once it is up the Deliverer delivers everything, once.
 func TestPeerDownThenUp(t *testing.T) {
 	for _, mode := range []webhook.Mode{webhook.ModeNDJSON, webhook.ModeEvent} {
 		t.Run(string(mode), func(t *testing.T) {
-			addr := freeAddr(t)
+			addr := outputstest.FreeAddr(t)
 			out := newOutput(t, webhook.Config{URL: "http://" + addr + "/webhook", Mode: mode, Secret: secret})
-			dlq := &letters{}
+			dlq := &outputstest.Letters{}
 			d := deliverer(t, out, dlq, 0)
 			evs := outputstest.Events(20)
 			type result struct {
@@ -326,7 +273,7 @@ func TestPeerDownThenUp(t *testing.T) {
 				rep, err := d.Deliver(testCtx(t), evs)
 				done <- result{rep, err}
 			}()
-			eventually(t, "failed attempts", func() bool { return d.Stats().FailedAttempts >= 2 })
+			outputstest.Eventually(t, 20*time.Second, "failed attempts", func() bool { return d.Stats().FailedAttempts >= 2 })
 			if err := d.Health(); err == nil || !strings.Contains(err.Error(), "refused") {
 				t.Errorf("health while down: %v", err)
 			}
@@ -342,8 +289,8 @@ func TestPeerDownThenUp(t *testing.T) {
 			if n := len(sink.RawEvents()); n != len(evs) {
 				t.Errorf("%d events arrived, want each of %d once", n, len(evs))
 			}
-			if d.Health() != nil || len(dlq.ids(t)) != 0 {
-				t.Errorf("health %v, dead letters %v", d.Health(), dlq.ids(t))
+			if d.Health() != nil || len(deadIDs(t, dlq)) != 0 {
+				t.Errorf("health %v, dead letters %v", d.Health(), deadIDs(t, dlq))
 			}
 		})
 	}
@@ -491,7 +438,7 @@ func TestRejectedEvents(t *testing.T) {
 				rejected = append(rejected, evs[i].ID)
 			}
 			sink.Reject(tc.status, rejected...)
-			dlq := &letters{}
+			dlq := &outputstest.Letters{}
 			rep, err := deliverer(t, out, dlq, 0).Deliver(testCtx(t), evs)
 			if err != nil {
 				t.Fatal(err)
@@ -514,10 +461,10 @@ func TestRejectedEvents(t *testing.T) {
 			} else if len(refused) < 2 {
 				t.Errorf("batch mode refused only %v", refused)
 			}
-			if got := dlq.ids(t); !slices.Equal(got, refused) {
+			if got := deadIDs(t, dlq); !slices.Equal(got, refused) {
 				t.Errorf("dead-lettered %v, want %v", got, refused)
 			}
-			for _, l := range dlq.got {
+			for _, l := range dlq.All() {
 				if !strings.Contains(l.Error, fmt.Sprintf("HTTP %d", tc.status)) || l.Output != "siem" {
 					t.Errorf("dead letter %+v", l)
 				}
@@ -563,15 +510,15 @@ func TestCredentialsRejected(t *testing.T) {
 				t.Fatalf("Write: %v, want a retryable credentials error with status 401", err)
 			}
 
-			dlq := &letters{}
+			dlq := &outputstest.Letters{}
 			d := deliverer(t, out, dlq, 50*time.Millisecond)
 			_, err = d.Deliver(testCtx(t), evs)
 			var ue *outputs.UndeliveredError
 			if !errors.As(err, &ue) || ue.Permanent || len(ue.Events) != len(evs) {
 				t.Fatalf("Deliver: %v, want every event handed back", err)
 			}
-			if d.Health() == nil || len(dlq.ids(t)) != 0 || len(sink.RawEvents()) != 0 {
-				t.Errorf("health %v, dead letters %v, events at sink %d", d.Health(), dlq.ids(t), len(sink.RawEvents()))
+			if d.Health() == nil || len(deadIDs(t, dlq)) != 0 || len(sink.RawEvents()) != 0 {
+				t.Errorf("health %v, dead letters %v, events at sink %d", d.Health(), deadIDs(t, dlq), len(sink.RawEvents()))
 			}
 			for _, r := range sink.Requests() {
 				if r.Status != 401 {
@@ -610,7 +557,7 @@ func TestSlowPeer(t *testing.T) {
 			}
 			// The sink still runs: its handlers, released by the closed
 			// connections, count too.
-			checkNoLeak(t, baseline)
+			outputstest.CheckNoLeak(t, 10*time.Second, baseline)
 			if n := len(sink.RawEvents()); n != 0 {
 				t.Errorf("%d events accepted after the client gave up", n)
 			}
@@ -654,7 +601,7 @@ func TestCloseCancelsWhenItMustStop(t *testing.T) {
 	if err := sink.Close(); err != nil {
 		t.Error(err)
 	}
-	checkNoLeak(t, baseline)
+	outputstest.CheckNoLeak(t, 10*time.Second, baseline)
 }
 
 // TestNoLeakAfterUse: every mode over TLS (HTTP/2) and plain HTTP leaves
@@ -686,7 +633,7 @@ func TestNoLeakAfterUse(t *testing.T) {
 			if n := len(sink.Events()); n != 10 {
 				t.Errorf("%d events", n)
 			}
-			checkNoLeak(t, baseline)
+			outputstest.CheckNoLeak(t, 10*time.Second, baseline)
 		})
 	}
 }
@@ -831,7 +778,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 // or query; errors show scheme and host only.
 func TestErrorsHideTheURLPath(t *testing.T) {
 	sink := webhooktest.NewSink(t)
-	down := freeAddr(t)
+	down := outputstest.FreeAddr(t)
 	for _, tc := range []struct {
 		name, url string
 		status    int

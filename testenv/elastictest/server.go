@@ -4,7 +4,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -12,15 +12,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/auditpipe/auditpipe/testenv/internal/testcert"
 )
 
 // Config configures a Server. The zero value serves plain HTTP on a free
@@ -65,14 +64,9 @@ type Stats struct {
 type Server struct {
 	cfg         Config
 	log         *slog.Logger
-	srv         *http.Server
-	url, addr   string
-	caFile      string
-	caPEM       []byte
+	ln          *testcert.Listener
 	fingerprint string
-	tmpDir      string
 	done        chan struct{}
-	served      chan error
 	closeOnce   sync.Once
 	closeErr    error
 	active      sync.WaitGroup
@@ -99,66 +93,30 @@ func Start(cfg Config) (*Server, error) {
 		cfg.MaxBodyBytes = 100 << 20
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		done:   make(chan struct{}),
-		served: make(chan error, 1),
-		st:     newStore(),
+		cfg:  cfg,
+		log:  cfg.Logger,
+		done: make(chan struct{}),
+		st:   newStore(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	host, _, err := net.SplitHostPort(cfg.Addr)
+	ln, err := testcert.Listen(testcert.Config{
+		Addr:        cfg.Addr,
+		TLS:         cfg.TLS,
+		Subject:     pkix.Name{CommonName: "elastictest"},
+		CertDir:     cfg.CertDir,
+		TempPattern: "elastictest-",
+	})
 	if err != nil {
-		return nil, fmt.Errorf("elastictest: addr %q: %w", cfg.Addr, err)
-	}
-	var tlsCfg *tls.Config
-	if cfg.TLS {
-		cert, pemBytes, err := selfSigned(host)
-		if err != nil {
-			return nil, fmt.Errorf("elastictest: %w", err)
-		}
-		dir := cfg.CertDir
-		if dir == "" {
-			if dir, err = os.MkdirTemp("", "elastictest-"); err != nil {
-				return nil, fmt.Errorf("elastictest: %w", err)
-			}
-			s.tmpDir = dir
-		}
-		s.caFile = filepath.Join(dir, "ca.pem")
-		if err := os.WriteFile(s.caFile, pemBytes, 0o644); err != nil {
-			s.removeTmp()
-			return nil, fmt.Errorf("elastictest: %w", err)
-		}
-		s.caPEM = pemBytes
-		sum := sha256.Sum256(cert.Certificate[0])
-		s.fingerprint = hex.EncodeToString(sum[:])
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		s.removeTmp()
 		return nil, fmt.Errorf("elastictest: %w", err)
 	}
-	scheme := "http"
+	s.ln = ln
 	if cfg.TLS {
-		scheme = "https"
+		sum := sha256.Sum256(ln.Certificate.Certificate[0])
+		s.fingerprint = hex.EncodeToString(sum[:])
 	}
-	s.addr = ln.Addr().String()
-	s.url = scheme + "://" + s.addr
-	s.srv = &http.Server{
-		Handler:           s,
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	go func() {
-		if cfg.TLS {
-			s.served <- s.srv.ServeTLS(ln, "", "")
-		} else {
-			s.served <- s.srv.Serve(ln)
-		}
-	}()
+	ln.Serve(s, s.log)
 	return s, nil
 }
 
@@ -186,16 +144,16 @@ func NewServerConfig(tb testing.TB, cfg Config) *Server {
 }
 
 // URL is the server's base URL, for the output's urls.
-func (s *Server) URL() string { return s.url }
+func (s *Server) URL() string { return s.ln.URL }
 
 // Addr is the address the server listens on.
-func (s *Server) Addr() string { return s.addr }
+func (s *Server) Addr() string { return s.ln.Addr }
 
 // CAFile is the path of the PEM certificate to trust; empty without TLS.
-func (s *Server) CAFile() string { return s.caFile }
+func (s *Server) CAFile() string { return s.ln.CAFile }
 
 // CAPEM is the content of CAFile.
-func (s *Server) CAPEM() []byte { return s.caPEM }
+func (s *Server) CAPEM() []byte { return s.ln.CAPEM }
 
 // CertificateFingerprint is the hex SHA-256 of the server certificate, the
 // form Elasticsearch prints at first start; empty without TLS.
@@ -210,23 +168,14 @@ func (s *Server) Close() error {
 		s.closed = true
 		s.mu.Unlock()
 		close(s.done)
-		err := s.srv.Close()
-		if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, serr)
-		}
+		err := s.ln.Close()
 		// http.Server.Close does not wait for handlers; those waiting out
 		// a delay were released by done.
 		s.active.Wait()
-		s.removeTmp()
+		s.ln.RemoveTemp()
 		s.closeErr = err
 	})
 	return s.closeErr
-}
-
-func (s *Server) removeTmp() {
-	if s.tmpDir != "" {
-		_ = os.RemoveAll(s.tmpDir)
-	}
 }
 
 // RejectNextItems makes the next n bulk actions fail with status instead of

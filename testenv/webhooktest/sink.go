@@ -4,21 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"crypto/tls"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/testenv/internal/testcert"
 )
 
 // Config configures a Sink. The zero value serves plain HTTP on a free
@@ -95,14 +93,8 @@ type Stats struct {
 type Sink struct {
 	cfg        Config
 	log        *slog.Logger
-	srv        *http.Server
-	url        string
-	addr       string
-	caFile     string
-	caPEM      []byte
-	tmpDir     string
+	ln         *testcert.Listener
 	done       chan struct{}
-	served     chan error
 	closeOnce  sync.Once
 	closeError error
 
@@ -134,7 +126,6 @@ func Start(cfg Config) (*Sink, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		done:     make(chan struct{}),
-		served:   make(chan error, 1),
 		seenIDs:  map[string]bool{},
 		seenKeys: map[string]bool{},
 		changed:  make(chan struct{}),
@@ -143,55 +134,18 @@ func Start(cfg Config) (*Sink, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	host, _, err := net.SplitHostPort(cfg.Addr)
+	ln, err := testcert.Listen(testcert.Config{
+		Addr:        cfg.Addr,
+		TLS:         cfg.TLS,
+		Subject:     pkix.Name{Organization: []string{"auditpipe webhooktest"}, CommonName: "webhooktest"},
+		CertDir:     cfg.CertDir,
+		TempPattern: "webhooktest-",
+	})
 	if err != nil {
-		return nil, fmt.Errorf("webhooktest: addr %q: %w", cfg.Addr, err)
-	}
-	var tlsCfg *tls.Config
-	if cfg.TLS {
-		cert, pemBytes, err := selfSigned(host)
-		if err != nil {
-			return nil, fmt.Errorf("webhooktest: %w", err)
-		}
-		dir := cfg.CertDir
-		if dir == "" {
-			if dir, err = os.MkdirTemp("", "webhooktest-"); err != nil {
-				return nil, fmt.Errorf("webhooktest: %w", err)
-			}
-			s.tmpDir = dir
-		}
-		s.caFile = filepath.Join(dir, "ca.pem")
-		if err := os.WriteFile(s.caFile, pemBytes, 0o644); err != nil {
-			s.removeTmp()
-			return nil, fmt.Errorf("webhooktest: %w", err)
-		}
-		s.caPEM = pemBytes
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		s.removeTmp()
 		return nil, fmt.Errorf("webhooktest: %w", err)
 	}
-	scheme := "http"
-	if cfg.TLS {
-		scheme = "https"
-	}
-	s.addr = ln.Addr().String()
-	s.url = scheme + "://" + s.addr
-	s.srv = &http.Server{
-		Handler:           s,
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	go func() {
-		if cfg.TLS {
-			s.served <- s.srv.ServeTLS(ln, "", "")
-		} else {
-			s.served <- s.srv.Serve(ln)
-		}
-	}()
+	s.ln = ln
+	ln.Serve(s, s.log)
 	return s, nil
 }
 
@@ -218,20 +172,20 @@ func NewSinkConfig(t testing.TB, cfg Config) *Sink {
 }
 
 // URL is where to POST: any path but /_inspect is accepted.
-func (s *Sink) URL() string { return s.url + "/webhook" }
+func (s *Sink) URL() string { return s.ln.URL + "/webhook" }
 
 // InspectURL lists what the sink received as JSON (GET). Add ?raw=1 for
 // the raw view of events, duplicates included.
-func (s *Sink) InspectURL() string { return s.url + "/_inspect" }
+func (s *Sink) InspectURL() string { return s.ln.URL + "/_inspect" }
 
 // Addr is the address the sink listens on.
-func (s *Sink) Addr() string { return s.addr }
+func (s *Sink) Addr() string { return s.ln.Addr }
 
 // CAFile is the path of the PEM certificate to trust; empty without TLS.
-func (s *Sink) CAFile() string { return s.caFile }
+func (s *Sink) CAFile() string { return s.ln.CAFile }
 
 // CAPEM is the content of CAFile.
-func (s *Sink) CAPEM() []byte { return s.caPEM }
+func (s *Sink) CAPEM() []byte { return s.ln.CAPEM }
 
 // Secret is the configured signing secret.
 func (s *Sink) Secret() string { return s.cfg.Secret }
@@ -245,23 +199,14 @@ func (s *Sink) Close() error {
 		s.closed = true
 		s.mu.Unlock()
 		close(s.done)
-		err := s.srv.Close()
-		if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, serr)
-		}
+		err := s.ln.Close()
 		// http.Server.Close does not wait for handlers; those waiting out a
 		// delay were released by done.
 		_ = s.wait(context.Background(), func() bool { return s.stats.InFlight == 0 })
-		s.removeTmp()
+		s.ln.RemoveTemp()
 		s.closeError = err
 	})
 	return s.closeError
-}
-
-func (s *Sink) removeTmp() {
-	if s.tmpDir != "" {
-		_ = os.RemoveAll(s.tmpDir)
-	}
 }
 
 // Fault knobs.

@@ -34,7 +34,9 @@ func TestStackReceivesEventsInAllFour(t *testing.T) {
 	ready := make(chan map[string]string, 1)
 	done := make(chan error, 1)
 	var stdout, stderr bytes.Buffer
-	go func() { done <- run(ctx, []string{"--config-out", cfgPath, "--dir", filepath.Join(dir, "s3")}, &stdout, &stderr, ready) }()
+	go func() {
+		done <- run(ctx, []string{"--config-out", cfgPath, "--dir", filepath.Join(dir, "s3")}, &stdout, &stderr, ready)
+	}()
 	var env map[string]string
 	select {
 	case env = <-ready:
