@@ -47,11 +47,12 @@ $(VERSITYGW):
 testenv: $(VERSITYGW) ## run Kafka, Elasticsearch, S3 and webhook peers on 127.0.0.1 (writes build/testenv.yaml and build/testenv.env)
 	$(GO) run ./testenv/cmd/testenv --config-out $(BIN)/testenv.yaml --env-out $(BIN)/testenv.env
 
-testdeps: $(VERSITYGW) ## install the external test peers (kcat with apt, versitygw with go install)
-	@command -v kcat >/dev/null || { \
+testdeps: $(VERSITYGW) ## install the external test peers (kcat and Alertmanager with apt, versitygw with go install)
+	@{ command -v kcat && test -x /usr/bin/prometheus-alertmanager; } >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat prometheus-alertmanager >/dev/null; }
 	@kcat -V | head -1
+	@/usr/bin/prometheus-alertmanager --version 2>&1 | head -1
 
 vet:
 	$(GO) vet ./...

@@ -20,6 +20,11 @@ var (
 	ErrUnsupported   = errors.New("unsupported payload")
 	ErrUnknownFormat = errors.New("unknown format")
 	ErrInvalidEvent  = errors.New("invalid event")
+	// ErrUnavailable is not about the payload: the transformer could not
+	// run (an external transformer's process died or hung). The payload is
+	// fine and should be sent again later: the sidecar answers 503, the
+	// Fluent Bit plugin FLB_RETRY.
+	ErrUnavailable = errors.New("transformer unavailable")
 )
 
 // Error is a transformer failure that names where it happened: the format,
