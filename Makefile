@@ -31,8 +31,8 @@ all: build
 build: ## build build/auditpipe
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/auditpipe ./cmd/auditpipe
 
-run: build ## normalize the bundled example payloads (the sidecar replaces this once it lands)
-	$(BIN)/auditpipe normalize examples/payloads/*.json examples/payloads/*.ndjson
+run: build ## start the sidecar with examples/sidecar/local.yaml (127.0.0.1:8080, data in ./data)
+	$(BIN)/auditpipe sidecar --config examples/sidecar/local.yaml
 
 test: vet $(VERSITYGW) ## unit, golden, property and real-peer tests with the race detector
 	$(GO) test -race -count=1 ./...

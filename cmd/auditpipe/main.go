@@ -28,6 +28,7 @@ const (
 const usage = `auditpipe normalizes audit events from many sources into one schema and forwards them.
 
 Usage:
+  auditpipe sidecar --config FILE [--check-config]
   auditpipe normalize [--format auto|spacelift|alertmanager|app|k8s] [--source-name NAME] [--config FILE] [-v] [FILE...]
   auditpipe dlq list|replay [flags]
   auditpipe version
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "normalize":
 		return normalize(ctx, args[1:], stdin, stdout, stderr)
+	case "sidecar":
+		return sidecarCmd(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		return dlqCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":

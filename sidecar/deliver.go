@@ -1,0 +1,99 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/sidecar/queue"
+)
+
+// deliverLoop feeds one output from its cursor until ctx ends: read a
+// batch, hand the events its match selects to the output's Deliverer
+// (which retries and dead-letters), acknowledge the batch. A batch is
+// acknowledged only once every event in it is delivered or dead-lettered,
+// so a crash or a shutdown re-sends at most the batch in flight.
+func (s *Sidecar) deliverLoop(ctx context.Context, r *builtin.Route) {
+	log := s.log.With("output", r.Name())
+	rd, err := s.queue.Reader(r.Name())
+	if err != nil {
+		log.Error("no queue reader", "err", err)
+		return
+	}
+	for {
+		recs, err := rd.Next(ctx, r.Batch.MaxEvents, r.Batch.MaxBytes, r.Batch.MaxWait)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, queue.ErrClosed) {
+				log.Error("reading the queue", "err", err)
+			}
+			return
+		}
+		events, err := s.decode(ctx, r.Name(), recs)
+		if err != nil {
+			log.Error("batch kept queued", "err", err)
+			rd.Rewind()
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		events = r.Match.Filter(events)
+		if len(events) > 0 {
+			if _, err := r.Deliver(ctx, events); err != nil {
+				if ctx.Err() != nil {
+					return // shutting down: the batch stays queued
+				}
+				// retry.max_elapsed_time passed, or the dead-letter store
+				// failed: keep the batch and start it over.
+				var ue *outputs.UndeliveredError
+				if errors.As(err, &ue) {
+					log.Error("batch not delivered; it stays queued and is retried", "events", len(ue.Events), "err", err)
+				}
+				rd.Rewind()
+				if !sleep(ctx, time.Second) {
+					return
+				}
+				continue
+			}
+		}
+		if err := rd.Ack(recs[len(recs)-1].Seq); err != nil {
+			log.Error("persisting the cursor", "err", err)
+		}
+	}
+}
+
+// decode turns queue records back into events. A record that does not
+// decode (which only corruption that passed the queue's checksum could
+// cause) is dead-lettered as it is, never dropped.
+func (s *Sidecar) decode(ctx context.Context, output string, recs []queue.Record) ([]auditpipe.Event, error) {
+	events := make([]auditpipe.Event, 0, len(recs))
+	for _, rec := range recs {
+		var ev auditpipe.Event
+		if err := json.Unmarshal(rec.Data, &ev); err != nil {
+			s.log.Error("undecodable queue record dead-lettered", "output", output, "seq", rec.Seq, "err", err)
+			if derr := s.dlq.DeadLetter(ctx, []outputs.DeadLetter{{Time: s.now().UTC(), Output: output,
+				Error: fmt.Sprintf("queue record %d does not decode: %v", rec.Seq, err), Payload: rec.Data}}); derr != nil {
+				return nil, fmt.Errorf("dead-lettering undecodable record %d: %w", rec.Seq, derr)
+			}
+			continue
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,19 @@
+// Package sidecar is auditpipe's standalone form: an HTTP receiver with
+// named, authenticated sources, a durable on-disk queue, and one delivery
+// loop per output.
+//
+// A request is authenticated, size-limited, transformed and enriched, and
+// its events are appended to the queue (sidecar/queue), which fsyncs them,
+// before the sender gets its 2xx. Each output then reads the queue through
+// its own cursor, in batches, and acknowledges only what it delivered or
+// dead-lettered, so a slow output never holds back another and a restart
+// resumes where each left off: delivery is at least once, and the
+// deterministic event ids make it effectively once wherever the destination
+// dedupes.
+//
+// The answers follow what senders do with them: 400 for a payload that
+// will never be accepted (and it is kept in the dead-letter store), 401,
+// 413 and 415, and 503 with Retry-After for everything transient (a full
+// queue, a rate limit, shutdown) — never 429 or another 4xx, because
+// Alertmanager retries only 5xx and drops the rest.
+package sidecar

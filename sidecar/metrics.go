@@ -1,0 +1,103 @@
+package sidecar
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/sidecar/queue"
+)
+
+// metrics are the sidecar's own Prometheus collectors. Output and queue
+// figures are read from their owners' counters at scrape time, so there is
+// one source of truth for each number.
+type metrics struct {
+	reg       *prometheus.Registry
+	received  *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	skipped   *prometheus.CounterVec
+	unmatched prometheus.Counter
+	latency   *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		reg: reg,
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditpipe_received_events_total",
+			Help: "Events accepted into the queue, by source.",
+		}, []string{"source"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditpipe_rejected_requests_total",
+			Help: "Requests not accepted, by source and reason (auth, too_large, content_type, malformed, rate_limited, queue_full, unavailable, shutting_down).",
+		}, []string{"source", "reason"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditpipe_skipped_items_total",
+			Help: "Payload items that are not events by design (resolved alerts, other alertnames, other audit stages), by source and reason.",
+		}, []string{"source", "reason"}),
+		unmatched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "auditpipe_unmatched_events_total",
+			Help: "Queued events that no output's match selects.",
+		}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "auditpipe_request_duration_seconds",
+			Help:    "Time from request to answer, by source and status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"source", "code"}),
+	}
+	reg.MustRegister(m.received, m.rejected, m.skipped, m.unmatched, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// watch registers the collectors that read the queue and the outputs.
+func (m *metrics) watch(q *queue.Queue, routes []*builtin.Route, now func() time.Time) {
+	gauge := func(name, help string, f func(queue.Stats) float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(q.Stats()) }))
+	}
+	gauge("auditpipe_queue_bytes", "Bytes retained in the queue.", func(s queue.Stats) float64 { return float64(s.Bytes) })
+	gauge("auditpipe_queue_max_bytes", "The queue's size bound (queue.max_bytes).", func(s queue.Stats) float64 { return float64(s.MaxBytes) })
+	gauge("auditpipe_queue_events", "Events retained in the queue.", func(s queue.Stats) float64 { return float64(s.Records) })
+	gauge("auditpipe_queue_segments", "Segment files of the queue.", func(s queue.Stats) float64 { return float64(s.Segments) })
+
+	for _, r := range routes {
+		r := r
+		labels := prometheus.Labels{"output": r.Name()}
+		counter := func(name, help string, f func() float64) {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
+		}
+		counter("auditpipe_delivered_events_total", "Events the output's destination accepted.", func() float64 { return float64(r.Stats().Delivered) })
+		counter("auditpipe_retried_events_total", "Event re-sends after retryable failures.", func() float64 { return float64(r.Stats().Retried) })
+		counter("auditpipe_dead_lettered_events_total", "Events the destination rejected for good, now in the dead-letter store.", func() float64 { return float64(r.Stats().DeadLettered) })
+		counter("auditpipe_failed_attempts_total", "Write attempts that failed in part or in whole.", func() float64 { return float64(r.Stats().FailedAttempts) })
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_output_up", ConstLabels: labels,
+			Help: "1 unless the output's last attempt failed as a whole (destination down, credentials rejected)."}, func() float64 {
+			if r.Health() != nil {
+				return 0
+			}
+			return 1
+		}))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_output_lag_seconds", ConstLabels: labels,
+			Help: "Age of the oldest queued event the output has not yet delivered; 0 when caught up."}, func() float64 {
+			return lag(q.Stats(), r.Name(), now()).Seconds()
+		}))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_output_pending_events", ConstLabels: labels,
+			Help: "Queued events the output has not yet acknowledged."}, func() float64 {
+			return float64(q.Stats().Consumers[r.Name()].Pending)
+		}))
+	}
+}
+
+func lag(s queue.Stats, output string, now time.Time) time.Duration {
+	c, ok := s.Consumers[output]
+	if !ok || c.OldestPending.IsZero() {
+		return 0
+	}
+	if d := now.Sub(c.OldestPending); d > 0 {
+		return d
+	}
+	return 0
+}

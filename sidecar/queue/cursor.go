@@ -1,0 +1,112 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+const (
+	cursorMagic  = "APQCUR01"
+	cursorSize   = 20 // magic + acked seq + crc32c
+	cursorSuffix = ".cursor"
+	tmpSuffix    = ".tmp"
+)
+
+// cursorFile names a consumer's cursor. Output names are free text in
+// the configuration, so anything outside [A-Za-z0-9_-] is %-escaped: the
+// name can neither leave the directory nor collide with another one.
+func cursorFile(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String() + cursorSuffix
+}
+
+func encodeCursor(seq uint64) []byte {
+	b := make([]byte, 0, cursorSize)
+	b = append(b, cursorMagic...)
+	b = binary.LittleEndian.AppendUint64(b, seq)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// readCursor returns the acknowledged sequence number in path; ok is
+// false when the file does not exist.
+func readCursor(path string) (seq uint64, ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if len(b) != cursorSize || string(b[:8]) != cursorMagic ||
+		crc32.Checksum(b[:16], castagnoli) != binary.LittleEndian.Uint32(b[16:]) {
+		return 0, false, fmt.Errorf("%s: not a valid cursor file", path)
+	}
+	return binary.LittleEndian.Uint64(b[8:]), true, nil
+}
+
+// writeCursor replaces path atomically: a crash leaves either the old
+// cursor or the new one, never a torn file.
+func writeCursor(dir, path string, seq uint64, fsync bool) error {
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(encodeCursor(seq))
+	if err == nil && fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if fsync {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+// syncDir makes file creations, renames and removals in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func removeTemps(dir string) error {
+	tmps, err := filepath.Glob(filepath.Join(dir, "*"+tmpSuffix))
+	if err != nil {
+		return err
+	}
+	for _, t := range tmps {
+		if err := os.Remove(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,810 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	defaultMaxBytes     = 1 << 30
+	defaultSegmentBytes = 64 << 20
+	minSegmentBytes     = 1 << 10
+	// maxRecordBytes bounds one record: the frame's length field is 32
+	// bits, and a single event far below this is already unusual.
+	maxRecordBytes = 1 << 30
+)
+
+// Config configures the queue (yaml key queue in the sidecar's config).
+type Config struct {
+	// Dir holds the segment and cursor files. Required after defaults:
+	// the sidecar sets <data_dir>/queue.
+	Dir string `yaml:"dir"`
+	// MaxBytes bounds the total size of the retained segment files.
+	// Append fails with ErrFull rather than exceed it, which the sidecar
+	// answers with 503 and Retry-After. Because a segment is deleted
+	// only once every consumer has acknowledged all of it, up to
+	// segment_bytes of acknowledged records can still count against the
+	// bound. Default 1073741824 (1 GiB).
+	MaxBytes int64 `yaml:"max_bytes"`
+	// SegmentBytes is the size at which the current segment file is
+	// closed and a new one started; space is reclaimed a segment at a
+	// time. At least 1024 and at most max_bytes. Default 67108864
+	// (64 MiB), or max_bytes/4 when that is smaller.
+	SegmentBytes int64 `yaml:"segment_bytes"`
+	// Fsync makes Append and Ack wait for the disk. Default true. With
+	// false, a power loss or kernel crash (not a process crash) can lose
+	// appends the sender was told were accepted, and cursors; only for
+	// tests and benchmarks.
+	Fsync *bool `yaml:"fsync"`
+}
+
+// Validate names the bad key.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("dir: required")
+	}
+	if c.MaxBytes < 0 {
+		return errors.New("max_bytes: must not be negative")
+	}
+	if c.SegmentBytes < 0 {
+		return errors.New("segment_bytes: must not be negative")
+	}
+	if c.SegmentBytes != 0 && c.SegmentBytes < minSegmentBytes {
+		return fmt.Errorf("segment_bytes: must be at least %d", minSegmentBytes)
+	}
+	d := c.withDefaults()
+	if d.MaxBytes < 2*minSegmentBytes {
+		return fmt.Errorf("max_bytes: must be at least %d", 2*minSegmentBytes)
+	}
+	if d.SegmentBytes > d.MaxBytes {
+		return fmt.Errorf("segment_bytes: %d exceeds max_bytes %d", d.SegmentBytes, d.MaxBytes)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBytes == 0 {
+		c.MaxBytes = defaultMaxBytes
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = max(min(defaultSegmentBytes, c.MaxBytes/4), minSegmentBytes)
+	}
+	if c.Fsync == nil {
+		t := true
+		c.Fsync = &t
+	}
+	return c
+}
+
+var (
+	// ErrFull is returned by Append when the records would take the
+	// queue past max_bytes. It is transient: acknowledgements free space.
+	ErrFull = errors.New("queue: full (max_bytes reached)")
+	// ErrClosed is returned by every method after Close.
+	ErrClosed = errors.New("queue: closed")
+	// ErrTooLarge is returned by Append for records that could never fit,
+	// even in an empty queue. Retrying cannot help.
+	ErrTooLarge = errors.New("queue: records exceed max_bytes")
+)
+
+// Record is one appended record as a reader sees it.
+type Record struct {
+	Seq  uint64
+	Data []byte
+	// Time is when the record was written (all the records of one group
+	// commit share it), for measuring lag.
+	Time time.Time
+}
+
+// Stats is a snapshot of the queue for metrics and readiness.
+type Stats struct {
+	Bytes     int64 // retained on disk
+	MaxBytes  int64
+	Records   uint64 // retained records (from the oldest unacked by any consumer to head)
+	Segments  int
+	Head      uint64 // last appended seq
+	Consumers map[string]ConsumerStats
+}
+
+// ConsumerStats describes one consumer's progress.
+type ConsumerStats struct {
+	Acked         uint64
+	Pending       uint64
+	OldestPending time.Time // zero when none
+}
+
+// Queue is a durable multi-consumer log. All methods are safe for
+// concurrent use.
+type Queue struct {
+	dir      string
+	maxBytes int64
+	segBytes int64
+	fsync    bool
+	log      *slog.Logger
+	lockFile *os.File
+
+	mu       sync.Mutex
+	closed   bool
+	err      error // sticky: the log could not be restored after a write failure
+	head     uint64
+	segs     []*segment
+	used     int64 // published bytes of all segments
+	reserved int64 // bytes of appends not yet written
+	pending  []*appendReq
+	readers  []*Reader // in Open's order
+	dataCh   chan struct{}
+
+	wake    chan struct{}
+	closeCh chan struct{}
+	done    chan struct{}
+
+	// Writer goroutine only.
+	wf    *os.File // write handle of the tail segment
+	wseg  *segment
+	wbuf  []byte
+	spare []*appendReq
+
+	syncs        atomic.Int64 // data fsyncs, for tests and benchmarks
+	testHookSync func() error // called before each data fsync; its error fails it (tests only)
+}
+
+type appendReq struct {
+	buf    []byte // frames; the writer fills in seq, time and crc
+	size   int64
+	rotate bool // start a new segment first: the tail is fully acknowledged and in the way
+	taken  bool // the writer has it; under Queue.mu
+	last   uint64
+	err    error
+	done   chan struct{}
+}
+
+// Open opens or creates the queue in cfg.Dir and recovers it: it verifies
+// every record's checksum, cuts a torn or corrupt tail (logging what was
+// cut) and loads each consumer's cursor. consumers are the output names;
+// a consumer without a cursor starts at the oldest retained record, and
+// cursor files of consumers not listed are ignored: they hold nothing
+// back.
+func Open(cfg Config, consumers []string, logger *slog.Logger) (*Queue, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	seen := make(map[string]bool, len(consumers))
+	for _, c := range consumers {
+		if c == "" {
+			return nil, errors.New("queue: empty consumer name")
+		}
+		if seen[c] {
+			return nil, fmt.Errorf("queue: consumer %q given twice", c)
+		}
+		seen[c] = true
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("dir: %w", err)
+	}
+	lf, err := lockDir(filepath.Join(cfg.Dir, "LOCK"))
+	if err != nil {
+		return nil, fmt.Errorf("dir: %w", err)
+	}
+	q := &Queue{
+		dir:      cfg.Dir,
+		maxBytes: cfg.MaxBytes,
+		segBytes: cfg.SegmentBytes,
+		fsync:    *cfg.Fsync,
+		log:      logger,
+		lockFile: lf,
+		dataCh:   make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		closeCh:  make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if err := q.recover(consumers); err != nil {
+		q.closeFiles()
+		return nil, err
+	}
+	go q.run()
+	return q, nil
+}
+
+// recover loads the segments and cursors and opens the tail for writing.
+func (q *Queue) recover(consumers []string) error {
+	if err := removeTemps(q.dir); err != nil {
+		return fmt.Errorf("dir: %w", err)
+	}
+	entries, err := os.ReadDir(q.dir)
+	if err != nil {
+		return fmt.Errorf("dir: %w", err)
+	}
+	var firsts []uint64
+	for _, e := range entries {
+		if first, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
+			firsts = append(firsts, first)
+		}
+	}
+	slices.Sort(firsts)
+	for i, first := range firsts {
+		maxSeq := ^uint64(0)
+		if i+1 < len(firsts) {
+			maxSeq = firsts[i+1] - 1
+		}
+		s, err := q.recoverSegment(first, maxSeq, i == len(firsts)-1)
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			q.segs = append(q.segs, s)
+			q.used += s.size
+		}
+	}
+
+	var maxAcked uint64
+	for _, name := range consumers {
+		r := &Reader{q: q, name: name, path: filepath.Join(q.dir, cursorFile(name))}
+		seq, ok, err := readCursor(r.path)
+		if err != nil {
+			// Starting over from the oldest record duplicates, which ids
+			// make harmless; refusing to start would lose new events.
+			q.log.Error("queue: cursor unreadable, consumer restarts at the oldest record", "consumer", name, "err", err)
+		}
+		if ok {
+			r.acked, r.persisted = seq, seq
+			maxAcked = max(maxAcked, seq)
+		}
+		q.readers = append(q.readers, r)
+	}
+
+	var head uint64
+	if n := len(q.segs); n > 0 {
+		head = q.segs[n-1].last
+	}
+	q.head = max(head, maxAcked)
+	if len(q.segs) == 0 || maxAcked > head {
+		if len(q.segs) > 0 {
+			// Only possible with fsync off: a cursor outlived the records
+			// it acknowledged. Numbering continues after it so that new
+			// records are not mistaken for acknowledged ones.
+			q.log.Warn("queue: a cursor is ahead of the log; records were lost (fsync off?)", "head", head, "cursor", maxAcked)
+		}
+		s, err := q.createSegment(q.head + 1)
+		if err != nil {
+			return err
+		}
+		q.segs = append(q.segs, s)
+		q.used += s.size
+	}
+	oldest := q.segs[0].first - 1
+	for _, r := range q.readers {
+		r.acked = max(r.acked, oldest)
+		r.pos = r.acked + 1
+	}
+
+	tail := q.segs[len(q.segs)-1]
+	q.wf, err = os.OpenFile(tail.path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("dir: %w", err)
+	}
+	q.wseg = tail
+	removed := q.collectAckedLocked()
+	q.removeSegments(removed)
+	return nil
+}
+
+// recoverSegment verifies one segment file and cuts what follows its last
+// valid record. It returns nil for a closed segment with no valid record,
+// which it deletes.
+func (q *Queue) recoverSegment(first, maxSeq uint64, isTail bool) (*segment, error) {
+	path := filepath.Join(q.dir, segName(first))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dir: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("dir: %w", err)
+	}
+	res, err := scanSegment(f, fi.Size(), first, maxSeq)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("queue: read %s: %w", path, err)
+	}
+	if res.stop != "" {
+		level := slog.LevelWarn
+		if !isTail {
+			// A closed segment was fsync'd before the next one began, so
+			// this is damage, not a crash mid-write.
+			level = slog.LevelError
+		}
+		q.log.Log(context.Background(), level, "queue: cutting the torn or corrupt end of a segment",
+			"segment", path, "offset", res.valid, "bytes_cut", fi.Size()-res.valid, "records_kept", res.count, "reason", res.stop)
+	}
+	if !res.headerOK && !isTail {
+		f.Close()
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("dir: %w", err)
+		}
+		return nil, nil
+	}
+	if !res.headerOK {
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("dir: %w", err)
+		}
+		if _, err := f.WriteAt(appendSegHeader(nil, first), 0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("dir: %w", err)
+		}
+		res.valid = segHeaderSize
+		res.lastIdxOff = segHeaderSize
+	} else if res.valid < fi.Size() {
+		if err := f.Truncate(res.valid); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("dir: %w", err)
+		}
+	}
+	if res.stop != "" && q.fsync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("dir: %w", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("dir: %w", err)
+	}
+	rf, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("dir: %w", err)
+	}
+	last := first - 1 + res.count
+	return &segment{
+		first: first, path: path, rf: rf,
+		last: last, size: res.valid, index: res.index,
+		wSize: res.valid, wLast: last, lastIdxOff: res.lastIdxOff,
+	}, nil
+}
+
+// createSegment creates an empty segment file whose first record will be
+// first, and makes its directory entry durable.
+func (q *Queue) createSegment(first uint64) (*segment, error) {
+	path := filepath.Join(q.dir, segName(first))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("queue: create segment: %w", err)
+	}
+	_, err = f.Write(appendSegHeader(nil, first))
+	if err == nil && q.fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && q.fsync {
+		err = syncDir(q.dir)
+	}
+	var rf *os.File
+	if err == nil {
+		rf, err = os.Open(path)
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("queue: create segment: %w", err)
+	}
+	return &segment{
+		first: first, path: path, rf: rf,
+		last: first - 1, size: segHeaderSize,
+		wSize: segHeaderSize, wLast: first - 1, lastIdxOff: segHeaderSize,
+	}, nil
+}
+
+// Append durably appends records (each one event's JSON line) as one
+// group: when it returns nil, every record is written and fsync'd, and
+// last is the sequence number of the final one. Concurrent calls share
+// fsyncs (group commit). The records are copied before Append returns,
+// whatever it returns.
+//
+// If ctx ends first, Append returns ctx.Err(); records the writer had
+// already taken may still be committed, so a sender that retries can
+// cause a duplicate (delivery is at-least-once, and ids dedupe).
+func (q *Queue) Append(ctx context.Context, records [][]byte) (last uint64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var size int64
+	for _, r := range records {
+		if len(r) > maxRecordBytes {
+			return 0, fmt.Errorf("%w: a record of %d bytes", ErrTooLarge, len(r))
+		}
+		size += frameHeaderSize + int64(len(r))
+	}
+	if size+2*segHeaderSize > q.maxBytes {
+		return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	}
+	if len(records) == 0 {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if q.closed {
+			return 0, ErrClosed
+		}
+		return q.head, nil
+	}
+	req := &appendReq{buf: make([]byte, size), size: size, done: make(chan struct{})}
+	off := 0
+	for _, r := range records {
+		binary.LittleEndian.PutUint32(req.buf[off+4:], uint32(len(r)))
+		copy(req.buf[off+frameHeaderSize:], r)
+		off += frameHeaderSize + len(r)
+	}
+
+	q.mu.Lock()
+	switch {
+	case q.closed:
+		q.mu.Unlock()
+		return 0, ErrClosed
+	case q.err != nil:
+		err := q.err
+		q.mu.Unlock()
+		return 0, err
+	case q.used+q.reserved+size+segHeaderSize > q.maxBytes:
+		if !q.canRotateLocked(size) {
+			q.mu.Unlock()
+			return 0, ErrFull
+		}
+		req.rotate = true
+	}
+	q.reserved += size
+	q.pending = append(q.pending, req)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default: // a wake-up is already pending; the writer will take req with it
+	}
+
+	select {
+	case <-req.done:
+		return req.last, req.err
+	case <-ctx.Done():
+		q.mu.Lock()
+		if !req.taken {
+			if i := slices.Index(q.pending, req); i >= 0 {
+				q.pending = slices.Delete(q.pending, i, i+1)
+				q.reserved -= size
+			}
+		}
+		q.mu.Unlock()
+		return 0, ctx.Err()
+	}
+}
+
+// canRotateLocked reports whether an append that does not fit would fit
+// once the tail segment is replaced: every consumer has acknowledged all
+// of it, so it only takes space because segments are deleted whole.
+// Without this, a max_bytes close to segment_bytes could stay full
+// forever with nothing left to deliver.
+func (q *Queue) canRotateLocked(size int64) bool {
+	return q.reserved == 0 && len(q.segs) == 1 && q.minAckedLocked() >= q.head &&
+		q.segs[0].last >= q.segs[0].first && 2*segHeaderSize+size <= q.maxBytes
+}
+
+func (q *Queue) minAckedLocked() uint64 {
+	m := q.head
+	for _, r := range q.readers {
+		m = min(m, r.acked)
+	}
+	return m
+}
+
+// run is the writer: it takes every pending append, writes them with one
+// write call and one fsync, publishes them to readers and wakes the
+// appenders. While it syncs, new appends queue up for the next round,
+// which is what makes the group grow with the load.
+func (q *Queue) run() {
+	defer close(q.done)
+	for {
+		select {
+		case <-q.wake:
+		case <-q.closeCh:
+		}
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = q.spare[:0]
+		for _, r := range batch {
+			r.taken = true
+		}
+		closing := q.closed
+		q.mu.Unlock()
+		if len(batch) > 0 {
+			q.commit(batch)
+		}
+		clear(batch)
+		q.spare = batch
+		if closing {
+			return
+		}
+	}
+}
+
+// commit writes one group. On failure it restores the log to what was
+// published, so sequence numbers and files stay consistent, and fails
+// every append of the group.
+func (q *Queue) commit(batch []*appendReq) {
+	orig, origF := q.wseg, q.wf
+	origLastIdxOff := orig.lastIdxOff
+	var created []*segment
+	var oldFiles []*os.File
+	now := time.Now().UnixNano()
+	seq := orig.wLast
+	q.wbuf = q.wbuf[:0]
+
+	rotate := func() error {
+		if err := q.flush(); err != nil {
+			return err
+		}
+		s, err := q.createSegment(seq + 1)
+		if err != nil {
+			return err
+		}
+		wf, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+		if err != nil {
+			s.rf.Close()
+			os.Remove(s.path)
+			return fmt.Errorf("queue: open segment: %w", err)
+		}
+		oldFiles = append(oldFiles, q.wf)
+		created = append(created, s)
+		q.wseg, q.wf = s, wf
+		return nil
+	}
+	err := func() error {
+		for _, req := range batch {
+			if req.rotate && q.wseg.wLast >= q.wseg.first {
+				if err := rotate(); err != nil {
+					return err
+				}
+			}
+			for off := 0; off < len(req.buf); {
+				n := int(binary.LittleEndian.Uint32(req.buf[off+4:]))
+				frame := req.buf[off : off+frameHeaderSize+n]
+				s := q.wseg
+				if s.wLast >= s.first && s.wSize+int64(len(q.wbuf)+len(frame)) > q.segBytes {
+					if err := rotate(); err != nil {
+						return err
+					}
+					s = q.wseg
+				}
+				seq++
+				sealFrame(frame, seq, now)
+				at := s.wSize + int64(len(q.wbuf))
+				if at-s.lastIdxOff >= indexEvery {
+					s.wIndex = append(s.wIndex, indexEntry{seq: seq, off: at})
+					s.lastIdxOff = at
+				}
+				q.wbuf = append(q.wbuf, frame...)
+				s.wLast = seq
+				off += len(frame)
+			}
+			req.last = seq
+		}
+		return q.flush()
+	}()
+	if err != nil {
+		q.rollback(batch, orig, origF, origLastIdxOff, created, oldFiles, err)
+		return
+	}
+
+	q.mu.Lock()
+	var reserved int64
+	for _, r := range batch {
+		reserved += r.size
+	}
+	q.reserved -= reserved
+	for _, s := range append([]*segment{orig}, created...) {
+		q.used += s.wSize - s.size
+		s.size, s.last = s.wSize, s.wLast
+		s.index = append(s.index, s.wIndex...)
+		s.wIndex = s.wIndex[:0]
+	}
+	q.segs = append(q.segs, created...)
+	q.head = seq
+	close(q.dataCh)
+	q.dataCh = make(chan struct{})
+	var removed []*segment
+	if len(created) > 0 {
+		removed = q.collectAckedLocked()
+	}
+	q.mu.Unlock()
+	for _, r := range batch {
+		close(r.done)
+	}
+	for _, f := range oldFiles {
+		if err := f.Close(); err != nil {
+			q.log.Warn("queue: closing a full segment", "err", err)
+		}
+	}
+	q.removeSegments(removed)
+}
+
+// flush writes the buffered frames to the tail and syncs them.
+func (q *Queue) flush() error {
+	s := q.wseg
+	if len(q.wbuf) > 0 {
+		if _, err := q.wf.WriteAt(q.wbuf, s.wSize); err != nil {
+			return fmt.Errorf("queue: write %s: %w", s.path, err)
+		}
+		s.wSize += int64(len(q.wbuf))
+		q.wbuf = q.wbuf[:0]
+	}
+	if !q.fsync {
+		return nil
+	}
+	q.syncs.Add(1)
+	err := datasync(q.wf)
+	if q.testHookSync != nil && err == nil {
+		err = q.testHookSync()
+	}
+	if err != nil {
+		return fmt.Errorf("queue: fsync %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (q *Queue) rollback(batch []*appendReq, orig *segment, origF *os.File, lastIdxOff int64, created []*segment, oldFiles []*os.File, cause error) {
+	for _, s := range created {
+		s.rf.Close()
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			q.log.Error("queue: removing a segment of a failed write", "segment", s.path, "err", err)
+		}
+	}
+	for _, f := range append(oldFiles, q.wf) {
+		if f != origF {
+			f.Close()
+		}
+	}
+	q.wseg, q.wf = orig, origF
+	orig.wSize, orig.wLast, orig.lastIdxOff = orig.size, orig.last, lastIdxOff
+	orig.wIndex = orig.wIndex[:0]
+	q.wbuf = q.wbuf[:0]
+	// A failed fsync may leave pages the kernel considers clean but never
+	// wrote; cutting back to what was published discards them.
+	restore := origF.Truncate(orig.size)
+	if restore == nil && q.fsync {
+		restore = datasync(origF)
+	}
+	q.log.Error("queue: append failed; the senders get an error and retry", "err", cause)
+
+	q.mu.Lock()
+	err := cause
+	if restore != nil {
+		q.err = fmt.Errorf("queue: unusable until restarted: %w (and restoring the log: %v)", cause, restore)
+		err = q.err
+		q.log.Error("queue: cannot restore the log after a failed write; appends fail until restart", "err", restore)
+	}
+	for _, r := range batch {
+		q.reserved -= r.size
+		r.last, r.err = 0, err
+	}
+	q.mu.Unlock()
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+// collectAckedLocked takes out of the log the closed segments that every
+// consumer has acknowledged completely; removeSegments then deletes them.
+func (q *Queue) collectAckedLocked() []*segment {
+	m := q.minAckedLocked()
+	var out []*segment
+	for len(q.segs) > 1 && q.segs[0].last <= m {
+		s := q.segs[0]
+		q.segs[0] = nil
+		q.segs = q.segs[1:]
+		q.used -= s.size
+		s.removed = true
+		out = append(out, s)
+	}
+	return out
+}
+
+func (q *Queue) removeSegments(segs []*segment) {
+	for _, s := range segs {
+		// Not synced: a removal lost in a crash only brings back a
+		// segment that recovery will find acknowledged and delete again.
+		if err := os.Remove(s.path); err != nil {
+			q.log.Error("queue: deleting an acknowledged segment", "segment", s.path, "err", err)
+		}
+		q.mu.Lock()
+		s.closeIfUnused()
+		q.mu.Unlock()
+	}
+}
+
+// Reader returns the reader of a consumer named in Open.
+func (q *Queue) Reader(name string) (*Reader, error) {
+	for _, r := range q.readers {
+		if r.name == name {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("queue: %q is not a consumer of this queue", name)
+}
+
+// Stats returns a snapshot. OldestPending reads one record header per
+// lagging consumer from disk (usually from the page cache) unless known.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	st := Stats{
+		Bytes:     q.used,
+		MaxBytes:  q.maxBytes,
+		Records:   q.head - q.minAckedLocked(),
+		Segments:  len(q.segs),
+		Head:      q.head,
+		Consumers: make(map[string]ConsumerStats, len(q.readers)),
+	}
+	acked := make([]uint64, len(q.readers))
+	for i, r := range q.readers {
+		acked[i] = r.acked
+	}
+	closed := q.closed
+	q.mu.Unlock()
+	for i, r := range q.readers {
+		cs := ConsumerStats{Acked: acked[i], Pending: st.Head - acked[i]}
+		if cs.Pending > 0 && !closed {
+			cs.OldestPending = r.oldestAfter(acked[i])
+		}
+		st.Consumers[r.name] = cs
+	}
+	return st
+}
+
+// Close lets the writer commit the appends already queued, then stops it
+// and releases the files and the directory lock. Later calls to any method
+// return ErrClosed; blocked Next calls return it at once.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	close(q.closeCh)
+	q.mu.Unlock()
+	<-q.done
+	for _, r := range q.readers {
+		r.ackMu.Lock() // waits for a cursor write in progress
+		r.mu.Lock()
+		q.mu.Lock()
+		r.releaseLocked()
+		q.mu.Unlock()
+		r.mu.Unlock()
+		r.ackMu.Unlock()
+	}
+	return q.closeFiles()
+}
+
+func (q *Queue) closeFiles() error {
+	var errs []error
+	if q.wf != nil {
+		errs = append(errs, q.wf.Close())
+	}
+	q.mu.Lock()
+	for _, s := range q.segs {
+		if !s.rfDone {
+			s.rfDone = true
+			errs = append(errs, s.rf.Close())
+		}
+	}
+	q.mu.Unlock()
+	errs = append(errs, q.lockFile.Close())
+	return errors.Join(errs...)
+}

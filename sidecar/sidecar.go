@@ -1,0 +1,248 @@
+package sidecar
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/outputs/dlq"
+	"github.com/auditpipe/auditpipe/sidecar/config"
+	"github.com/auditpipe/auditpipe/sidecar/pull"
+	"github.com/auditpipe/auditpipe/sidecar/queue"
+)
+
+// Options are what the sidecar takes from its host besides the
+// configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Version is the program's version (webhook User-Agent, logs).
+	Version string
+	// Env reads the environment (pod labels); os.LookupEnv when nil.
+	Env func(string) (string, bool)
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Sidecar is a configured, running-or-ready sidecar.
+type Sidecar struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	now     func() time.Time
+	queue   *queue.Queue
+	dlq     *dlq.Store
+	outputs *builtin.Set
+	sources map[string]*source
+	pulls   []*pullSource
+	metrics *metrics
+	// pullMetrics are shared by every pull source.
+	pullMetrics *pull.Metrics
+	labels  map[string]string
+
+	handler  http.Handler
+	draining atomic.Bool
+	ln       net.Listener
+}
+
+// New builds everything the configuration describes: it opens the queue
+// and the dead-letter store, builds the outputs and the sources, and
+// listens on server.listen. Nothing is served until Run.
+func New(ctx context.Context, cfg *config.Config, opts Options) (s *Sidecar, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Env == nil {
+		opts.Env = os.LookupEnv
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s = &Sidecar{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: newMetrics(), labels: cfg.StaticLabels(opts.Env)}
+	// Undo what was opened if a later step fails.
+	defer func() {
+		if err != nil {
+			s.closeAll(context.WithoutCancel(ctx))
+		}
+	}()
+	if s.dlq, err = dlq.Open(cfg.DeadLetter); err != nil {
+		return nil, err
+	}
+	if s.outputs, err = builtin.Build(ctx, cfg.Outputs, builtin.Deps{Logger: s.log, DeadLetters: s.dlq, Version: opts.Version}); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(s.outputs.Routes))
+	for i, r := range s.outputs.Routes {
+		names[i] = r.Name()
+	}
+	if s.queue, err = queue.Open(cfg.Queue, names, s.log.With("component", "queue")); err != nil {
+		return nil, err
+	}
+	s.metrics.watch(s.queue, s.outputs.Routes, s.now)
+	if err = s.buildSources(); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes()
+	tlsCfg, err := serverTLS(cfg.Server.TLS)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server.listen: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (s *Sidecar) Addr() net.Addr { return s.ln.Addr() }
+
+// Handler is the HTTP handler, for tests that drive it directly.
+func (s *Sidecar) Handler() http.Handler { return s.handler }
+
+func (s *Sidecar) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/sources/{name}", s.serveSource)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Run serves until ctx ends, then shuts down gracefully within
+// server.shutdown_grace: new requests are answered 503 while those in
+// flight finish, the delivery loops stop after their current batch (what
+// they delivered is acknowledged; the rest stays queued), and the queue,
+// the dead-letter store and the outputs are closed.
+func (s *Sidecar) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.Server.ReadTimeout,
+		WriteTimeout:      s.cfg.Server.WriteTimeout,
+		IdleTimeout:       s.cfg.Server.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	deliverCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
+	var loops sync.WaitGroup
+	for _, r := range s.outputs.Routes {
+		loops.Go(func() { s.deliverLoop(deliverCtx, r) })
+	}
+	for _, p := range s.pulls {
+		loops.Go(func() { p.run(deliverCtx) })
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(s.ln) }()
+	s.log.Info("sidecar listening", "addr", s.ln.Addr().String(), "sources", len(s.sources), "outputs", len(s.outputs.Routes))
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+		err = fmt.Errorf("server: %w", err)
+	}
+	s.log.Info("shutting down", "grace", s.cfg.Server.ShutdownGrace)
+	s.draining.Store(true)
+	graceCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownGrace)
+	defer cancel()
+	if serr := srv.Shutdown(graceCtx); serr != nil {
+		s.log.Warn("requests still in flight at the end of the grace period", "err", serr)
+		srv.Close()
+	}
+	stopDelivery()
+	loops.Wait()
+	s.closeAll(graceCtx)
+	s.log.Info("stopped")
+	return err
+}
+
+func (s *Sidecar) closeAll(ctx context.Context) {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.queue != nil {
+		if err := s.queue.Close(); err != nil {
+			s.log.Error("closing the queue", "err", err)
+		}
+	}
+	if s.outputs != nil {
+		if err := s.outputs.Close(ctx); err != nil {
+			s.log.Error("closing outputs", "err", err)
+		}
+	}
+	if s.dlq != nil {
+		s.dlq.Close()
+	}
+}
+
+func serverTLS(c config.ServerTLS) (*tls.Config, error) {
+	if c.CertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls.cert_file: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.MinVersion == "1.3" {
+		cfg.MinVersion = tls.VersionTLS13
+	}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("server.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("server.tls.client_ca_file: no PEM certificate in it")
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+func (s *Sidecar) serveReady(w http.ResponseWriter, _ *http.Request) {
+	var problems []string
+	if s.draining.Load() {
+		problems = append(problems, "shutting down")
+	}
+	st := s.queue.Stats()
+	if st.MaxBytes > 0 && float64(st.Bytes) > s.cfg.Ready.MaxFill*float64(st.MaxBytes) {
+		problems = append(problems, fmt.Sprintf("queue %.0f%% full (ready.max_fill %.0f%%)", 100*float64(st.Bytes)/float64(st.MaxBytes), 100*s.cfg.Ready.MaxFill))
+	}
+	if s.cfg.Ready.MaxLag > 0 {
+		for _, r := range s.outputs.Routes {
+			if l := lag(st, r.Name(), s.now()); l > s.cfg.Ready.MaxLag {
+				problems = append(problems, fmt.Sprintf("output %s lags %s (ready.max_lag %s)", r.Name(), l.Round(time.Second), s.cfg.Ready.MaxLag))
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, p := range problems {
+			fmt.Fprintln(w, p)
+		}
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}

@@ -1,0 +1,262 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/sidecar/auth"
+	"github.com/auditpipe/auditpipe/sidecar/queue"
+	"github.com/auditpipe/auditpipe/transformers"
+	tbuiltin "github.com/auditpipe/auditpipe/transformers/builtin"
+)
+
+// source is one configured source, ready to serve.
+type source struct {
+	name    string
+	tr      transformers.Transformer
+	auth    auth.Verifier
+	limiter *rate.Limiter // nil: unlimited
+	maxBody int64
+	labels  map[string]string // static labels and the source's own
+}
+
+func (s *Sidecar) buildSources() error {
+	s.sources = map[string]*source{}
+	for i := range s.cfg.Sources {
+		sc := &s.cfg.Sources[i]
+		at := fmt.Sprintf("sources[%d] (%s)", i, sc.Name)
+		reg, err := tbuiltin.NewRegistry(tbuiltin.Config{Limits: s.cfg.Limits, Redact: s.cfg.Redact,
+			Alertmanager: sc.Alertmanager, App: sc.App, K8s: sc.K8s})
+		if err != nil {
+			return fmt.Errorf("%s: %w", at, err)
+		}
+		tr, err := reg.Get(sc.Format)
+		if err != nil {
+			return fmt.Errorf("%s: format: %w", at, err)
+		}
+		v, err := auth.New(sc.Auth)
+		if err != nil {
+			return fmt.Errorf("%s: auth: %w", at, err)
+		}
+		src := &source{name: sc.Name, tr: tr, auth: v, maxBody: sc.MaxBodyBytes, labels: maps.Clone(s.labels)}
+		if src.labels == nil {
+			src.labels = map[string]string{}
+		}
+		maps.Copy(src.labels, sc.Labels)
+		if sc.RateLimit.RequestsPerSecond > 0 {
+			src.limiter = rate.NewLimiter(rate.Limit(sc.RateLimit.RequestsPerSecond), sc.RateLimit.Burst)
+		}
+		s.sources[sc.Name] = src
+		if sc.Pull != nil {
+			p, err := s.newPull(sc, src)
+			if err != nil {
+				return fmt.Errorf("%s: pull: %w", at, err)
+			}
+			s.pulls = append(s.pulls, p)
+		}
+	}
+	return nil
+}
+
+// acceptedTypes are the media types a source accepts. A missing
+// Content-Type is accepted too: some senders omit it.
+var acceptedTypes = map[string]bool{
+	"application/json":                   true,
+	"application/x-ndjson":               true,
+	"application/jsonl":                  true,
+	"application/cloudevents+json":       true,
+	"application/cloudevents-batch+json": true,
+	"text/plain":                         true, // Fluent Bit's and curl-based senders' NDJSON
+}
+
+// answer is the JSON body of every response to a source request.
+type answer struct {
+	Accepted int                   `json:"accepted"`
+	Skipped  map[string]int        `json:"skipped,omitempty"`
+	Error    string                `json:"error,omitempty"`
+	Errors   []*transformers.Error `json:"errors,omitempty"`
+	// DeadLettered says the payload (or its bad items) is kept in the
+	// dead-letter store, so it can be fixed and replayed.
+	DeadLettered bool `json:"dead_lettered,omitempty"`
+}
+
+func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	name := r.PathValue("name")
+	src, ok := s.sources[name]
+	code := http.StatusOK
+	defer func() {
+		if ok {
+			s.metrics.latency.WithLabelValues(name, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+		}
+	}()
+	reply := func(c int, a any) {
+		code = c
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(c)
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.Encode(a)
+	}
+	type refusal struct {
+		Error string `json:"error"`
+	}
+	reject := func(c int, reason, msg string) {
+		s.metrics.rejected.WithLabelValues(name, reason).Inc()
+		if c == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		s.log.Debug("request rejected", "source", name, "status", c, "reason", reason, "msg", msg)
+		reply(c, refusal{msg})
+	}
+	if !ok {
+		reply(http.StatusNotFound, refusal{fmt.Sprintf("no source named %q", name)})
+		return
+	}
+	if s.draining.Load() {
+		reject(http.StatusServiceUnavailable, "shutting_down", "shutting down; retry")
+		return
+	}
+	if src.limiter != nil && !src.limiter.Allow() {
+		reject(http.StatusServiceUnavailable, "rate_limited", "rate limit of this source exceeded; retry")
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !acceptedTypes[mt] {
+			reject(http.StatusUnsupportedMediaType, "content_type", fmt.Sprintf("Content-Type %q is not accepted: send application/json, application/x-ndjson or a CloudEvents type", ct))
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, src.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reject(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body exceeds %d bytes (max_body_bytes)", src.maxBody))
+			return
+		}
+		reject(http.StatusBadRequest, "read", "reading the body: "+err.Error())
+		return
+	}
+	if err := src.auth.Verify(r, body); err != nil {
+		var ae *auth.Error
+		msg := "authentication failed"
+		if errors.As(err, &ae) {
+			msg = ae.Error()
+		}
+		reject(http.StatusUnauthorized, "auth", msg)
+		return
+	}
+	received := s.now()
+	res, terr := src.tr.Transform(r.Context(), transformers.Input{Body: body,
+		Meta: transformers.Meta{SourceName: name, Headers: r.Header, ReceivedAt: received}})
+	for reason, n := range res.Skipped {
+		s.metrics.skipped.WithLabelValues(name, reason).Add(float64(n))
+	}
+	if terr != nil && isUnavailable(terr) {
+		reject(http.StatusServiceUnavailable, "unavailable", "transformer unavailable; retry")
+		return
+	}
+	errs := res.Errors
+	if terr != nil {
+		errs = append([]*transformers.Error{transformers.AsError(res.Format, terr)}, errs...)
+	}
+	if terr == nil && len(res.Events) == 0 && len(errs) == 0 && len(res.Skipped) == 0 {
+		// An empty batch is a sender's bug more often than not: say so
+		// rather than answer 200 for nothing.
+		errs = []*transformers.Error{{Format: res.Format, Item: -1, Path: "$", Expected: "at least one item", Kind: transformers.ErrMissing,
+			Detail: "the payload holds no items"}}
+	}
+	if len(res.Events) > 0 {
+		if err := s.enqueue(r.Context(), src, res.Events); err != nil {
+			if errors.Is(err, queue.ErrFull) {
+				reject(http.StatusServiceUnavailable, "queue_full", "queue full; retry")
+				return
+			}
+			s.log.Error("queueing events", "source", name, "err", err)
+			reject(http.StatusServiceUnavailable, "queue_error", "events could not be queued; retry")
+			return
+		}
+		s.metrics.received.WithLabelValues(name).Add(float64(len(res.Events)))
+	}
+	a := answer{Accepted: len(res.Events), Skipped: res.Skipped, Errors: errs}
+	if len(errs) > 0 {
+		// The payload passed authentication, so it is kept with its errors:
+		// nothing a sender sent is silently discarded.
+		if err := s.deadLetterPayload(r.Context(), name, body, errs, received); err != nil {
+			s.log.Error("dead-lettering a malformed payload", "source", name, "err", err)
+			reject(http.StatusServiceUnavailable, "dead_letter_error", "could not keep the malformed payload; retry")
+			return
+		}
+		a.DeadLettered = true
+	}
+	if len(errs) > 0 && len(res.Events) == 0 {
+		s.metrics.rejected.WithLabelValues(name, "malformed").Inc()
+		a.Error = "malformed payload: " + errs[0].Error()
+		reply(http.StatusBadRequest, a)
+		return
+	}
+	reply(http.StatusOK, a)
+}
+
+func isUnavailable(err error) bool { return errors.Is(err, transformers.ErrUnavailable) }
+
+// enqueue enriches events with the source's labels and appends them to the
+// queue; when it returns nil they are on disk. A transformer's own labels
+// (security_signal) win over configured ones of the same name.
+func (s *Sidecar) enqueue(ctx context.Context, src *source, events []auditpipe.Event) error {
+	recs := make([][]byte, len(events))
+	var buf []byte
+	for i := range events {
+		ev := &events[i]
+		if len(src.labels) > 0 {
+			l := maps.Clone(src.labels)
+			maps.Copy(l, ev.Labels)
+			ev.Labels = l
+		}
+		start := len(buf)
+		buf = ev.AppendJSON(buf)
+		recs[i] = buf[start:len(buf):len(buf)]
+		if !s.matchedByAny(ev) {
+			s.metrics.unmatched.Inc()
+		}
+	}
+	// buf may have moved while growing: re-slice from its final backing.
+	off := 0
+	for i := range recs {
+		n := len(recs[i])
+		recs[i] = buf[off : off+n : off+n]
+		off += n
+	}
+	_, err := s.queue.Append(ctx, recs)
+	return err
+}
+
+func (s *Sidecar) matchedByAny(ev *auditpipe.Event) bool {
+	for _, r := range s.outputs.Routes {
+		if r.Match.Matches(ev) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Sidecar) deadLetterPayload(ctx context.Context, source string, body []byte, errs []*transformers.Error, at time.Time) error {
+	msg := errs[0].Error()
+	if len(errs) > 1 {
+		msg = fmt.Sprintf("%s (and %d more errors)", msg, len(errs)-1)
+	}
+	return s.dlq.DeadLetter(ctx, []outputs.DeadLetter{{Time: at.UTC(), Source: source, Error: msg, Payload: body}})
+}
