@@ -120,8 +120,8 @@ type hmacVerifier struct {
 	// macs hold, per secret, keyed HMAC states ready for reuse: hmac.New
 	// costs allocations and two key blocks per secret per request.
 	sha256MACs, sha1MACs []*sync.Pool
-	header    string // canonical
-	allowSHA1 bool
+	header               string // canonical
+	allowSHA1            bool
 
 	// Messages, built once: they depend only on the configuration.
 	missing, malformed, bad, sha1Refused string

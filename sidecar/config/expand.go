@@ -173,12 +173,14 @@ func expandTree(n *yaml.Node, lk lookups) (map[int]bool, error) {
 			if err != nil {
 				errs = append(errs, prefixAll(fmt.Sprintf("line %d: %s: ", n.Line, pathOrRoot(path)), err))
 			}
-			if !substituted && v == n.Value {
+			if v == n.Value && !substituted {
 				return
 			}
-			lines[n.Line] = true
 			n.Value = v
-			retag(n)
+			if substituted {
+				lines[n.Line] = true
+				retag(n)
+			}
 		}
 		// Aliases are not followed: their anchor is expanded where it is
 		// defined, and expanding it twice would undo "$$".
@@ -187,15 +189,19 @@ func expandTree(n *yaml.Node, lk lookups) (map[int]bool, error) {
 	return lines, errors.Join(errs...)
 }
 
-// retag makes a plain scalar's type follow its expanded text, as if the
-// text had been written there: "port: ${PORT}" is an int when PORT=8080
-// and "enabled: ${ON}" a bool. Quoted and block scalars stay strings, and
-// explicit tags stay. A non-empty value that would read as null ("~",
-// "null") stays a string: a secret is not erased because of its spelling.
+// retag makes the type of a scalar that held a reference follow its
+// expanded text, as if the text had been written there: "port: ${PORT}" is
+// an int when PORT=8080, "enabled: ${ON}" a bool. That holds for quoted
+// scalars too, because inside a flow collection ({...}, [...]) a reference
+// must be quoted, and {max_bytes: "${MAX}"} must still give a number; a
+// string key takes the text whatever it looks like. An explicit tag stays.
+// A non-empty value that would read as null ("~", "null") stays a string:
+// a secret is not erased because of its spelling.
 func retag(n *yaml.Node) {
-	if n.Style != 0 {
+	if n.Style&yaml.TaggedStyle != 0 {
 		return
 	}
+	n.Style = 0
 	n.Tag = ""
 	if n.Value != "" && n.ShortTag() == "!!null" {
 		n.Tag = "!!str"

@@ -71,13 +71,9 @@ func (c *knownKeys) check(n *yaml.Node, t reflect.Type, path string) {
 		return
 	}
 	switch t.Kind() {
-	case reflect.Struct:
+	case reflect.Struct, reflect.Map:
 		if n.Kind == yaml.MappingNode {
-			c.mapping(n, fieldsOf(t), nil, path)
-		}
-	case reflect.Map:
-		if n.Kind == yaml.MappingNode {
-			c.mapping(n, nil, t.Elem(), path)
+			c.mapping(n, t, path)
 		}
 	case reflect.Slice, reflect.Array:
 		if n.Kind == yaml.SequenceNode {
@@ -90,9 +86,12 @@ func (c *knownKeys) check(n *yaml.Node, t reflect.Type, path string) {
 	// decoder's to report.
 }
 
-// mapping checks a mapping against struct fields (fields != nil) or map
-// values of type elem.
-func (c *knownKeys) mapping(n *yaml.Node, fields *structFields, elem reflect.Type, path string) {
+// mapping checks a mapping against a struct's fields or a map's values.
+func (c *knownKeys) mapping(n *yaml.Node, t reflect.Type, path string) {
+	var fields *structFields
+	if t.Kind() == reflect.Struct {
+		fields = fieldsOf(t)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		if key.Kind == yaml.ScalarNode && key.Value == "<<" && key.ShortTag() == "!!merge" {
@@ -102,18 +101,13 @@ func (c *knownKeys) mapping(n *yaml.Node, fields *structFields, elem reflect.Typ
 				merged = val.Content
 			}
 			for _, m := range merged {
-				if m.Kind == yaml.AliasNode && m.Alias != nil {
-					m = m.Alias
-				}
-				if m.Kind == yaml.MappingNode {
-					c.mapping(m, fields, elem, path)
-				}
+				c.check(m, t, path)
 			}
 			continue
 		}
 		p := keyPath(path, key.Value)
 		if fields == nil {
-			c.check(val, elem, p)
+			c.check(val, t.Elem(), p)
 			continue
 		}
 		ft, ok := fields.byKey[key.Value]
