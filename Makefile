@@ -24,7 +24,7 @@ FUZZTIME  ?= 20000x
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: all build run test testdeps testenv race vet lint fuzz bench bench-outputs bench-compare icount clean
+.PHONY: all build run test testdeps testenv race vet lint fuzz bench bench-outputs bench-external proto plugin-example bench-compare icount clean
 
 all: build
 
@@ -97,6 +97,15 @@ bench-outputs: $(VERSITYGW) ## output and encoder benchmarks on one core; result
 	  $(GO) test -run '^$$' -bench 'Encode|AppendStructured|Write' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 . ./outputs/... | tee -a $(BIN)/bench-outputs.txt; \
 	done
 	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) $(BIN)/bench-outputs.txt
+
+proto: ## regenerate transformers/external/proto (protoc via apt if missing; Go plugins under build/tools)
+	GO=$(GO) transformers/external/proto/gen.sh
+
+bench-external: ## external transformer vs the same function in-process, host on one core
+	$(GO) test -run '^$$' -bench 'External|InProcess' -benchmem -cpu 1 -count $(COUNT) ./transformers/external/
+
+plugin-example: ## build the example external transformer into build/github-audit-plugin
+	$(GO) build -o $(BIN)/github-audit-plugin ./examples/transformer-plugin
 
 # Compare two bench runs: make bench-compare OLD=build/old.txt NEW=build/bench.txt
 bench-compare: $(BENCHSTAT)

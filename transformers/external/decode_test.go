@@ -1,0 +1,255 @@
+package external
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/transformers"
+	"github.com/auditpipe/auditpipe/transformers/external/proto"
+)
+
+// fullEvent sets every field, with strings that need escaping.
+func fullEvent(i int) auditpipe.Event {
+	return auditpipe.Event{
+		SchemaVersion: "1",
+		ID:            "id-" + strings.Repeat("x", i),
+		Time:          time.Date(2026, 11, 21, 9, 30, i, 123456789, time.UTC),
+		ObservedTime:  time.Date(2026, 11, 21, 9, 31, 0, 0, time.UTC),
+		Source:        auditpipe.Source{Type: "github", Name: "gh \"main\"", Format: "github_audit"},
+		Action:        "repo.create",
+		Operation:     auditpipe.OperationCreate,
+		Category:      []string{"configuration", "iam"},
+		Outcome:       auditpipe.OutcomeSuccess,
+		Reason:        "tab\there, newline\nthere",
+		Message:       "é ✓ 😀 \u2028 <html> & \\ \x01",
+		Actor:         auditpipe.Actor{Type: auditpipe.ActorUser, ID: "1", UID: "u", Name: "Octo Cat", Email: "o@example.com", Provider: "github"},
+		Resource:      auditpipe.Resource{Type: "repository", ID: "2", Name: "o/r", Namespace: "ns", APIGroup: "g", APIVersion: "v1"},
+		Tenant:        auditpipe.Tenant{Account: "a", Org: "o", Project: "p"},
+		Client:        auditpipe.Client{IP: "203.0.113.1", UserAgent: "curl/8"},
+		Details:       json.RawMessage(`{"n":1.5e3,"a":[true,false,null,{}],"s":"\u00e9\"","o":{"k":[]}}`),
+		Labels:        map[string]string{"env": "prod", "ünï": "cödé"},
+		RawSHA256:     "abc",
+		Integrity:     &auditpipe.Integrity{Stream: "s", Seq: 18446744073709551615, PrevHash: "p", Hash: "h", KeyID: "k", Signature: "sig"},
+	}
+}
+
+// TestDecodeEventRoundTrip: what AppendJSON writes decodes to the same
+// event, and to what encoding/json decodes.
+func TestDecodeEventRoundTrip(t *testing.T) {
+	minimal := auditpipe.Event{SchemaVersion: "1", ID: "x", Time: time.Unix(0, 0).UTC(), Source: auditpipe.Source{Type: "t"},
+		Action: "a", Operation: auditpipe.OperationOther, Outcome: auditpipe.OutcomeUnknown}
+	empties := fullEvent(0)
+	empties.Category, empties.Labels, empties.Integrity = []string{}, map[string]string{}, &auditpipe.Integrity{}
+	for i, ev := range []auditpipe.Event{minimal, fullEvent(1), fullEvent(30), empties, githubEvent()} {
+		b := ev.AppendJSON(nil)
+		var got, std auditpipe.Event
+		if err := decodeEvent(b, &got); err != nil {
+			t.Fatalf("event %d: %v\n%s", i, err, b)
+		}
+		if err := json.Unmarshal(b, &std); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, std) {
+			t.Errorf("event %d: decoded\n%+v\nencoding/json\n%+v", i, got, std)
+		}
+		if again := got.AppendJSON(nil); string(again) != string(b) {
+			t.Errorf("event %d: re-encoded\n%s\nwant\n%s", i, again, b)
+		}
+	}
+}
+
+// TestDecodeEventLenient: spellings AppendJSON does not write but any JSON
+// encoder may are accepted, as encoding/json accepts them.
+func TestDecodeEventLenient(t *testing.T) {
+	for _, in := range []string{
+		" {\n \"id\" : \"a\\u00e9\\ud83d\\ude00\\/\" , \"source\":{\"type\":\"t\"},\"source\":{\"name\":\"n\"} } \n",
+		`{"time":"2026-01-02T03:04:05+02:00","details":[1,-0.5e-3,"x",{"a":null}],"labels":{"a":"b"},"labels":{"c":"d"}}`,
+		`{"integrity":{"seq":0},"integrity":{"hash":"h"},"category":[]}`,
+	} {
+		var got, std auditpipe.Event
+		if err := decodeEvent([]byte(in), &got); err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if err := json.Unmarshal([]byte(in), &std); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, std) {
+			t.Errorf("%s: decoded %+v, encoding/json %+v", in, got, std)
+		}
+	}
+}
+
+// TestDecodeEventRejects: what the decoder refuses, each with an error
+// that says where.
+func TestDecodeEventRejects(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{``, "expected an object"},
+		{`[]`, "expected an object"},
+		{`{"id":"a"`, "expected ',' or '}'"},
+		{`{"id":"a"} x`, "data after the event"},
+		{`{"ID":"a"}`, `unknown member "ID"`},
+		{`{"source":{"kind":"x"}}`, `unknown member "kind"`},
+		{`{"id":null}`, "expected a string"},
+		{`{"details":null}`, "details: null"},
+		{`{"id":1}`, "expected a string"},
+		{`{"id":"a` + "\x01" + `"}`, "control character"},
+		{`{"id":"\x"}`, "invalid escape"},
+		{`{"id":"\ud800"}`, "lone surrogate"},
+		{`{"id":"\ud800\u0041"}`, "lone surrogate"},
+		{"{\"id\":\"\xff\"}", "invalid UTF-8"},
+		{"{\"id\":\"\\n\xff\"}", "invalid UTF-8"},
+		{`{"time":"yesterday"}`, "cannot parse"},
+		{`{"time":"2026-01-02T03:04:05\u005a"}`, "cannot parse"},
+		{`{"integrity":{"seq":-1}}`, "unsigned integer"},
+		{`{"integrity":{"seq":1.0}}`, "unsigned integer"},
+		{`{"integrity":{"seq":01}}`, "expected ',' or '}'"},
+		{`{"details":{"a":tru}}`, "expected true"},
+		{`{"details":{"a":1.}}`, "expected a digit"},
+		{`{"details":` + strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1) + `}`, "nested too deep"},
+		{`{"category":["a",]}`, "expected a string"},
+		{`{"labels":{"a":1}}`, "expected a string"},
+	} {
+		var ev auditpipe.Event
+		err := decodeEvent([]byte(tt.in), &ev)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "offset") {
+			t.Errorf("%q: error %v, want one containing %q and the offset", tt.in, err, tt.want)
+		}
+	}
+}
+
+// FuzzDecodeEvent holds the decoder to encoding/json: whatever it accepts,
+// encoding/json accepts too and decodes to the same event; and it never
+// panics.
+func FuzzDecodeEvent(f *testing.F) {
+	ev := fullEvent(3)
+	f.Add(ev.AppendJSON(nil))
+	f.Add([]byte(`{"id":"a\u00e9","labels":{"a":"b"},"labels":{"c":"d"},"integrity":{"seq":1}}`))
+	f.Add([]byte(`{"details":{"a":[1,2.5e-3,"\ud83d\ude00"]},"time":"2026-01-02T03:04:05Z"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got auditpipe.Event
+		if err := decodeEvent(b, &got); err != nil {
+			return
+		}
+		var std auditpipe.Event
+		if err := json.Unmarshal(b, &std); err != nil {
+			t.Fatalf("decoder accepted what encoding/json rejects (%v): %q", err, b)
+		}
+		if !reflect.DeepEqual(got, std) {
+			t.Fatalf("%q:\ndecoded       %+v\nencoding/json %+v", b, got, std)
+		}
+	})
+}
+
+// TestHostValidates: an event a plugin sends without the SDK's checks (or
+// one that does not decode) is a per-item ErrInvalidEvent on the host.
+func TestHostValidates(t *testing.T) {
+	good := fullEvent(1)
+	bad := good
+	bad.Outcome = "maybe"
+	r := (&Transformer{}).result(&proto.Result{
+		Events: [][]byte{good.AppendJSON(nil), bad.AppendJSON(nil), []byte(`{"id":`)},
+		Errors: []*proto.ItemError{{Item: 4, Path: "$.x", Kind: proto.Kind_KIND_MISSING, Expected: "x", Format: "mine"}},
+	})
+	if len(r.Events) != 1 || len(r.Errors) != 3 {
+		t.Fatalf("%d events, errors %v", len(r.Events), r.Errors)
+	}
+	for i, e := range r.Errors[:2] {
+		if !errors.Is(e, transformers.ErrInvalidEvent) || e.Item != i+1 || e.Format != Format {
+			t.Errorf("error %v item %d", e, e.Item)
+		}
+	}
+	if !strings.Contains(r.Errors[0].Detail, "outcome") {
+		t.Errorf("error %q does not name the field", r.Errors[0])
+	}
+	if e := r.Errors[2]; !errors.Is(e, transformers.ErrMissing) || e.Item != 4 || e.Path != "$.x" || e.Format != "mine" {
+		t.Errorf("plugin's error came back as %v", e)
+	}
+}
+
+// githubEvent is what the example plugin makes of one GitHub audit-log
+// entry: the typical event on the wire.
+func githubEvent() auditpipe.Event {
+	return auditpipe.Event{
+		SchemaVersion: "1", ID: "Xy9pLq2bS0aT1uV3wZ4cDe",
+		Time:         time.Date(2024, 11, 21, 10, 40, 0, 123000000, time.UTC),
+		ObservedTime: time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC),
+		Source:       auditpipe.Source{Type: "github", Name: "src", Format: "github_audit"},
+		Action:       "repo.create", Operation: auditpipe.OperationCreate, Outcome: auditpipe.OutcomeSuccess,
+		Message:   "octocat: repo.create octo-org/hello-world",
+		Actor:     auditpipe.Actor{Type: auditpipe.ActorUser, ID: "583231", Name: "octocat", Provider: "github"},
+		Resource:  auditpipe.Resource{Type: "repository", ID: "1296269", Name: "octo-org/hello-world"},
+		Tenant:    auditpipe.Tenant{Account: "octo-business", Org: "octo-org"},
+		Client:    auditpipe.Client{IP: "203.0.113.24", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+		Details:   json.RawMessage(`{"@timestamp":1732185600123,"_document_id":"Xy9pLq2bS0aT1uV3wZ4cDe","action":"repo.create","actor":"octocat","actor_id":583231,"actor_ip":"203.0.113.24","actor_location":{"country_code":"US"},"business":"octo-business","business_id":1234,"created_at":1732185600123,"operation_type":"create","org":"octo-org","org_id":9919,"repo":"octo-org/hello-world","repo_id":1296269,"user_agent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36","visibility":"private"}`),
+		Labels:    map[string]string{"actor_country_code": "US"},
+		RawSHA256: "1ac757cb7bd2c73418d1a001a3dee67ca7d6091044ed7af8b79c71bd7911bdab",
+	}
+}
+
+// TestValidate: validate reports what Event.Validate reports, but for
+// invalid UTF-8 in details, which it refuses too.
+func TestValidate(t *testing.T) {
+	for _, details := range []string{"", `{}`, ` {"a":[1,{"b":null}]} `, `[]`, `"x"`, `{"a":}`, `{"a":1} {}`, `{"a":"\u00e9"}`, "\n{}", `{`, `null`} {
+		ev := githubEvent()
+		ev.Details = json.RawMessage(details)
+		want, got := ev.Validate(), validate(&ev, false)
+		if (want == nil) != (got == nil) || want != nil && want.Error() != got.Error() {
+			t.Errorf("details %q: validate = %v, Event.Validate = %v", details, got, want)
+		}
+	}
+	ev := githubEvent()
+	ev.Details = json.RawMessage("{\"a\":\"\xff\"}")
+	ev.Outcome = "maybe"
+	if err := validate(&ev, false); err == nil || !strings.Contains(err.Error(), "details") || !strings.Contains(err.Error(), "outcome") {
+		t.Errorf("validate = %v, want outcome and details", err)
+	}
+}
+
+func BenchmarkDecodeEvent(b *testing.B) {
+	ev := githubEvent()
+	raw := ev.AppendJSON(nil)
+	b.Run("hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var ev auditpipe.Event
+			if err := decodeEvent(raw, &ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var ev auditpipe.Event
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}
+
+// BenchmarkResult is the host's work on one payload's answer besides gRPC:
+// decode and validate each event of a 100-event result.
+func BenchmarkResult(b *testing.B) {
+	ev := githubEvent()
+	r := &proto.Result{}
+	for range 100 {
+		r.Events = append(r.Events, ev.AppendJSON(nil))
+	}
+	t := &Transformer{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if pr := t.result(r); len(pr.Events) != 100 {
+			b.Fatal(pr.Errors)
+		}
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
+}
