@@ -50,6 +50,9 @@ type Sidecar struct {
 	pullMetrics *pull.Metrics
 	labels  map[string]string
 
+	// closers release what sources hold (external transformer processes).
+	closers []func() error
+
 	handler  http.Handler
 	draining atomic.Bool
 	ln       net.Listener
@@ -89,7 +92,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (s *Sidecar, err
 		return nil, err
 	}
 	s.metrics.watch(s.queue, s.outputs.Routes, s.now)
-	if err = s.buildSources(); err != nil {
+	if err = s.buildSources(ctx); err != nil {
 		return nil, err
 	}
 	s.handler = s.routes()
@@ -190,6 +193,11 @@ func (s *Sidecar) closeAll(ctx context.Context) {
 	}
 	if s.dlq != nil {
 		s.dlq.Close()
+	}
+	for _, c := range s.closers {
+		if err := c(); err != nil {
+			s.log.Error("closing a transformer", "err", err)
+		}
 	}
 }
 

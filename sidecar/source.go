@@ -20,6 +20,7 @@ import (
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 	"github.com/auditpipe/auditpipe/transformers"
 	tbuiltin "github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/auditpipe/auditpipe/transformers/external"
 )
 
 // source is one configured source, ready to serve.
@@ -32,19 +33,28 @@ type source struct {
 	labels  map[string]string // static labels and the source's own
 }
 
-func (s *Sidecar) buildSources() error {
+func (s *Sidecar) buildSources(ctx context.Context) error {
 	s.sources = map[string]*source{}
 	for i := range s.cfg.Sources {
 		sc := &s.cfg.Sources[i]
 		at := fmt.Sprintf("sources[%d] (%s)", i, sc.Name)
-		reg, err := tbuiltin.NewRegistry(tbuiltin.Config{Limits: s.cfg.Limits, Redact: s.cfg.Redact,
-			Alertmanager: sc.Alertmanager, App: sc.App, K8s: sc.K8s})
-		if err != nil {
-			return fmt.Errorf("%s: %w", at, err)
-		}
-		tr, err := reg.Get(sc.Format)
-		if err != nil {
-			return fmt.Errorf("%s: format: %w", at, err)
+		var tr transformers.Transformer
+		if sc.Format == "external" {
+			ext, err := external.New(ctx, *sc.Transformer, s.log.With("source", sc.Name, "component", "transformer"))
+			if err != nil {
+				return fmt.Errorf("%s: transformer: %w", at, err)
+			}
+			s.closers = append(s.closers, ext.Close)
+			tr = ext
+		} else {
+			reg, err := tbuiltin.NewRegistry(tbuiltin.Config{Limits: s.cfg.Limits, Redact: s.cfg.Redact,
+				Alertmanager: sc.Alertmanager, App: sc.App, K8s: sc.K8s})
+			if err != nil {
+				return fmt.Errorf("%s: %w", at, err)
+			}
+			if tr, err = reg.Get(sc.Format); err != nil {
+				return fmt.Errorf("%s: format: %w", at, err)
+			}
 		}
 		v, err := auth.New(sc.Auth)
 		if err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/auditpipe/auditpipe/transformers/external"
 	"maps"
 	"math"
 	"os"
@@ -126,8 +127,9 @@ type Source struct {
 	// served at POST /v1/sources/<name> and becomes source.name of its
 	// events. Required.
 	Name string `yaml:"name"`
-	// Format is the decoder: spacelift, alertmanager, app, k8s or auto
-	// (detect per payload). Default "auto". "external" is reserved.
+	// Format is the decoder: spacelift, alertmanager, app, k8s, auto
+	// (detect per payload), or external (a transformer plugin, configured
+	// under transformer). Default "auto".
 	Format string `yaml:"format"`
 	// Auth authenticates requests: at least one method, or none: true.
 	// Required.
@@ -153,6 +155,10 @@ type Source struct {
 	// sidecar polls an endpoint. Only with format app or auto. Default
 	// unset.
 	Pull *Pull `yaml:"pull"`
+	// Transformer is the external transformer plugin of format external:
+	// {path, args, env, checksum, timeout, auto_mtls, max_batch}. Required
+	// with format external, refused otherwise.
+	Transformer *external.Config `yaml:"transformer"`
 }
 
 // Auth lists the accepted authentication methods: any configured method

@@ -20,7 +20,9 @@ import (
 )
 
 // Formats lists the source formats, in documentation order.
-func Formats() []string { return []string{"spacelift", "alertmanager", "app", "k8s", "auto"} }
+func Formats() []string {
+	return []string{"spacelift", "alertmanager", "app", "k8s", "auto", "external"}
+}
 
 // Limits on individual keys.
 const (
@@ -154,11 +156,21 @@ func (s *Source) validate(v *validator, at string) {
 	}
 	switch {
 	case s.Format == "external":
-		v.add(at+".format", `"external" is not yet supported`)
+		if s.Transformer == nil {
+			v.add(at+".transformer", "required with format external ({path: /path/to/plugin})")
+		} else if err := s.Transformer.Validate(); err != nil {
+			v.wrap(at+".transformer.", err)
+		}
+		if s.Pull != nil {
+			v.add(at+".pull", "not with format external")
+		}
 	case !slices.Contains(Formats(), s.Format):
 		v.add(at+".format", "%q is not one of %s", s.Format, strings.Join(Formats(), ", "))
 	default:
 		s.validateFormatSections(v, at)
+		if s.Transformer != nil {
+			v.add(at+".transformer", "set, but format is %s (it is read by format external)", s.Format)
+		}
 	}
 	v.errs = append(v.errs, validateAuth(s.Auth, at+".auth")...)
 	if s.MaxBodyBytes < 0 {
