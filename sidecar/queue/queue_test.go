@@ -54,7 +54,9 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func rec(i int) []byte { return fmt.Appendf(nil, `{"id":"evt-%d","pad":"%s"}`, i, strings.Repeat("p", i%50)) }
+func rec(i int) []byte {
+	return fmt.Appendf(nil, `{"id":"evt-%d","pad":"%s"}`, i, strings.Repeat("p", i%50))
+}
 
 // appendRange appends records from..to-1 in groups of up to three.
 func appendRange(t testing.TB, q *Queue, from, to int) {
