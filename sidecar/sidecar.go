@@ -48,7 +48,7 @@ type Sidecar struct {
 	metrics *metrics
 	// pullMetrics are shared by every pull source.
 	pullMetrics *pull.Metrics
-	labels  map[string]string
+	labels      map[string]string
 
 	// closers release what sources hold (external transformer processes).
 	closers []func() error

@@ -195,6 +195,12 @@ func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
 				reject(http.StatusServiceUnavailable, "queue_full", "queue full; retry")
 				return
 			}
+			if errors.Is(err, queue.ErrTooLarge) {
+				// Retrying can never succeed: the events alone exceed
+				// queue.max_bytes.
+				reject(http.StatusRequestEntityTooLarge, "too_large", "the payload's events exceed the queue's size (queue.max_bytes)")
+				return
+			}
 			s.log.Error("queueing events", "source", name, "err", err)
 			reject(http.StatusServiceUnavailable, "queue_error", "events could not be queued; retry")
 			return

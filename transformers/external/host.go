@@ -1,6 +1,7 @@
 package external
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -580,10 +581,14 @@ func (t *Transformer) result(r *proto.Result) payloadResult {
 	for i, b := range r.GetEvents() {
 		pr.Events = append(pr.Events, auditpipe.Event{})
 		ev := &pr.Events[len(pr.Events)-1]
-		err := decodeEvent(b, ev)
+		err := auditpipe.DecodeJSON(b, ev)
 		if err == nil {
-			// decodeEvent has checked that details is well-formed JSON.
-			err = validate(ev, true)
+			// DecodeJSON has checked that details is well-formed JSON;
+			// only its kind is left.
+			err = ev.ValidateFields()
+			if d := bytes.TrimLeft(ev.Details, " \t\r\n"); len(d) > 0 && d[0] != '{' {
+				err = errors.Join(err, &auditpipe.FieldError{Field: "details", Problem: "must be a JSON object"})
+			}
 		}
 		if err != nil {
 			pr.Events = pr.Events[:len(pr.Events)-1]

@@ -74,7 +74,7 @@ func goBuild(out, pkg string) error {
 func Finish(ev *auditpipe.Event, in Payload) { finish(ev, in) }
 
 // Validate is the SDK's validation of the events a function returns.
-func Validate(ev *auditpipe.Event) error { return validate(ev, false) }
+func Validate(ev *auditpipe.Event) error { return ev.Validate() }
 
 // Flatten lists the leaves of a joined error.
 func Flatten(err error) []error { return flatten(nil, err) }

@@ -112,7 +112,7 @@ func TestServerTransform(t *testing.T) {
 		t.Fatalf("result 0: %d events, errors %v", len(r.Events), r.Errors)
 	}
 	var ev auditpipe.Event
-	if err := decodeEvent(r.Events[0], &ev); err != nil {
+	if err := auditpipe.DecodeJSON(r.Events[0], &ev); err != nil {
 		t.Fatal(err)
 	}
 	if ev.SchemaVersion != auditpipe.SchemaVersion || !ev.ObservedTime.Equal(at) || ev.Source.Name != "src" ||

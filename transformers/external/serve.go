@@ -220,7 +220,7 @@ func (s *server) transform(ctx context.Context, p *proto.Payload, buf []byte) (*
 			ev.RawSHA256 = rawSHA
 		}
 		finish(ev, in)
-		if verr := validate(ev, false); verr != nil {
+		if verr := ev.Validate(); verr != nil {
 			res.Errors = append(res.Errors, &proto.ItemError{
 				Format:  Format,
 				Item:    int32(i),

@@ -1,4 +1,4 @@
-package external
+package auditpipe
 
 import (
 	"encoding/binary"
@@ -9,14 +9,14 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/auditpipe/auditpipe"
 )
 
-// decodeEvent decodes the JSON form of an event, as Event.AppendJSON
-// writes it, into ev. It is the host's decoder for what plugins send, by
-// hand because encoding/json's reflection costs several times more than
-// the rest of the round trip (see BenchmarkDecodeEvent).
+// DecodeJSON decodes the JSON form of an event, as Event.AppendJSON
+// writes it, into ev. It is the decoder for events that were already
+// encoded once: the sidecar's queue records and what external transformer
+// plugins send. It is written by hand because encoding/json's reflection
+// costs several times more (see BenchmarkDecodeEvent in
+// transformers/external).
 //
 // It is strict where the two could differ: it rejects unknown members, null
 // values, invalid UTF-8, lone surrogates and numbers where encoding/json
@@ -24,7 +24,7 @@ import (
 // encoding/json decodes to the same value (FuzzDecodeEvent holds it to
 // that). Member order, whitespace, escapes and repeated members (the last
 // wins, merging objects as encoding/json does) are accepted.
-func decodeEvent(b []byte, ev *auditpipe.Event) error {
+func DecodeJSON(b []byte, ev *Event) error {
 	// One copy of the whole event as a string: the values without escapes
 	// (nearly all) are substrings of it, which costs one allocation per
 	// event instead of one per field.
@@ -40,8 +40,9 @@ func decodeEvent(b []byte, ev *auditpipe.Event) error {
 	return nil
 }
 
-// maxDepth bounds nesting inside details, below encoding/json's 10000.
-const maxDepth = 1000
+// MaxDecodeDepth bounds nesting inside details for DecodeJSON, below
+// encoding/json's 10000.
+const MaxDecodeDepth = 1000
 
 type decoder struct {
 	b     []byte
@@ -129,7 +130,7 @@ func (d *decoder) unknown(key []byte) error {
 	return d.errorf("unknown member %s", strconv.Quote(string(key)))
 }
 
-func (d *decoder) eventMember(key []byte, ev *auditpipe.Event) error {
+func (d *decoder) eventMember(key []byte, ev *Event) error {
 	var err error
 	switch string(key) {
 	case "id":
@@ -143,17 +144,17 @@ func (d *decoder) eventMember(key []byte, ev *auditpipe.Event) error {
 	case "action":
 		ev.Action, err = d.str()
 	case "schema_version":
-		ev.SchemaVersion, err = d.enum(auditpipe.SchemaVersion)
+		ev.SchemaVersion, err = d.enum(SchemaVersion)
 	case "operation":
 		var s string
 		s, err = d.enum(operations...)
-		ev.Operation = auditpipe.Operation(s)
+		ev.Operation = Operation(s)
 	case "category":
 		ev.Category, err = d.strings()
 	case "outcome":
 		var s string
 		s, err = d.enum(outcomes...)
-		ev.Outcome = auditpipe.Outcome(s)
+		ev.Outcome = Outcome(s)
 	case "reason":
 		ev.Reason, err = d.str()
 	case "message":
@@ -188,7 +189,7 @@ func (d *decoder) eventMember(key []byte, ev *auditpipe.Event) error {
 		ev.RawSHA256, err = d.str()
 	case "integrity":
 		if ev.Integrity == nil {
-			ev.Integrity = new(auditpipe.Integrity)
+			ev.Integrity = new(Integrity)
 		}
 		err = d.object(func(k []byte) error { return d.integrityMember(k, ev.Integrity) })
 	default:
@@ -197,7 +198,7 @@ func (d *decoder) eventMember(key []byte, ev *auditpipe.Event) error {
 	return err
 }
 
-func (d *decoder) sourceMember(key []byte, s *auditpipe.Source) (err error) {
+func (d *decoder) sourceMember(key []byte, s *Source) (err error) {
 	switch string(key) {
 	case "type":
 		s.Type, err = d.str()
@@ -211,12 +212,12 @@ func (d *decoder) sourceMember(key []byte, s *auditpipe.Source) (err error) {
 	return err
 }
 
-func (d *decoder) actorMember(key []byte, a *auditpipe.Actor) (err error) {
+func (d *decoder) actorMember(key []byte, a *Actor) (err error) {
 	switch string(key) {
 	case "type":
 		var s string
 		s, err = d.enum(actorTypes...)
-		a.Type = auditpipe.ActorType(s)
+		a.Type = ActorType(s)
 	case "id":
 		a.ID, err = d.str()
 	case "uid":
@@ -233,7 +234,7 @@ func (d *decoder) actorMember(key []byte, a *auditpipe.Actor) (err error) {
 	return err
 }
 
-func (d *decoder) resourceMember(key []byte, r *auditpipe.Resource) (err error) {
+func (d *decoder) resourceMember(key []byte, r *Resource) (err error) {
 	switch string(key) {
 	case "type":
 		r.Type, err = d.str()
@@ -253,7 +254,7 @@ func (d *decoder) resourceMember(key []byte, r *auditpipe.Resource) (err error) 
 	return err
 }
 
-func (d *decoder) tenantMember(key []byte, t *auditpipe.Tenant) (err error) {
+func (d *decoder) tenantMember(key []byte, t *Tenant) (err error) {
 	switch string(key) {
 	case "account":
 		t.Account, err = d.str()
@@ -267,7 +268,7 @@ func (d *decoder) tenantMember(key []byte, t *auditpipe.Tenant) (err error) {
 	return err
 }
 
-func (d *decoder) clientMember(key []byte, c *auditpipe.Client) (err error) {
+func (d *decoder) clientMember(key []byte, c *Client) (err error) {
 	switch string(key) {
 	case "ip":
 		c.IP, err = d.str()
@@ -279,7 +280,7 @@ func (d *decoder) clientMember(key []byte, c *auditpipe.Client) (err error) {
 	return err
 }
 
-func (d *decoder) integrityMember(key []byte, in *auditpipe.Integrity) (err error) {
+func (d *decoder) integrityMember(key []byte, in *Integrity) (err error) {
 	switch string(key) {
 	case "stream":
 		in.Stream, err = d.str()
@@ -373,9 +374,9 @@ func (d *decoder) str() (string, error) {
 
 // The values of the enumerations, which enum returns without allocating.
 var (
-	operations = strs(auditpipe.Operations())
-	outcomes   = strs(auditpipe.Outcomes())
-	actorTypes = strs(auditpipe.ActorTypes())
+	operations = strs(Operations())
+	outcomes   = strs(Outcomes())
+	actorTypes = strs(ActorTypes())
 )
 
 func strs[T ~string](vs []T) []string {
@@ -611,7 +612,7 @@ func (d *decoder) skip() error {
 		_, err := d.strBytes()
 		return err
 	case c == '{' || c == '[':
-		if d.depth++; d.depth > maxDepth {
+		if d.depth++; d.depth > MaxDecodeDepth {
 			return d.errorf("%v", errTooDeep)
 		}
 		defer func() { d.depth-- }()
@@ -655,22 +656,6 @@ func (d *decoder) literal(lit string) error {
 		return nil
 	}
 	return d.errorf("expected %s", lit)
-}
-
-// validate is Event.Validate with a faster check of details: the same
-// problems, reported the same way, but details is scanned by this file's
-// decoder (which also refuses invalid UTF-8, as the host will) rather than
-// by encoding/json, which costs as much as the rest of the event. With
-// detailsChecked, decodeEvent has scanned details already and only its
-// kind is left to check.
-func validate(ev *auditpipe.Event, detailsChecked bool) error {
-	err := ev.ValidateFields()
-	d := decoder{b: ev.Details}
-	d.ws()
-	if len(ev.Details) > 0 && !(d.peek() == '{' && (detailsChecked || validJSON(ev.Details))) {
-		err = errors.Join(err, &auditpipe.FieldError{Field: "details", Problem: "must be a JSON object"})
-	}
-	return err
 }
 
 // validJSON reports whether b is one well-formed JSON value with valid
