@@ -24,7 +24,7 @@ FUZZTIME  ?= 20000x
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: all build run test testdeps testenv race vet lint fuzz bench bench-outputs bench-external proto plugin-example bench-compare icount clean
+.PHONY: all build plugin run test testdeps testenv race vet lint fuzz bench bench-outputs bench-external proto plugin-example bench-compare icount clean
 
 all: build
 
@@ -97,6 +97,9 @@ bench-outputs: $(VERSITYGW) ## output and encoder benchmarks on one core; result
 	  $(GO) test -run '^$$' -bench 'Encode|AppendStructured|Write' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 . ./outputs/... | tee -a $(BIN)/bench-outputs.txt; \
 	done
 	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) $(BIN)/bench-outputs.txt
+
+plugin: ## build the Fluent Bit output plugin: build/out_auditpipe.so (load with fluent-bit -e, or a plugins file)
+	$(GO) build -trimpath -buildmode=c-shared -ldflags '$(LDFLAGS)' -o $(BIN)/out_auditpipe.so ./plugin
 
 proto: ## regenerate transformers/external/proto (protoc via apt if missing; Go plugins under build/tools)
 	GO=$(GO) transformers/external/proto/gen.sh

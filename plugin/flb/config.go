@@ -1,0 +1,468 @@
+package flb
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/transformers"
+	"github.com/auditpipe/auditpipe/transformers/alertmanager"
+	"github.com/auditpipe/auditpipe/transformers/app"
+	"github.com/auditpipe/auditpipe/transformers/k8s"
+)
+
+// DefaultRetryMaxElapsed bounds how long one flush retries an output before
+// it answers FLB_RETRY: Fluent Bit owns the long retries (and keeps the
+// chunk, on disk with storage.type filesystem), so a flush must not hold a
+// worker for ever.
+const DefaultRetryMaxElapsed = 30 * time.Second
+
+// Config is one [OUTPUT] section of type auditpipe, read by ParseConfig.
+type Config struct {
+	// Format is the transformer (Format key). Default "auto".
+	Format string
+	// SourceName becomes event.source.name (Source_Name). Default: the
+	// chunk's tag.
+	SourceName string
+	// PayloadKey names the record key holding the payload (Payload_Key).
+	// Default empty: the whole record map is the payload.
+	PayloadKey string
+	// Outputs are the outputs the events go to: one built from Output and
+	// its <Output>_<Key> keys, or those of the Config file.
+	Outputs []builtin.OutputConfig
+	// Labels are added to every event (Config file's labels).
+	Labels map[string]string
+	// Transformers configures the built-in formats (Alertname key; Config
+	// file's redact, limits, alertmanager, app, k8s sections).
+	Transformers tbuiltinConfig
+	// DLQDir is the dead-letter store's directory (DLQ_Dir).
+	DLQDir string
+	// RetryMaxElapsed is the default max_elapsed_time of every output
+	// whose retry does not set one (Retry_Max_Elapsed). Default 30s.
+	RetryMaxElapsed time.Duration
+	// LogLevel is debug, info, warn or error (Log_Level). Default info.
+	LogLevel string
+
+	// keyOf maps YAML key paths (kafka.brokers) to the Fluent Bit key
+	// that set them, so validation errors name what the user wrote.
+	keyOf map[string]string
+}
+
+// tbuiltinConfig mirrors transformers/builtin.Config's sections; it is an
+// alias so the Config file decodes into the real types.
+type tbuiltinConfig = struct {
+	Limits       transformers.Limits       `yaml:"limits"`
+	Redact       transformers.RedactConfig `yaml:"redact"`
+	Alertmanager alertmanager.Config       `yaml:"alertmanager"`
+	App          app.Config                `yaml:"app"`
+	K8s          k8s.Config                `yaml:"k8s"`
+}
+
+// fileConfig is the YAML file the Config key names: the sidecar's outputs,
+// labels, redact, limits, dead_letter and format sections.
+type fileConfig struct {
+	Outputs      []builtin.OutputConfig    `yaml:"outputs"`
+	Labels       map[string]string         `yaml:"labels"`
+	Redact       transformers.RedactConfig `yaml:"redact"`
+	Limits       transformers.Limits       `yaml:"limits"`
+	Alertmanager alertmanager.Config       `yaml:"alertmanager"`
+	App          app.Config                `yaml:"app"`
+	K8s          k8s.Config                `yaml:"k8s"`
+	DeadLetter   struct {
+		Dir string `yaml:"dir"`
+	} `yaml:"dead_letter"`
+}
+
+// keyErr is a configuration error naming the Fluent Bit key.
+func keyErr(key, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))
+}
+
+// ParseConfig reads an [OUTPUT] section through get, which returns a key's
+// value or "" (Fluent Bit's keys are case-insensitive; get must be too).
+// Every problem is reported, joined, each naming its Fluent Bit key.
+func ParseConfig(get func(key string) string) (*Config, error) {
+	val := func(k string) string { return strings.TrimSpace(get(k)) }
+	c := &Config{
+		Format:     val("Format"),
+		SourceName: val("Source_Name"),
+		PayloadKey: val("Payload_Key"),
+		DLQDir:     val("DLQ_Dir"),
+		LogLevel:   strings.ToLower(val("Log_Level")),
+		keyOf:      map[string]string{},
+	}
+	var errs []error
+	if c.Format == "" {
+		c.Format = "auto"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		errs = append(errs, keyErr("Log_Level", "%q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	c.RetryMaxElapsed = DefaultRetryMaxElapsed
+	if v := val("Retry_Max_Elapsed"); v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			errs = append(errs, keyErr("Retry_Max_Elapsed", "%q is not a duration (e.g. 30s, 2m)", v))
+		case d <= 0:
+			errs = append(errs, keyErr("Retry_Max_Elapsed", "must be positive: a flush that never gives up blocks a Fluent Bit worker"))
+		default:
+			c.RetryMaxElapsed = d
+		}
+	}
+	if a := val("Alertname"); a != "" {
+		c.Transformers.Alertmanager.Alertname = a
+		c.keyOf["alertmanager.alertname"] = "Alertname"
+	}
+
+	file, typ := val("Config"), strings.ToLower(val("Output"))
+	switch {
+	case file != "" && typ != "":
+		errs = append(errs, keyErr("Output", "set together with Config; use one (the Config file's outputs, or Output with its keys)"))
+	case file != "":
+		if err := c.loadFile(file); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append(errs, strayOutputKeys(get, "")...)
+	case typ == "":
+		errs = append(errs, keyErr("Output", "required: one of %v, or set Config to a YAML file", builtin.Types()))
+	case !slices.Contains(builtin.Types(), typ):
+		errs = append(errs, keyErr("Output", "%q is not one of %v", typ, builtin.Types()))
+	default:
+		oc, oerrs := c.outputFromKeys(get, typ, val("Output_Name"))
+		errs = append(errs, oerrs...)
+		errs = append(errs, strayOutputKeys(get, typ)...)
+		if len(oerrs) == 0 {
+			c.Outputs = []builtin.OutputConfig{oc}
+		}
+	}
+	if c.DLQDir == "" {
+		if typ == "stdout" || typ == "file" {
+			// Trying the plugin out should not need a directory; real
+			// deployments (kafka, elasticsearch, s3, webhook, Config)
+			// must say where rejected events are kept.
+			c.DLQDir = filepath.Join(os.TempDir(), "auditpipe-fluentbit-dlq")
+		} else {
+			errs = append(errs, keyErr("DLQ_Dir", "required with Output %s: the directory where records that cannot be delivered are kept", orStr(typ, "from Config")))
+		}
+	}
+	for i := range c.Outputs {
+		if c.Outputs[i].Retry.MaxElapsedTime == 0 {
+			c.Outputs[i].Retry.MaxElapsedTime = c.RetryMaxElapsed
+		}
+	}
+	if len(errs) == 0 {
+		if err := builtin.Validate(c.Outputs); err != nil {
+			errs = append(errs, c.rename(err))
+		}
+		if err := c.Transformers.Limits.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func orStr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (c *Config) loadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return keyErr("Config", "%v", err)
+	}
+	var fc fileConfig
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil {
+		return keyErr("Config", "%s: %v", path, err)
+	}
+	if len(fc.Outputs) == 0 {
+		return keyErr("Config", "%s: outputs: at least one required", path)
+	}
+	if err := builtin.Validate(fc.Outputs); err != nil {
+		return keyErr("Config", "%s: %v", path, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	c.Outputs = fc.Outputs
+	c.Labels = fc.Labels
+	a := c.Transformers.Alertmanager.Alertname
+	c.Transformers = tbuiltinConfig{Limits: fc.Limits, Redact: fc.Redact, Alertmanager: fc.Alertmanager, App: fc.App, K8s: fc.K8s}
+	if a != "" {
+		c.Transformers.Alertmanager.Alertname = a
+	}
+	if c.DLQDir == "" {
+		c.DLQDir = fc.DeadLetter.Dir
+	}
+	return nil
+}
+
+// rename rewrites validation errors (kafka.brokers: ...) to name the
+// Fluent Bit key (Kafka_Brokers: ...).
+func (c *Config) rename(err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	paths := make([]string, 0, len(c.keyOf))
+	for p := range c.keyOf {
+		paths = append(paths, p)
+	}
+	// Longest first, so kafka.tls.ca_file wins over kafka.tls.
+	slices.SortFunc(paths, func(a, b string) int { return len(b) - len(a) })
+	for i, l := range lines {
+		l = strings.TrimPrefix(l, "outputs[0] ("+c.Outputs[0].Name+"): ")
+		for _, p := range paths {
+			if rest, ok := strings.CutPrefix(l, p+": "); ok {
+				l = c.keyOf[p] + ": " + rest
+				break
+			}
+		}
+		lines[i] = l
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+// outKey is one <Output>_<Key> setting: the Fluent Bit key, its aliases,
+// the YAML path under the output's section and the Go type it decodes to.
+type outKey struct {
+	key     string
+	aliases []string
+	path    []string
+	typ     reflect.Type
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// OutputKeys lists the <Output>_<Key> keys of an output type, derived from
+// its Config's yaml tags so that the plugin and the sidecar never drift.
+func OutputKeys(typ string) []string {
+	var out []string
+	for _, k := range outputKeys(typ) {
+		out = append(out, k.key)
+	}
+	return out
+}
+
+func outputKeys(typ string) []outKey {
+	t := reflect.TypeFor[builtin.OutputConfig]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Tag.Get("yaml") != typ || f.Type.Kind() != reflect.Pointer {
+			continue
+		}
+		var keys []outKey
+		walkKeys(f.Type.Elem(), []string{typ}, &keys)
+		return keys
+	}
+	return nil
+}
+
+func walkKeys(t reflect.Type, path []string, keys *[]outKey) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		p := append(slices.Clone(path), name)
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != durationType {
+			walkKeys(ft, p, keys)
+			continue
+		}
+		k := outKey{key: flbKey(p), path: p[1:], typ: ft}
+		if ft.Kind() == reflect.Slice && strings.HasSuffix(name, "s") {
+			// Elasticsearch_URL for elasticsearch.urls: one value is the
+			// common case.
+			sing := slices.Clone(p)
+			sing[len(sing)-1] = strings.TrimSuffix(name, "s")
+			k.aliases = []string{flbKey(sing)}
+		}
+		*keys = append(*keys, k)
+	}
+}
+
+var acronyms = map[string]string{"url": "URL", "urls": "URLs", "api": "API", "id": "ID", "tls": "TLS", "ca": "CA",
+	"sasl": "SASL", "sse": "SSE", "kms": "KMS", "ttl": "TTL", "s3": "S3"}
+
+// flbKey spells a YAML path as a Fluent Bit key: kafka.client_id ->
+// Kafka_Client_ID.
+func flbKey(path []string) string {
+	var words []string
+	for _, p := range path {
+		words = append(words, strings.Split(p, "_")...)
+	}
+	for i, w := range words {
+		if a, ok := acronyms[w]; ok {
+			words[i] = a
+		} else if w != "" {
+			words[i] = strings.ToUpper(w[:1]) + w[1:]
+		}
+	}
+	return strings.Join(words, "_")
+}
+
+// outputFromKeys builds the output entry from Output and its keys.
+func (c *Config) outputFromKeys(get func(string) string, typ, name string) (builtin.OutputConfig, []error) {
+	var errs []error
+	if name == "" {
+		name = typ
+	}
+	c.keyOf["name"] = "Output_Name"
+	c.keyOf["type"] = "Output"
+	c.keyOf["retry.max_elapsed_time"] = "Retry_Max_Elapsed"
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	addScalar(root, "name", name)
+	addScalar(root, "type", typ)
+	if typ != "stdout" {
+		section := &yaml.Node{Kind: yaml.MappingNode}
+		for _, k := range outputKeys(typ) {
+			c.keyOf[strings.Join(append([]string{typ}, k.path...), ".")] = k.key
+			used, v := k.key, strings.TrimSpace(get(k.key))
+			for _, a := range k.aliases {
+				if v != "" {
+					break
+				}
+				used, v = a, strings.TrimSpace(get(a))
+			}
+			if v == "" {
+				continue
+			}
+			c.keyOf[strings.Join(append([]string{typ}, k.path...), ".")] = used
+			n := valueNode(k.typ, v)
+			// Decoding each value alone names the key on a type error;
+			// yaml.v3's own message would only give a line number.
+			if err := n.Decode(reflect.New(k.typ).Interface()); err != nil {
+				errs = append(errs, keyErr(used, "%q is not a valid %s", v, typeName(k.typ)))
+				continue
+			}
+			setPath(section, k.path, n)
+		}
+		root.Content = append(root.Content, scalar(typ), section)
+		// Parent paths (kafka.tls: ...) name the key family (Kafka_TLS_*).
+		for p := range c.keyOf {
+			for parent := p; strings.Count(parent, ".") > 1; {
+				parent = parent[:strings.LastIndex(parent, ".")]
+				if _, ok := c.keyOf[parent]; !ok {
+					c.keyOf[parent] = flbKey(strings.Split(parent, ".")) + "_*"
+				}
+			}
+		}
+	}
+	var oc builtin.OutputConfig
+	if len(errs) > 0 {
+		return oc, errs
+	}
+	if err := root.Decode(&oc); err != nil {
+		return oc, []error{keyErr("Output", "%v", err)}
+	}
+	return oc, nil
+}
+
+// strayOutputKeys reports keys of outputs other than typ: a typo in Output
+// would otherwise silently ignore them.
+func strayOutputKeys(get func(string) string, typ string) []error {
+	var errs []error
+	for _, t := range builtin.Types() {
+		if t == typ {
+			continue
+		}
+		for _, k := range outputKeys(t) {
+			for _, name := range append([]string{k.key}, k.aliases...) {
+				if get(name) != "" {
+					if typ == "" {
+						errs = append(errs, keyErr(name, "set, but the outputs come from Config"))
+					} else {
+						errs = append(errs, keyErr(name, "set, but Output is %s", typ))
+					}
+				}
+			}
+		}
+	}
+	return errs
+}
+
+func typeName(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "duration (e.g. 10s)"
+	case t.Kind() == reflect.Bool:
+		return "boolean (true or false)"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Float64:
+		return "number"
+	case t.Kind() == reflect.Map:
+		return "list of name=value pairs"
+	}
+	return t.String()
+}
+
+func scalar(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
+
+func strScalar(v string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
+}
+
+func addScalar(m *yaml.Node, k, v string) { m.Content = append(m.Content, scalar(k), strScalar(v)) }
+
+// valueNode turns a Fluent Bit value into the YAML node for type t: lists
+// and maps are comma-separated (a=1,b=2 for maps).
+func valueNode(t reflect.Type, v string) *yaml.Node {
+	switch t.Kind() {
+	case reflect.Slice:
+		n := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				n.Content = append(n.Content, strScalar(e))
+			}
+		}
+		return n
+	case reflect.Map:
+		n := &yaml.Node{Kind: yaml.MappingNode}
+		for _, e := range strings.Split(v, ",") {
+			k, val, ok := strings.Cut(strings.TrimSpace(e), "=")
+			if !ok {
+				// Left for Decode to reject with the key's name.
+				return scalar(v)
+			}
+			n.Content = append(n.Content, strScalar(strings.TrimSpace(k)), strScalar(strings.TrimSpace(val)))
+		}
+		return n
+	case reflect.String:
+		return strScalar(v)
+	}
+	return scalar(v)
+}
+
+func setPath(m *yaml.Node, path []string, v *yaml.Node) {
+	for len(path) > 1 {
+		var next *yaml.Node
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == path[0] {
+				next = m.Content[i+1]
+			}
+		}
+		if next == nil {
+			next = &yaml.Node{Kind: yaml.MappingNode}
+			m.Content = append(m.Content, scalar(path[0]), next)
+		}
+		m, path = next, path[1:]
+	}
+	m.Content = append(m.Content, scalar(path[0]), v)
+}

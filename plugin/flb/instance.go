@@ -1,0 +1,340 @@
+package flb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/outputs/dlq"
+	"github.com/auditpipe/auditpipe/transformers"
+	tbuiltin "github.com/auditpipe/auditpipe/transformers/builtin"
+)
+
+// Code is a flush's answer to Fluent Bit; the values are Fluent Bit's
+// FLB_ERROR, FLB_OK and FLB_RETRY.
+type Code int
+
+const (
+	// Error: the chunk cannot be delivered and retrying will not help; what
+	// could not be delivered is in the dead-letter store.
+	Error Code = 0
+	// OK: every record was delivered, skipped on purpose, or dead-lettered.
+	OK Code = 1
+	// Retry: a retryable failure; Fluent Bit sends the whole chunk again
+	// later (event ids make the re-send harmless).
+	Retry Code = 2
+)
+
+func (c Code) String() string {
+	switch c {
+	case OK:
+		return "FLB_OK"
+	case Retry:
+		return "FLB_RETRY"
+	case Error:
+		return "FLB_ERROR"
+	}
+	return "Code(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Labels the plugin adds to every event; the transformer's own labels win.
+const (
+	// TagLabel holds the Fluent Bit tag of the record's chunk.
+	TagLabel = "fluentbit_tag"
+	// MetaLabelPrefix starts the labels holding the v2 record metadata,
+	// one per metadata key; values that are not strings are JSON.
+	MetaLabelPrefix = "fluentbit_meta_"
+)
+
+// Stats are an Instance's counters since it was made.
+type Stats struct {
+	// Records read from chunks; Events made of them and handed to the
+	// outputs; Skipped items the transformers skipped on purpose (resolved
+	// alerts, other alertnames); DeadLettered records kept in the
+	// dead-letter store because they are not audit payloads.
+	Records, Events, Skipped, DeadLettered int64
+	// Flushes by answer.
+	OK, Retry, Error int64
+}
+
+// Instance is one [OUTPUT] section: its transformer, outputs and
+// dead-letter store. Flush is safe for concurrent use (Workers N).
+type Instance struct {
+	cfg    *Config
+	log    *slog.Logger
+	tr     transformers.Transformer
+	set    *builtin.Set
+	dlq    *dlq.Store
+	labels map[string]string
+
+	records, events, skipped, deadLettered atomic.Int64
+	ok, retry, failed                      atomic.Int64
+	closed                                 atomic.Bool
+}
+
+// New builds an Instance from cfg. A nil logger discards logs.
+func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	reg, err := tbuiltin.NewRegistry(tbuiltin.Config(cfg.Transformers))
+	if err != nil {
+		return nil, err
+	}
+	tr, err := reg.Get(cfg.Format)
+	if err != nil {
+		return nil, keyErr("Format", "%v", err)
+	}
+	store, err := dlq.Open(dlq.Config{Dir: cfg.DLQDir})
+	if err != nil {
+		return nil, keyErr("DLQ_Dir", "%v", err)
+	}
+	set, err := builtin.Build(ctx, cfg.Outputs, builtin.Deps{Logger: logger, DeadLetters: store, Version: "fluent-bit-plugin"})
+	if err != nil {
+		store.Close()
+		return nil, cfg.rename(err)
+	}
+	return &Instance{cfg: cfg, log: logger, tr: tr, set: set, dlq: store, labels: cfg.Labels}, nil
+}
+
+// Stats returns the counters.
+func (in *Instance) Stats() Stats {
+	return Stats{Records: in.records.Load(), Events: in.events.Load(), Skipped: in.skipped.Load(),
+		DeadLettered: in.deadLettered.Load(), OK: in.ok.Load(), Retry: in.retry.Load(), Error: in.failed.Load()}
+}
+
+// Flush handles one chunk: it decodes every record, transforms it,
+// delivers the events and dead-letters what is not an audit payload.
+func (in *Instance) Flush(ctx context.Context, tag string, chunk []byte) Code {
+	c := in.flush(ctx, tag, chunk)
+	switch c {
+	case OK:
+		in.ok.Add(1)
+	case Retry:
+		in.retry.Add(1)
+	default:
+		in.failed.Add(1)
+	}
+	return c
+}
+
+func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
+	if in.closed.Load() {
+		return Retry
+	}
+	src := in.cfg.SourceName
+	if src == "" {
+		src = tag
+	}
+	now := time.Now().UTC()
+	var (
+		events  []auditpipe.Event
+		letters []outputs.DeadLetter
+		corrupt bool
+		rec     Record
+	)
+	dec := NewDecoder(chunk)
+	for {
+		more, err := dec.Next(&rec)
+		if errors.Is(err, ErrCorrupt) {
+			// Nothing after this point can be delimited: keep the bytes
+			// and deliver what came before.
+			corrupt = true
+			letters = append(letters, outputs.DeadLetter{Time: now, Source: src, Error: err.Error(), Payload: dec.Rest()})
+			break
+		}
+		if !more {
+			break
+		}
+		in.records.Add(1)
+		if err != nil {
+			letters = append(letters, in.letter(now, src, &rec, err.Error()))
+			continue
+		}
+		evs, reason, err := in.transform(ctx, src, tag, &rec)
+		if err != nil {
+			in.log.Warn("transformer unavailable; chunk will be retried", "tag", tag, "err", err)
+			return Retry
+		}
+		if reason != "" {
+			letters = append(letters, in.letter(now, src, &rec, reason))
+		}
+		events = append(events, evs...)
+	}
+	if len(letters) > 0 {
+		if err := in.dlq.DeadLetter(ctx, letters); err != nil {
+			in.log.Error("dead-letter store failed; chunk will be retried", "tag", tag, "err", err)
+			return Retry
+		}
+		in.deadLettered.Add(int64(len(letters)))
+		in.log.Warn("records dead-lettered", "tag", tag, "records", len(letters), "first_error", letters[0].Error)
+	}
+	if len(events) > 0 {
+		if err := in.set.Deliver(ctx, events); err != nil {
+			// Permanent rejections are already in the dead-letter store;
+			// what is left is retryable, or the store itself failed, which
+			// a later attempt may fix.
+			in.log.Warn("delivery incomplete; chunk will be retried", "tag", tag, "events", len(events), "err", err)
+			return Retry
+		}
+		in.events.Add(int64(len(events)))
+	}
+	if corrupt {
+		return Error
+	}
+	return OK
+}
+
+// transform turns one record into events. reason is non-empty when the
+// record (or part of it) must be dead-lettered; err only when the
+// transformer is unavailable and the chunk must be retried.
+func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record) (evs []auditpipe.Event, reason string, err error) {
+	body, ok := rec.Body.(map[string]any)
+	if !ok {
+		return nil, fmt.Sprintf("record is not a map but %s", typeOf(rec.Body)), nil
+	}
+	input := transformers.Input{Meta: transformers.Meta{SourceName: src, ReceivedAt: rec.Time}}
+	if k := in.cfg.PayloadKey; k == "" {
+		input.Value = body
+	} else {
+		switch v := body[k].(type) {
+		case string:
+			input.Body = []byte(v)
+		case []byte:
+			input.Body = v
+		case map[string]any:
+			input.Value = v
+		case nil:
+			return nil, fmt.Sprintf("Payload_Key %q: missing from the record", k), nil
+		default:
+			return nil, fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, typeOf(v)), nil
+		}
+	}
+	res, terr := in.tr.Transform(ctx, input)
+	if terr != nil && errors.Is(terr, transformers.ErrUnavailable) {
+		return nil, "", terr
+	}
+	var n int64
+	for _, k := range res.Skipped {
+		n += int64(k)
+	}
+	in.skipped.Add(n)
+	errs := res.Errors
+	if terr != nil {
+		errs = append([]*transformers.Error{transformers.AsError(res.Format, terr)}, errs...)
+	}
+	switch {
+	case len(errs) > 0:
+		reason = errs[0].Error()
+		if len(errs) > 1 {
+			reason = fmt.Sprintf("%s (and %d more errors)", reason, len(errs)-1)
+		}
+	case len(res.Events) == 0 && n == 0:
+		reason = "the record holds no audit event"
+	}
+	for i := range res.Events {
+		in.enrich(&res.Events[i], tag, rec.Meta)
+	}
+	return res.Events, reason, nil
+}
+
+// enrich adds the configured labels, the tag and the v2 metadata; labels
+// the transformer set win.
+func (in *Instance) enrich(ev *auditpipe.Event, tag string, meta map[string]any) {
+	l := make(map[string]string, len(in.labels)+1+len(meta)+len(ev.Labels))
+	maps.Copy(l, in.labels)
+	l[TagLabel] = tag
+	for k, v := range meta {
+		l[MetaLabelPrefix+k] = labelValue(v)
+	}
+	maps.Copy(l, ev.Labels)
+	ev.Labels = l
+}
+
+func labelValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	}
+	b, err := json.Marshal(jsonable(v))
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// jsonable turns []byte strings into strings, so dead letters and labels
+// show text rather than base64.
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case []byte:
+		return string(x)
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = jsonable(e)
+		}
+		return m
+	case []any:
+		a := make([]any, len(x))
+		for i, e := range x {
+			a[i] = jsonable(e)
+		}
+		return a
+	}
+	return v
+}
+
+func typeOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "nil"
+	case string, []byte:
+		return "a string"
+	case []any:
+		return "an array"
+	case bool:
+		return "a boolean"
+	case time.Time:
+		return "a timestamp"
+	case int64, uint64, float64:
+		return "a number"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// letter is the dead letter for a record: the record as JSON, for whoever
+// reads the store (the msgpack bytes when it cannot be decoded).
+func (in *Instance) letter(now time.Time, src string, rec *Record, reason string) outputs.DeadLetter {
+	payload := rec.Raw
+	if rec.Body != nil {
+		doc := map[string]any{"time": rec.Time, "record": jsonable(rec.Body)}
+		if rec.Meta != nil {
+			doc["metadata"] = jsonable(rec.Meta)
+		}
+		if b, err := json.Marshal(doc); err == nil {
+			payload = b
+		}
+	}
+	return outputs.DeadLetter{Time: now, Source: src, Error: reason, Payload: payload}
+}
+
+// Close closes the outputs and the dead-letter store. Flushes after Close
+// answer Retry.
+func (in *Instance) Close(ctx context.Context) error {
+	if in.closed.Swap(true) {
+		return nil
+	}
+	return errors.Join(in.set.Close(ctx), in.dlq.Close())
+}
