@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -180,7 +182,7 @@ func (c Config) Validate() error {
 	for name, value := range c.Headers {
 		canon := http.CanonicalHeaderKey(name)
 		switch {
-		case !validHeaderName(name):
+		case !httpguts.ValidHeaderFieldName(name):
 			return fmt.Errorf("headers: %q is not a valid header name", name)
 		case strings.ContainsAny(value, "\r\n\x00"):
 			return fmt.Errorf("headers: %s: value holds a line break or NUL", canon)
@@ -205,23 +207,6 @@ func (c Config) Validate() error {
 		return errors.New("max_concurrency: must be positive")
 	}
 	return nil
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // endpoint is u without path, query and credentials: what errors and logs

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	obuiltin "github.com/auditpipe/auditpipe/outputs/builtin"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/alertmanager"
@@ -251,7 +253,7 @@ func (p *Pull) validate(v *validator, at, format string) {
 	}
 	for _, k := range sortedKeys(p.Headers) {
 		switch {
-		case !validHeaderName(k):
+		case !httpguts.ValidHeaderFieldName(k):
 			v.add(at+".headers", "%q is not a valid header name", k)
 		case strings.EqualFold(k, "Authorization") && p.BearerToken != "":
 			v.add(at+".headers."+k, "set together with pull.bearer_token; use one")
@@ -289,7 +291,7 @@ func validateAuth(a Auth, at string) []error {
 				v.add(fmt.Sprintf("%s.hmac.secrets[%d]", at, i), "too short: at least %d bytes required (the value is not shown)", MinHMACSecretBytes)
 			}
 		}
-		if h.Header != "" && !validHeaderName(h.Header) {
+		if h.Header != "" && !httpguts.ValidHeaderFieldName(h.Header) {
 			v.add(at+".hmac.header", "%q is not a valid header name", h.Header)
 		}
 	}
@@ -335,23 +337,6 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // printableNoSpace reports whether s can be sent in a header as one

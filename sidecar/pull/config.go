@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -105,7 +107,7 @@ func (c Config) Validate() error {
 	slices.Sort(names) // stable error order
 	for _, name := range names {
 		switch {
-		case !validHeaderName(name):
+		case !httpguts.ValidHeaderFieldName(name):
 			bad("headers: %q is not a valid header name", name)
 		case strings.ContainsAny(c.Headers[name], "\r\n\x00"):
 			bad("headers.%s: value must not contain line breaks", name)
@@ -117,21 +119,4 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
