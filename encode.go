@@ -81,24 +81,32 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		dst = append(dst, '}')
 	}
 	dst = appendField(dst, "raw_sha256", e.RawSHA256)
-	if in := e.Integrity; in != nil {
-		dst = append(dst, `,"integrity":{`...)
-		n := len(dst)
-		dst = appendField(dst, "stream", in.Stream)
-		if in.Seq != 0 {
-			dst = append(dst, `,"seq":`...)
-			dst = strconv.AppendUint(dst, in.Seq, 10)
-		}
-		dst = appendField(dst, "prev_hash", in.PrevHash)
-		dst = appendField(dst, "hash", in.Hash)
-		dst = appendField(dst, "key_id", in.KeyID)
-		dst = appendField(dst, "signature", in.Signature)
-		if len(dst) > n {
-			// Every member was written with a leading comma.
-			copy(dst[n:], dst[n+1:])
-			dst = dst[:len(dst)-1]
-		}
-		dst = append(dst, '}')
+	if e.Integrity != nil {
+		dst = append(dst, `,"integrity":`...)
+		dst = e.Integrity.AppendJSON(dst)
+	}
+	return append(dst, '}')
+}
+
+// AppendJSON appends the integrity object's JSON form to dst, empty
+// members omitted, as encoding/json writes it. Event.AppendJSON and the
+// outputs' own document encoders (ECS) share it.
+func (in *Integrity) AppendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	n := len(dst)
+	dst = appendField(dst, "stream", in.Stream)
+	if in.Seq != 0 {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, in.Seq, 10)
+	}
+	dst = appendField(dst, "prev_hash", in.PrevHash)
+	dst = appendField(dst, "hash", in.Hash)
+	dst = appendField(dst, "key_id", in.KeyID)
+	dst = appendField(dst, "signature", in.Signature)
+	if len(dst) > n {
+		// Every member was written with a leading comma.
+		copy(dst[n:], dst[n+1:])
+		dst = dst[:len(dst)-1]
 	}
 	return append(dst, '}')
 }

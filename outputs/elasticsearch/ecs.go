@@ -3,7 +3,6 @@ package elasticsearch
 import (
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/auditpipe/auditpipe"
@@ -43,7 +42,8 @@ func AppendECS(dst []byte, ev *auditpipe.Event) []byte {
 	dst = append(dst, `"],"provider":`...)
 	dst = jsonw.AppendString(dst, ev.Source.Type)
 	dst = append(dst, `,"dataset":"auditpipe.`...)
-	dst = appendStringTail(dst, ev.Source.Type)
+	dst = jsonw.AppendEscaped(dst, ev.Source.Type)
+	dst = append(dst, '"')
 	if !ev.ObservedTime.IsZero() {
 		dst = append(dst, `,"created":`...)
 		dst = jsonw.AppendTime(dst, ev.ObservedTime)
@@ -152,19 +152,9 @@ func AppendECS(dst []byte, ev *auditpipe.Event) []byte {
 		dst = append(dst, ev.Details...)
 	}
 	dst = appendField(dst, "raw_sha256", ev.RawSHA256)
-	if in := ev.Integrity; in != nil {
-		dst = append(dst, `,"integrity":{`...)
-		n := len(dst)
-		dst = appendField(dst, "stream", in.Stream)
-		if in.Seq != 0 {
-			dst = append(dst, `,"seq":`...)
-			dst = strconv.AppendUint(dst, in.Seq, 10)
-		}
-		dst = appendField(dst, "prev_hash", in.PrevHash)
-		dst = appendField(dst, "hash", in.Hash)
-		dst = appendField(dst, "key_id", in.KeyID)
-		dst = appendField(dst, "signature", in.Signature)
-		dst = closeObject(dst, n)
+	if ev.Integrity != nil {
+		dst = append(dst, `,"integrity":`...)
+		dst = ev.Integrity.AppendJSON(dst)
 	}
 	return append(dst, `}}`...)
 }
@@ -266,15 +256,6 @@ func closeObject(dst []byte, n int) []byte {
 		dst = dst[:len(dst)-1]
 	}
 	return append(dst, '}')
-}
-
-// appendStringTail writes s quoted but without its opening quote, to
-// continue a string whose start is already written.
-func appendStringTail(dst []byte, s string) []byte {
-	n := len(dst)
-	dst = jsonw.AppendString(dst, s)
-	copy(dst[n:], dst[n+1:])
-	return dst[:len(dst)-1]
 }
 
 // appendLabels writes the labels with '.' in their names replaced by '_',
