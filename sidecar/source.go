@@ -233,7 +233,9 @@ func isUnavailable(err error) bool { return errors.Is(err, transformers.ErrUnava
 // queue; when it returns nil they are on disk. A transformer's own labels
 // (security_signal) win over configured ones of the same name.
 func (s *Sidecar) enqueue(ctx context.Context, src *source, events []auditpipe.Event) error {
-	recs := make([][]byte, len(events))
+	// All events go into one buffer; the records are cut from it once it
+	// has stopped growing (it may move while it grows).
+	ends := make([]int, len(events))
 	var buf []byte
 	for i := range events {
 		ev := &events[i]
@@ -242,31 +244,20 @@ func (s *Sidecar) enqueue(ctx context.Context, src *source, events []auditpipe.E
 			maps.Copy(l, ev.Labels)
 			ev.Labels = l
 		}
-		start := len(buf)
 		buf = ev.AppendJSON(buf)
-		recs[i] = buf[start:len(buf):len(buf)]
-		if !s.matchedByAny(ev) {
+		ends[i] = len(buf)
+		if !s.outputs.Selects(ev) {
 			s.metrics.unmatched.Inc()
 		}
 	}
-	// buf may have moved while growing: re-slice from its final backing.
-	off := 0
-	for i := range recs {
-		n := len(recs[i])
-		recs[i] = buf[off : off+n : off+n]
-		off += n
+	recs := make([][]byte, len(events))
+	start := 0
+	for i, end := range ends {
+		recs[i] = buf[start:end:end]
+		start = end
 	}
 	_, err := s.queue.Append(ctx, recs)
 	return err
-}
-
-func (s *Sidecar) matchedByAny(ev *auditpipe.Event) bool {
-	for _, r := range s.outputs.Routes {
-		if r.Match.Matches(ev) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Sidecar) deadLetterPayload(ctx context.Context, source string, body []byte, errs []*transformers.Error, at time.Time) error {

@@ -298,6 +298,16 @@ func (s *Set) Route(name string) *Route {
 	return nil
 }
 
+// Selects reports whether any output's match selects ev.
+func (s *Set) Selects(ev *auditpipe.Event) bool {
+	for _, r := range s.Routes {
+		if r.Match.Matches(ev) {
+			return true
+		}
+	}
+	return false
+}
+
 // Unmatched counts events no output's match selected.
 func (s *Set) Unmatched() int64 { return s.unmatched.Load() }
 
@@ -307,7 +317,6 @@ func (s *Set) Unmatched() int64 { return s.unmatched.Load() }
 // the caller should send the whole batch again later (outputs that already
 // took it see repeated ids, which destinations that dedupe ignore).
 func (s *Set) Deliver(ctx context.Context, events []auditpipe.Event) error {
-	matched := make([]bool, len(events))
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.Routes))
 	for i, r := range s.Routes {
@@ -315,31 +324,20 @@ func (s *Set) Deliver(ctx context.Context, events []auditpipe.Event) error {
 		if len(share) == 0 {
 			continue
 		}
-		if len(share) == len(events) {
-			for k := range matched {
-				matched[k] = true
-			}
-		} else {
-			for k := range events {
-				if !matched[k] && r.Match.Matches(&events[k]) {
-					matched[k] = true
-				}
-			}
-		}
 		wg.Go(func() {
 			if _, err := r.Deliver(ctx, share); err != nil {
 				errs[i] = fmt.Errorf("output %s: %w", r.Name(), err)
 			}
 		})
 	}
-	wg.Wait()
-	n := 0
-	for _, m := range matched {
-		if !m {
-			n++
+	var unmatched int64
+	for i := range events {
+		if !s.Selects(&events[i]) {
+			unmatched++
 		}
 	}
-	s.unmatched.Add(int64(n))
+	wg.Wait()
+	s.unmatched.Add(unmatched)
 	return errors.Join(errs...)
 }
 
