@@ -324,6 +324,18 @@ func (n Node) Bool() (bool, *Error) {
 // Time reads a required timestamp given as an RFC 3339 string, or as a number
 // of units since the Unix epoch (unit = time.Second, time.Millisecond...).
 func (n Node) Time(unit time.Duration) (time.Time, *Error) {
+	t, err := n.anyTime(unit)
+	if err == nil && (t.Year() < 1 || t.Year() > 9999) {
+		// The schema's bound (Event.Validate; JSON cannot encode other
+		// years, and such a value is a unit mistake anyway): reported
+		// here, at the field, for every transformer, rather than later as
+		// an invalid event at the item.
+		return time.Time{}, n.Err(ErrValue, "a timestamp between the years 1 and 9999")
+	}
+	return t, err
+}
+
+func (n Node) anyTime(unit time.Duration) (time.Time, *Error) {
 	if n.v != nil && n.v.Type() == fastjson.TypeNumber {
 		if i, err := n.v.Int64(); err == nil {
 			return epoch(i, unit), nil

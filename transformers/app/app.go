@@ -410,16 +410,12 @@ func (r *reader) text(n transformers.Node) string {
 }
 
 // time reads a timestamp; missing or null is the zero time unless
-// required. Years outside 1..9999 are refused: JSON cannot encode them,
-// and such a value is a unit mistake anyway.
+// required. Node.Time refuses years outside 1..9999.
 func (r *reader) time(n transformers.Node, unit time.Duration, required bool) time.Time {
 	if r.err != nil || !required && !n.Present() {
 		return time.Time{}
 	}
 	ts, err := n.Time(unit)
-	if err == nil && (ts.Year() < 1 || ts.Year() > 9999) {
-		err = n.Err(transformers.ErrValue, "a timestamp between the years 1 and 9999")
-	}
 	r.fail(err)
 	return ts
 }
