@@ -3,6 +3,7 @@ package transformers
 import (
 	"encoding/json"
 	"slices"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 )
@@ -30,6 +31,7 @@ type detail struct {
 	n   Node // where a value entry came from, to locate its errors
 	s   string
 	m   map[string]string
+	ps  []Pair
 	raw []byte // canonical JSON with nothing to redact (Raw)
 	str bool
 }
@@ -49,6 +51,14 @@ func (d *Details) String(key, s string) {
 	}
 }
 
+// Bytes is String for a view into the document (Node.OptStringBytes); it
+// must stay valid until Build.
+func (d *Details) Bytes(key string, b []byte) {
+	if len(b) > 0 {
+		d.add(detail{key: key, s: unsafe.String(unsafe.SliceData(b), len(b)), str: true})
+	}
+}
+
 // Raw adds a member whose value is canonical JSON known to hold nothing to
 // redact (Root.Member reports it clean); null is skipped.
 func (d *Details) Raw(key string, canonical []byte) {
@@ -62,6 +72,18 @@ func (d *Details) Raw(key string, canonical []byte) {
 func (d *Details) Map(key string, m map[string]string) {
 	if len(m) > 0 {
 		d.add(detail{key: key, m: m})
+	}
+}
+
+// Pair is one member of an object of strings, as views into a document.
+type Pair struct{ Name, Value []byte }
+
+// Pairs adds an object of strings given as pairs (unmapped labels read in
+// one pass); the views must stay valid until Build. Empty lists are
+// skipped. Names must be unique.
+func (d *Details) Pairs(key string, ps []Pair) {
+	if len(ps) > 0 {
+		d.add(detail{key: key, ps: ps})
 	}
 }
 
@@ -116,6 +138,8 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 			out = appendCanonicalString(out, []byte(e.s))
 		case e.m != nil:
 			out = appendStringMap(out, e.m, red)
+		case e.ps != nil:
+			out = appendPairs(out, e.ps, red)
 		case e.raw != nil:
 			out = append(out, e.raw...)
 		default:
@@ -158,6 +182,24 @@ func appendStringMap(out []byte, m map[string]string, red *Redactor) []byte {
 			out = append(out, `"`+Redacted+`"`...)
 		} else {
 			out = appendCanonicalString(out, []byte(m[k]))
+		}
+	}
+	return append(out, '}')
+}
+
+func appendPairs(out []byte, ps []Pair, red *Redactor) []byte {
+	slices.SortFunc(ps, func(a, b Pair) int { return compareUTF16(a.Name, b.Name) })
+	out = append(out, '{')
+	for i, p := range ps {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendCanonicalString(out, p.Name)
+		out = append(out, ':')
+		if red.Secret(p.Name) {
+			out = append(out, `"`+Redacted+`"`...)
+		} else {
+			out = appendCanonicalString(out, p.Value)
 		}
 	}
 	return append(out, '}')

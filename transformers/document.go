@@ -120,6 +120,9 @@ type Document struct {
 
 	parsers []*fastjson.Parser
 	arena   *fastjson.Arena
+	// tree holds a msgpack document's values, scratch its numbers.
+	tree    *tree
+	scratch *[]byte
 	// One root and one parser are the common case; no allocation then.
 	rootsInline   [1]Root
 	parsersInline [1]*fastjson.Parser
@@ -145,6 +148,16 @@ func (d *Document) Close() {
 		}
 	}
 	d.parsers = nil
+	if d.tree != nil {
+		d.tree.reset()
+		treePool.Put(d.tree)
+		d.tree = nil
+	}
+	if d.scratch != nil {
+		*d.scratch = (*d.scratch)[:0]
+		bufPool.Put(d.scratch)
+		d.scratch = nil
+	}
 	if d.arena != nil {
 		d.arena.Reset()
 		arenaPool.Put(d.arena)
@@ -155,7 +168,7 @@ func (d *Document) Close() {
 
 // Decode returns in's document: in.Doc as is, Body parsed (one JSON
 // document, or NDJSON when the first line is a complete document on its
-// own), or Value converted. Every limit is enforced here, so formats only
+// own), Msgpack or Value converted. Every limit is enforced here, so formats only
 // deal with shape.
 func Decode(in Input, lim Limits, format string) (*Document, error) {
 	return DecodeWith(in, Options{Limits: lim}, format)
@@ -186,6 +199,9 @@ func DecodeWith(in Input, opts Options, format string) (*Document, error) {
 		return in.Doc, nil
 	}
 	lim = lim.WithDefaults()
+	if in.Body == nil && in.Msgpack != nil {
+		return decodeMsgpack(in.Msgpack, lim, format)
+	}
 	if in.Body == nil && in.Value != nil {
 		return decodeValue(in.Value, lim, format)
 	}

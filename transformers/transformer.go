@@ -30,7 +30,7 @@ type Detector interface {
 }
 
 // Input is one payload as a front door received it. Exactly one of Body,
-// Value or Doc is set.
+// Msgpack, Value or Doc is set.
 type Input struct {
 	// Body is the raw payload: one JSON document, or NDJSON.
 	Body []byte
@@ -38,6 +38,10 @@ type Input struct {
 	// []any, string, []byte (a string, as Fluent Bit hands them), bool,
 	// integers, floats, json.Number, time.Time or nil.
 	Value any
+	// Msgpack is one msgpack value (a Fluent Bit record), decoded straight
+	// into the document: strings may be str or bin, EventTime extensions
+	// read as RFC 3339 times, and a duplicate member name is an error.
+	Msgpack []byte
 	// Doc is a document another transformer (auto) already decoded. The
 	// receiving transformer owns it: it may change it in place (k8s blanks
 	// Secret bodies) and closes it; closing twice is harmless.

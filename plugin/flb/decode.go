@@ -1,12 +1,11 @@
 package flb
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
+	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -19,13 +18,21 @@ type Record struct {
 	// Time is the record's timestamp (EventTime, integer or float seconds).
 	Time time.Time
 	// Meta is the v2 record metadata ([[timestamp, metadata], map]); nil
-	// for classic [timestamp, map] records.
+	// for classic [timestamp, map] records and empty metadata. Strings are
+	// string, binaries []byte, EventTime values time.Time.
 	Meta map[string]any
-	// Body is the record: map[string]any for a well-formed record. Strings
-	// are string, binaries []byte, EventTime values time.Time.
-	Body any
-	// Raw is the record's msgpack encoding, a sub-slice of the chunk.
+	// Body is the record's msgpack encoding, left for the transformer to
+	// decode straight into its document: a sub-slice of the chunk.
+	Body []byte
+	// Raw is the whole record's msgpack encoding, a sub-slice of the chunk.
 	Raw []byte
+}
+
+// Value decodes Body into Go values (maps, slices, strings...), for the
+// places that show a record rather than transform it: dead letters.
+func (r *Record) Value() (any, error) {
+	v, _, err := readValue(r.Body, 0)
+	return v, err
 }
 
 // Decoder reads the records of a chunk, without copying it to JSON.
@@ -71,67 +78,93 @@ func (r *Record) decode() error {
 		if err != nil || hn == 0 {
 			return errors.New("a v2 record header must be [timestamp, metadata]")
 		}
-		if r.Time, b, err = readTime(b); err != nil {
+		if r.Time, b, err = transformers.MsgpackTime(b); err != nil {
 			return err
 		}
-		var meta any
-		if meta, b, err = readValue(b, 0); err != nil {
-			return fmt.Errorf("metadata: %w", err)
-		}
-		switch m := meta.(type) {
-		case map[string]any:
-			r.Meta = m
-		case nil:
-		default:
-			return fmt.Errorf("metadata: a map, got %T", meta)
+		if hn > 1 {
+			if len(b) > 0 && b[0] == 0x80 {
+				b = b[1:] // empty metadata, as most records have: no map
+			} else {
+				var meta any
+				if meta, b, err = readValue(b, 0); err != nil {
+					return fmt.Errorf("metadata: %w", err)
+				}
+				switch m := meta.(type) {
+				case map[string]any:
+					r.Meta = m
+				case nil:
+				default:
+					return fmt.Errorf("metadata: a map, got %T", meta)
+				}
+			}
 		}
 		for i := uint32(2); i < hn; i++ {
 			if b, err = msgp.Skip(b); err != nil {
 				return err
 			}
 		}
-	} else if r.Time, b, err = readTime(b); err != nil {
+	} else if r.Time, b, err = transformers.MsgpackTime(b); err != nil {
 		return err
 	}
-	r.Body, _, err = readValue(b, 0)
-	return err
+	rest, err := msgp.Skip(b)
+	if err != nil {
+		return err
+	}
+	r.Body = b[:len(b)-len(rest)]
+	return nil
 }
 
-// readTime reads EventTime (ext 0: big-endian uint32 seconds, uint32
-// nanoseconds), integer seconds or float seconds.
-func readTime(b []byte) (time.Time, []byte, error) {
-	switch msgp.NextType(b) {
-	case msgp.ExtensionType:
-		ext := msgp.RawExtension{Type: 0}
-		o, err := msgp.ReadExtensionBytes(b, &ext)
-		if err != nil {
-			return time.Time{}, b, fmt.Errorf("timestamp: %w", err)
-		}
-		if len(ext.Data) != 8 {
-			return time.Time{}, b, fmt.Errorf("timestamp: EventTime of %d bytes, want 8", len(ext.Data))
-		}
-		s, ns := binary.BigEndian.Uint32(ext.Data), binary.BigEndian.Uint32(ext.Data[4:])
-		return time.Unix(int64(s), int64(ns)).UTC(), o, nil
-	case msgp.IntType:
-		s, o, err := msgp.ReadInt64Bytes(b)
-		return time.Unix(s, 0).UTC(), o, err
-	case msgp.UintType:
-		s, o, err := msgp.ReadUint64Bytes(b)
-		if s > math.MaxInt64 {
-			return time.Time{}, b, errors.New("timestamp: out of range")
-		}
-		return time.Unix(int64(s), 0).UTC(), o, err
-	case msgp.Float64Type, msgp.Float32Type:
-		f, o, err := msgp.ReadFloat64Bytes(b)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1<<62/1e9 {
-			return time.Time{}, b, errors.New("timestamp: not a finite number of seconds")
-		}
-		sec := math.Floor(f)
-		// A float64 holds about a microsecond of precision at today's
-		// epoch seconds: more digits would be noise.
-		return time.Unix(int64(sec), int64(math.Round((f-sec)*1e6))*1e3).UTC(), o, nil
+// member finds a member by name in a msgpack map without decoding the
+// others.
+func member(m []byte, name string) (val []byte, found bool, err error) {
+	n, b, err := msgp.ReadMapHeaderBytes(m)
+	if err != nil {
+		return nil, false, err
 	}
-	return time.Time{}, b, fmt.Errorf("timestamp: EventTime, integer or float, got %s", msgp.NextType(b))
+	for range n {
+		var k []byte
+		switch msgp.NextType(b) {
+		case msgp.StrType:
+			k, b, err = msgp.ReadStringZC(b)
+		case msgp.BinType:
+			k, b, err = msgp.ReadBytesZC(b)
+		default:
+			return nil, false, fmt.Errorf("map keys must be strings, got %s", msgp.NextType(b))
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		rest, err := msgp.Skip(b)
+		if err != nil {
+			return nil, false, err
+		}
+		if string(k) == name {
+			return b[:len(b)-len(rest)], true, nil
+		}
+		b = rest
+	}
+	return nil, false, nil
+}
+
+// kind names a msgpack value's kind in the words of error messages.
+func kind(b []byte) string {
+	switch msgp.NextType(b) {
+	case msgp.NilType:
+		return "nil"
+	case msgp.StrType, msgp.BinType:
+		return "a string"
+	case msgp.ArrayType:
+		return "an array"
+	case msgp.MapType:
+		return "a map"
+	case msgp.BoolType:
+		return "a boolean"
+	case msgp.ExtensionType:
+		return "a timestamp"
+	case msgp.IntType, msgp.UintType, msgp.Float32Type, msgp.Float64Type:
+		return "a number"
+	}
+	return "nothing"
 }
 
 // readValue decodes one msgpack value into the shapes transformers.Input
@@ -202,33 +235,10 @@ func readValue(b []byte, depth int) (any, []byte, error) {
 		o, err := msgp.ReadNilBytes(b)
 		return nil, o, err
 	case msgp.ExtensionType:
-		if len(b) > 1 && extType(b) == 0 {
-			t, o, err := readTime(b)
-			return t, o, err
-		}
+		return wrapRead(transformers.MsgpackTime(b))
 	}
 	return nil, b, fmt.Errorf("unsupported msgpack value %s", msgp.NextType(b))
 }
 
 func wrapRead[T any](v T, o []byte, err error) (any, []byte, error) { return v, o, err }
 
-// extType returns the type byte of the extension b starts with.
-func extType(b []byte) int8 {
-	switch b[0] {
-	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1..16
-		return int8(b[1])
-	case 0xc7: // ext 8
-		if len(b) > 2 {
-			return int8(b[2])
-		}
-	case 0xc8: // ext 16
-		if len(b) > 3 {
-			return int8(b[3])
-		}
-	case 0xc9: // ext 32
-		if len(b) > 5 {
-			return int8(b[5])
-		}
-	}
-	return -1
-}

@@ -17,6 +17,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/transformers"
 	tbuiltin "github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // Code is a flush's answer to Fluent Bit; the values are Fluent Bit's
@@ -198,25 +199,31 @@ func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
 // record (or part of it) must be dead-lettered; err only when the
 // transformer is unavailable and the chunk must be retried.
 func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record) (evs []auditpipe.Event, reason string, err error) {
-	body, ok := rec.Body.(map[string]any)
-	if !ok {
-		return nil, fmt.Sprintf("record is not a map but %s", typeOf(rec.Body)), nil
+	if msgp.NextType(rec.Body) != msgp.MapType {
+		return nil, "record is not a map but " + kind(rec.Body), nil
 	}
 	input := transformers.Input{Meta: transformers.Meta{SourceName: src, ReceivedAt: rec.Time}}
 	if k := in.cfg.PayloadKey; k == "" {
-		input.Value = body
+		input.Msgpack = rec.Body
 	} else {
-		switch v := body[k].(type) {
-		case string:
-			input.Body = []byte(v)
-		case []byte:
-			input.Body = v
-		case map[string]any:
-			input.Value = v
-		case nil:
+		v, found, err := member(rec.Body, k)
+		switch {
+		case err != nil:
+			return nil, fmt.Sprintf("Payload_Key %q: %v", k, err), nil
+		case !found || msgp.NextType(v) == msgp.NilType:
 			return nil, fmt.Sprintf("Payload_Key %q: missing from the record", k), nil
+		}
+		switch msgp.NextType(v) {
+		// The JSON text aliases the chunk, which outlives the transform;
+		// the events copy what they keep.
+		case msgp.StrType:
+			input.Body, _, _ = msgp.ReadStringZC(v)
+		case msgp.BinType:
+			input.Body, _, _ = msgp.ReadBytesZC(v)
+		case msgp.MapType:
+			input.Msgpack = v
 		default:
-			return nil, fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, typeOf(v)), nil
+			return nil, fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v)), nil
 		}
 	}
 	res, terr := in.tr.Transform(ctx, input)
@@ -318,8 +325,8 @@ func typeOf(v any) string {
 // reads the store (the msgpack bytes when it cannot be decoded).
 func (in *Instance) letter(now time.Time, src string, rec *Record, reason string) outputs.DeadLetter {
 	payload := rec.Raw
-	if rec.Body != nil {
-		doc := map[string]any{"time": rec.Time, "record": jsonable(rec.Body)}
+	if body, err := rec.Value(); err == nil && rec.Body != nil {
+		doc := map[string]any{"time": rec.Time, "record": jsonable(body)}
 		if rec.Meta != nil {
 			doc["metadata"] = jsonable(rec.Meta)
 		}

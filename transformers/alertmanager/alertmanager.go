@@ -49,12 +49,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/transformers"
@@ -115,7 +116,8 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 	}
 	defer doc.Close()
 	res.Errors = append(res.Errors, doc.Errors...)
-	notes, err := t.notifications(doc, &res)
+	var one [1]notification // the common case: one notification
+	notes, err := t.notifications(doc, &res, one[:0])
 	if err != nil {
 		return res, err
 	}
@@ -124,7 +126,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 		for i := range n.alerts.Len() {
 			alert := n.alerts.Index(i).AsItem(item)
 			item++
-			ev, skip, ierr := t.event(n, alert)
+			ev, skip, ierr := t.event(&n, alert)
 			if skip != "" {
 				res.Skip(skip)
 				continue
@@ -149,10 +151,12 @@ func (t *Transformer) Detect(root transformers.Node, _ transformers.Meta) (strin
 
 // notification is one webhook payload of a document.
 type notification struct {
-	alerts                          transformers.Node
-	raw                             string
-	status                          string
-	receiver, groupKey, externalURL string
+	alerts transformers.Node
+	raw    string
+	// Views into the document, valid while it is open: they only feed
+	// comparisons and the details, which are encoded before it closes.
+	status                          []byte
+	receiver, groupKey, externalURL []byte
 }
 
 // notifications lists the document's webhook payloads: each root, or each
@@ -161,20 +165,20 @@ type notification struct {
 // fails the request when it is the only one; in a batch it is reported
 // beside the others, so one bad line of an archive does not hold back the
 // rest.
-func (t *Transformer) notifications(doc *transformers.Document, res *transformers.Result) ([]notification, error) {
+func (t *Transformer) notifications(doc *transformers.Document, res *transformers.Result, out []notification) ([]notification, error) {
 	single := !doc.NDJSON && len(doc.Roots) == 1 && !doc.Roots[0].IsArray()
 	maxItems := t.opts.Limits.WithDefaults().MaxItems
-	var out []notification
 	alerts := 0
 	for _, r := range doc.Roots {
-		payloads := []transformers.Node{r.Node}
-		if r.IsArray() {
-			payloads = payloads[:0]
-			for i := range r.Len() {
-				payloads = append(payloads, r.Index(i))
-			}
+		count, array := 1, r.IsArray()
+		if array {
+			count = r.Len()
 		}
-		for _, p := range payloads {
+		for i := range count {
+			p := r.Node
+			if array {
+				p = r.Index(i)
+			}
 			n, err := readNotification(p.AsItem(-1), res)
 			if err != nil {
 				if single {
@@ -211,14 +215,18 @@ func readNotification(p transformers.Node, res *transformers.Result) (notificati
 	if !n.alerts.IsArray() {
 		return n, n.alerts.Err(missingOr(n.alerts, transformers.ErrType), "array")
 	}
-	for _, f := range []struct {
-		dst *string
-		key string
-	}{{&n.status, "status"}, {&n.receiver, "receiver"}, {&n.groupKey, "groupKey"}, {&n.externalURL, "externalURL"}} {
-		var err *transformers.Error
-		if *f.dst, err = p.Get(f.key).OptString(); err != nil {
-			return n, err
-		}
+	var err *transformers.Error
+	if n.status, err = p.Get("status").OptStringBytes(); err != nil {
+		return n, err
+	}
+	if n.receiver, err = p.Get("receiver").OptStringBytes(); err != nil {
+		return n, err
+	}
+	if n.groupKey, err = p.Get("groupKey").OptStringBytes(); err != nil {
+		return n, err
+	}
+	if n.externalURL, err = p.Get("externalURL").OptStringBytes(); err != nil {
+		return n, err
 	}
 	// Alertmanager leaves out the alerts beyond the receiver's max_alerts
 	// and only counts them: those are audit events lost for good, which a
@@ -238,8 +246,39 @@ func isVersionNumber(s string) bool {
 	return s != "" && len(s) <= 8 && strings.Trim(s, "0123456789.") == ""
 }
 
-// event maps one alert, or says why it is skipped.
-func (t *Transformer) event(n notification, alert transformers.Node) (ev auditpipe.Event, skip string, err *transformers.Error) {
+// The label and annotation fields an event is made of, gathered as views
+// in one pass and copied into the event in one allocation.
+const (
+	fID = iota
+	fAction
+	fGVK
+	fName
+	fNamespace
+	fProject
+	fTenant
+	fActor
+	fActorUID
+	fStatus
+	fSummary
+	fReason
+	nFields
+)
+
+// labelField and annotationField name the labels and annotations mapped
+// to event fields; the others go to details.
+var (
+	labelField = map[string]int{
+		"audit_id": fID, "operation": fAction, "gvk": fGVK, "name": fName, "namespace": fNamespace,
+		"project": fProject, "tenant": fTenant, "actor": fActor, "actorUID": fActorUID, "admission_status": fStatus,
+	}
+	annotationField = map[string]int{"summary": fSummary, "reason": fReason}
+)
+
+// event maps one alert, or says why it is skipped. It reads the labels
+// and annotations once each, as views into the document, and copies only
+// what the event keeps: this is the hot path of Alertmanager through the
+// Fluent Bit plugin.
+func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditpipe.Event, skip string, err *transformers.Error) {
 	if _, err = alert.Object(); err != nil {
 		return ev, "", err
 	}
@@ -249,37 +288,65 @@ func (t *Transformer) event(n notification, alert transformers.Node) (ev auditpi
 	}
 	// Alerts of other names are not ours to judge, so they are skipped
 	// before any of their content is checked.
-	if name, _ := labelsNode.Get("alertname").OptString(); name != t.cfg.Alertname {
+	if name, _ := labelsNode.Get("alertname").OptStringBytes(); string(name) != t.cfg.Alertname {
 		return ev, "alertname", nil
 	}
-	status, err := alert.Get("status").OptString()
+	status, err := alert.Get("status").OptStringBytes()
 	if err != nil {
 		return ev, "", err
 	}
-	if status == "" {
+	if len(status) == 0 {
 		status = n.status
 	}
-	if status == "resolved" {
+	if string(status) == "resolved" {
 		return ev, "resolved", nil
 	}
-	labels, err := stringMap(labelsNode)
+	var f [nFields][]byte
+	var pairBuf [16]transformers.Pair
+	labels, err := stringPairs(labelsNode, pairBuf[:0])
 	if err != nil {
 		return ev, "", err
 	}
-	annotations, err := stringMap(alert.Get("annotations"))
+	// Required, with the errors String gives (missing, not a string,
+	// empty) at their own paths.
+	if f[fID], err = labelsNode.Get("audit_id").StringBytes(); err != nil {
+		return ev, "", err
+	}
+	if f[fAction], err = labelsNode.Get("operation").StringBytes(); err != nil {
+		return ev, "", err
+	}
+	rest := labels[:0]
+	for _, p := range labels {
+		if i, ok := labelField[string(p.Name)]; ok {
+			f[i] = p.Value
+		} else if string(p.Name) != "alertname" {
+			rest = append(rest, p)
+		}
+	}
+	labels = rest
+	annotations, err := stringPairs(alert.Get("annotations"), labels[len(labels):])
 	if err != nil {
 		return ev, "", err
 	}
-	if ev.ID, err = labelsNode.Get("audit_id").String(); err != nil {
-		return ev, "", err
+	rest = annotations[:0]
+	for _, p := range annotations {
+		if i, ok := annotationField[string(p.Name)]; ok {
+			f[i] = p.Value
+		} else {
+			rest = append(rest, p)
+		}
 	}
-	if ev.Action, err = labelsNode.Get("operation").String(); err != nil {
-		return ev, "", err
-	}
+	annotations = rest
 	if ev.Time, err = rfc3339(alert.Get("startsAt")); err != nil {
 		return ev, "", err
 	}
-	if gvk := labels["gvk"]; gvk != "" {
+
+	var gvk, actor, actorUID, outcome string
+	transformers.CopyStrings([]*string{
+		&ev.ID, &ev.Action, &gvk, &ev.Resource.Name, &ev.Resource.Namespace, &ev.Tenant.Project, &ev.Tenant.Org,
+		&actor, &actorUID, &outcome, &ev.Message, &ev.Reason,
+	}, f[:])
+	if gvk != "" {
 		var ok bool
 		ev.Resource.APIGroup, ev.Resource.APIVersion, ev.Resource.Type, ok = ParseGVK(gvk)
 		if !ok {
@@ -287,16 +354,10 @@ func (t *Transformer) event(n notification, alert transformers.Node) (ev auditpi
 				`group/version/Kind, "group/version, Kind=Kind" or Kind`, "unparseable GroupVersionKind")
 		}
 	}
-	for _, k := range []string{"alertname", "audit_id", "operation", "gvk"} {
-		delete(labels, k)
-	}
 	ev.Source = auditpipe.Source{Type: Format, Format: Format}
 	ev.Operation = Operation(ev.Action)
-	ev.Resource.Name, ev.Resource.Namespace = take(labels, "name"), take(labels, "namespace")
-	ev.Tenant = auditpipe.Tenant{Project: take(labels, "project"), Org: take(labels, "tenant")}
-	ev.Actor = ParseActor(take(labels, "actor"), take(labels, "actorUID"))
-	ev.Outcome = Outcome(take(labels, "admission_status"))
-	ev.Message, ev.Reason = take(annotations, "summary"), take(annotations, "reason")
+	ev.Actor = ParseActor(actor, actorUID)
+	ev.Outcome = Outcome(outcome)
 	if ev.Message == "" {
 		ev.Message = message(ev.Actor.Name, ev.Action, ev.Resource)
 	}
@@ -307,55 +368,81 @@ func (t *Transformer) event(n notification, alert transformers.Node) (ev auditpi
 	}
 
 	var d transformers.Details
-	d.Map("labels", labels)
-	d.Map("annotations", annotations)
-	for _, key := range []string{"fingerprint", "generatorURL"} {
-		s, ferr := alert.Get(key).OptString()
+	// The pairs live on the stack while they are read; the few an event
+	// keeps move to the heap with the details.
+	if len(labels) > 0 {
+		d.Pairs("labels", slices.Clone(labels))
+	}
+	if len(annotations) > 0 {
+		d.Pairs("annotations", slices.Clone(annotations))
+	}
+	for _, key := range [...]string{"fingerprint", "generatorURL"} {
+		s, ferr := alert.Get(key).OptStringBytes()
 		if ferr != nil {
 			return ev, "", ferr
 		}
-		d.String(key, s)
+		d.Bytes(key, s)
 	}
-	d.String("receiver", n.receiver)
-	d.String("groupKey", n.groupKey)
-	d.String("externalURL", n.externalURL)
+	d.Bytes("receiver", n.receiver)
+	d.Bytes("groupKey", n.groupKey)
+	d.Bytes("externalURL", n.externalURL)
 	if ev.Details, err = d.Build(t.opts.Redactor); err != nil {
 		return ev, "", err
 	}
 	return ev, "", nil
 }
 
-// stringMap reads a label or annotation set; missing or null is empty.
-// Empty values are dropped: Prometheus treats an empty label as an absent
-// one. Duplicate names are refused, as the canonical encoder refuses them,
-// so that no two readers of a payload can disagree about its content.
-func stringMap(n transformers.Node) (map[string]string, *transformers.Error) {
+// stringPairs appends a label or annotation set to dst, as views into the
+// document; missing or null is empty. Empty values are dropped: Prometheus
+// treats an empty label as an absent one. Duplicate names are refused, as
+// the canonical encoder refuses them, so that no two readers of a payload
+// can disagree about its content.
+func stringPairs(n transformers.Node, dst []transformers.Pair) ([]transformers.Pair, *transformers.Error) {
 	if !n.Present() {
-		return nil, nil
+		return dst, nil
 	}
 	if !n.IsObject() {
-		return nil, n.Err(transformers.ErrType, "object of strings or null")
+		return dst, n.Err(transformers.ErrType, "object of strings or null")
 	}
-	m := make(map[string]string)
+	start := len(dst)
+	var names [][]byte // every name seen, empty values included
+	var nameBuf [24][]byte
+	names = nameBuf[:0]
 	var err *transformers.Error
-	n.Members(func(k string, v transformers.Node) {
-		if err != nil {
-			return
+	var many map[string]struct{} // past a few names, a set beats a scan
+	n.EachMember(func(k []byte, v transformers.Node) bool {
+		dup := false
+		if many != nil {
+			_, dup = many[string(k)]
+			many[string(k)] = struct{}{}
+		} else {
+			for _, seen := range names {
+				dup = dup || string(seen) == string(k)
+			}
+			if names = append(names, k); len(names) > len(nameBuf) {
+				many = make(map[string]struct{}, 2*len(names))
+				for _, seen := range names {
+					many[string(seen)] = struct{}{}
+				}
+			}
 		}
-		if _, dup := m[k]; dup {
+		if dup {
 			err = v.Errf(transformers.ErrValue, "unique names", "duplicate name")
-			return
+			return false
 		}
-		m[k], err = v.OptString()
+		var s []byte
+		if s, err = v.OptStringBytes(); err != nil {
+			return false
+		}
+		if len(s) > 0 {
+			dst = append(dst, transformers.Pair{Name: k, Value: s})
+		}
+		return true
 	})
-	maps.DeleteFunc(m, func(_, v string) bool { return v == "" })
-	return m, err
-}
-
-func take(m map[string]string, k string) string {
-	v := m[k]
-	delete(m, k)
-	return v
+	if err != nil {
+		return dst[:start], err
+	}
+	return dst, nil
 }
 
 func missingOr(n transformers.Node, kind error) error {
@@ -370,11 +457,12 @@ func missingOr(n transformers.Node, kind error) error {
 // Alertmanager's zero time means unset, and years beyond 1..9999 in UTC
 // cannot be encoded again as RFC 3339, so both are refused too.
 func rfc3339(n transformers.Node) (time.Time, *transformers.Error) {
-	s, err := n.String()
+	b, err := n.StringBytes()
 	if err != nil {
 		return time.Time{}, err
 	}
-	ts, perr := time.Parse(time.RFC3339Nano, s)
+	// time.Parse keeps nothing of its input: no copy needed.
+	ts, perr := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(b), len(b)))
 	if perr != nil {
 		return time.Time{}, n.Errf(transformers.ErrValue, "RFC 3339 timestamp", "unparseable time")
 	}
@@ -399,14 +487,15 @@ func ParseGVK(s string) (group, version, kind string, ok bool) {
 			group, version = "", gv
 		}
 	} else {
-		parts := strings.Split(s, "/")
-		switch len(parts) {
+		switch strings.Count(s, "/") {
+		case 0:
+			kind, bare = s, true
 		case 1:
-			kind, bare = parts[0], true
+			version, kind, _ = strings.Cut(s, "/")
 		case 2:
-			version, kind = parts[0], parts[1]
-		case 3:
-			group, version, kind = parts[0], parts[1], parts[2]
+			var vk string
+			group, vk, _ = strings.Cut(s, "/")
+			version, kind, _ = strings.Cut(vk, "/")
 		default:
 			return "", "", "", false
 		}

@@ -128,7 +128,7 @@ func (t *Transformer) binary(in transformers.Input, res transformers.Result, now
 	if ct := strings.ToLower(in.Meta.ContentType()); ct != "" && ct != "application/json" && ct != "text/json" && !strings.HasSuffix(ct, "+json") {
 		return res, hdrErr("content-type", transformers.ErrUnsupported, "a JSON content type for the event data")
 	}
-	if in.Doc == nil && in.Value == nil && len(bytes.TrimSpace(in.Body)) == 0 {
+	if in.Doc == nil && in.Value == nil && in.Msgpack == nil && len(bytes.TrimSpace(in.Body)) == 0 {
 		res.Fail(&transformers.Error{Format: FormatCloudEvents, Item: -1, Path: "$", Kind: transformers.ErrMissing,
 			Expected: "the event data (a JSON object) as the body", Got: "empty body"})
 		return res, nil

@@ -80,7 +80,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 		if !ok {
 			continue
 		}
-		in.Body, in.Value, in.Doc = nil, nil, doc
+		in.Body, in.Value, in.Msgpack, in.Doc = nil, nil, nil, doc
 		res, err := c.Transformer.Transform(ctx, in)
 		doc.Close()
 		res.DecidedBy = decidedBy

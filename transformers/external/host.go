@@ -610,7 +610,7 @@ func (t *Transformer) result(r *proto.Result) payloadResult {
 func payload(in transformers.Input, now time.Time) (*proto.Payload, []*transformers.Error, *transformers.Error) {
 	p := &proto.Payload{SourceName: in.Meta.SourceName, Body: in.Body}
 	var itemErrs []*transformers.Error
-	if in.Body == nil && (in.Doc != nil || in.Value != nil) {
+	if in.Body == nil && (in.Doc != nil || in.Value != nil || in.Msgpack != nil) {
 		doc, err := transformers.DecodeWith(in, transformers.Options{}, Format)
 		if err != nil {
 			return nil, nil, transformers.AsError(Format, err)

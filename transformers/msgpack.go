@@ -1,0 +1,358 @@
+package transformers
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/tinylib/msgp/msgp"
+	"github.com/valyala/fastjson"
+)
+
+// decodeMsgpack builds a document from one msgpack value (a Fluent Bit
+// record) straight into the tree: no Go maps, JSON text or copies in
+// between, which is most of what a record used to cost. The tree's strings
+// point into b, which the caller keeps unchanged until the document is
+// closed (Input.Msgpack). The limits apply as they do to JSON; a duplicate
+// member name is an error, because a map that says two things about one
+// name cannot be read one way by every reader.
+func decodeMsgpack(b []byte, lim Limits, format string) (*Document, error) {
+	whole := func(kind error) *Error { return &Error{Format: format, Item: -1, Path: "$", Kind: kind} }
+	if len(b) > lim.MaxPayloadBytes {
+		e := whole(ErrTooLarge)
+		e.Expected, e.Got = fmt.Sprintf("at most %d bytes", lim.MaxPayloadBytes), fmt.Sprintf("%d bytes", len(b))
+		return nil, e
+	}
+	d := &Document{}
+	d.tree = treePool.Get().(*tree)
+	d.scratch = bufPool.Get().(*[]byte)
+	m := mpDecoder{t: d.tree, lim: lim, buf: (*d.scratch)[:0]}
+	v, rest, err := m.value(b, 1)
+	// The scratch buffer is the document's while the tree points into it;
+	// a grown copy replaces it (the old array stays alive while referenced).
+	*d.scratch = m.buf
+	if err == nil && len(rest) > 0 {
+		err = &mpError{e: &Error{Kind: ErrSyntax, Expected: "one msgpack value", Got: fmt.Sprintf("%d trailing bytes", len(rest))}}
+	}
+	if err != nil {
+		d.Close()
+		return nil, err.locate(NewNode(format, nil))
+	}
+	d.Roots = append(d.rootsInline[:0], Root{Node: NewNode(format, v)})
+	return d, nil
+}
+
+// mpError is a decoding error and the path steps to it, collected while
+// the recursion unwinds so that the happy path builds no path at all.
+type mpError struct {
+	e    *Error
+	segs []pathSeg
+}
+
+func (m *mpError) at(seg pathSeg) *mpError { m.segs = append(m.segs, seg); return m }
+
+func (m *mpError) locate(root Node) *Error {
+	path := root.Path()
+	for i := len(m.segs) - 1; i >= 0; i-- {
+		if s := m.segs[i]; s.idx >= 0 {
+			path = appendPathIndex(path, s.idx)
+		} else {
+			path = appendPathKey(path, s.key)
+		}
+	}
+	m.e.Format, m.e.Item, m.e.Path = root.format, root.item, path
+	return m.e
+}
+
+func mpErr(kind error, expected, got string) *mpError {
+	return &mpError{e: &Error{Kind: kind, Expected: expected, Got: got}}
+}
+
+type mpDecoder struct {
+	t   *tree
+	lim Limits
+	// buf holds the spellings of numbers; the tree's numbers point into
+	// it.
+	buf []byte
+}
+
+// str views b as a string: the tree's strings point into the record
+// itself, which outlives the document (Input.Msgpack).
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// keep copies b into buf, as a string that lives as long as the document.
+func (m *mpDecoder) keep(b []byte) string {
+	if cap(m.buf)-len(m.buf) < len(b) {
+		// Never grow in place: strings already made point into the
+		// current array.
+		m.buf = make([]byte, 0, max(2*cap(m.buf), 1024))
+	}
+	start := len(m.buf)
+	m.buf = append(m.buf, b...)
+	return str(m.buf[start:])
+}
+
+// number makes a number value of its spelling.
+func (m *mpDecoder) number(spelling []byte) *fastjson.Value {
+	return m.t.scalar(fastjson.TypeNumber, m.keep(spelling))
+}
+
+func (m *mpDecoder) value(b []byte, depth int) (*fastjson.Value, []byte, *mpError) {
+	if depth > m.lim.MaxDepth {
+		return nil, b, mpErr(ErrTooDeep, fmt.Sprintf("at most %d levels of nesting", m.lim.MaxDepth), "")
+	}
+	switch t := msgp.NextType(b); t {
+	case msgp.MapType:
+		return m.object(b, depth)
+	case msgp.ArrayType:
+		n, o, err := msgp.ReadArrayHeaderBytes(b)
+		if err != nil {
+			return nil, b, mpSyntax(err)
+		}
+		if int(n) > len(o) {
+			return nil, b, mpSyntax(msgp.ErrShortBytes)
+		}
+		arr, items := m.t.array(int(n))
+		for i := range items {
+			var e *mpError
+			if items[i], o, e = m.value(o, depth+1); e != nil {
+				return nil, b, e.at(pathSeg{idx: i})
+			}
+		}
+		return arr, o, nil
+	case msgp.StrType, msgp.BinType:
+		var s []byte
+		var o []byte
+		var err error
+		if t == msgp.StrType {
+			s, o, err = msgp.ReadStringZC(b)
+		} else {
+			s, o, err = msgp.ReadBytesZC(b)
+		}
+		if err != nil {
+			return nil, b, mpSyntax(err)
+		}
+		if len(s) > m.lim.MaxStringLength {
+			return nil, b, mpErr(ErrStringTooLong, fmt.Sprintf("at most %d bytes", m.lim.MaxStringLength), fmt.Sprintf("%d bytes", len(s)))
+		}
+		if !validUTF8(s) {
+			return nil, b, mpErr(ErrInvalidUTF8, "UTF-8 string", "string")
+		}
+		return m.t.scalar(fastjson.TypeString, str(s)), o, nil
+	case msgp.IntType:
+		i, o, err := msgp.ReadInt64Bytes(b)
+		if err != nil {
+			return nil, b, mpSyntax(err)
+		}
+		var tmp [24]byte
+		return m.number(strconv.AppendInt(tmp[:0], i, 10)), o, nil
+	case msgp.UintType:
+		u, o, err := msgp.ReadUint64Bytes(b)
+		if err != nil {
+			return nil, b, mpSyntax(err)
+		}
+		var tmp [24]byte
+		return m.number(strconv.AppendUint(tmp[:0], u, 10)), o, nil
+	case msgp.Float32Type, msgp.Float64Type:
+		var f float64
+		var o []byte
+		var err error
+		if t == msgp.Float32Type {
+			var f32 float32
+			f32, o, err = msgp.ReadFloat32Bytes(b)
+			f = float64(f32)
+		} else {
+			f, o, err = msgp.ReadFloat64Bytes(b)
+		}
+		if err != nil {
+			return nil, b, mpSyntax(err)
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, b, mpErr(ErrValue, "a finite number", "number")
+		}
+		var tmp [32]byte
+		return m.number(AppendES6Number(tmp[:0], f)), o, nil
+	case msgp.BoolType:
+		v, o, err := msgp.ReadBoolBytes(b)
+		if err != nil {
+			return nil, b, mpSyntax(err)
+		}
+		if v {
+			return m.t.scalar(fastjson.TypeTrue, ""), o, nil
+		}
+		return m.t.scalar(fastjson.TypeFalse, ""), o, nil
+	case msgp.NilType:
+		o, err := msgp.ReadNilBytes(b)
+		if err != nil {
+			return nil, b, mpSyntax(err)
+		}
+		return m.t.scalar(fastjson.TypeNull, ""), o, nil
+	case msgp.ExtensionType:
+		// Fluent Bit's EventTime (type 0) is the one extension records
+		// hold; it reads as the RFC 3339 time it stands for.
+		ts, o, err := MsgpackTime(b)
+		if err != nil {
+			return nil, b, mpErr(ErrType, "a JSON-compatible value", err.Error())
+		}
+		var tmp [40]byte
+		return m.t.scalar(fastjson.TypeString, m.keep(ts.AppendFormat(tmp[:0], time.RFC3339Nano))), o, nil
+	default:
+		if len(b) == 0 {
+			return nil, b, mpSyntax(msgp.ErrShortBytes)
+		}
+		return nil, b, mpErr(ErrType, "a JSON-compatible value", "msgpack "+t.String())
+	}
+}
+
+// largeObject is the member count above which duplicate names are found
+// with a set rather than by fastjson's linear search.
+const largeObject = 32
+
+func (m *mpDecoder) object(b []byte, depth int) (*fastjson.Value, []byte, *mpError) {
+	n, o, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return nil, b, mpSyntax(err)
+	}
+	if int(n) > len(o)/2 {
+		return nil, b, mpSyntax(msgp.ErrShortBytes)
+	}
+	v, kvs := m.t.object(int(n))
+	var seen map[string]struct{}
+	if n > largeObject {
+		seen = make(map[string]struct{}, n)
+	}
+	for i := range kvs {
+		var kb []byte
+		switch msgp.NextType(o) {
+		case msgp.StrType:
+			kb, o, err = msgp.ReadStringZC(o)
+		case msgp.BinType:
+			kb, o, err = msgp.ReadBytesZC(o)
+		default:
+			return nil, b, mpErr(ErrType, "string member names", "a msgpack "+msgp.NextType(o).String()+" member name")
+		}
+		if err != nil {
+			return nil, b, mpSyntax(err)
+		}
+		switch {
+		case len(kb) > m.lim.MaxStringLength:
+			return nil, b, mpErr(ErrStringTooLong, fmt.Sprintf("member names of at most %d bytes", m.lim.MaxStringLength), "").at(keySeg(kb))
+		case !validUTF8(kb):
+			return nil, b, mpErr(ErrInvalidUTF8, "UTF-8 member name", "").at(keySeg(kb))
+		}
+		k := str(kb)
+		dup := false
+		if seen != nil {
+			_, dup = seen[k]
+			seen[k] = struct{}{}
+		} else {
+			for j := range i {
+				dup = dup || kvs[j].k == k
+			}
+		}
+		if dup {
+			return nil, b, mpErr(ErrValue, "unique member names", "a duplicate name").at(keySeg(kb))
+		}
+		kvs[i].k = k
+		var e *mpError
+		if kvs[i].v, o, e = m.value(o, depth+1); e != nil {
+			return nil, b, e.at(keySeg(kb))
+		}
+	}
+	return v, o, nil
+}
+
+// keySeg is the path step of a member name, cut to a length a message can
+// show; built only for an error.
+func keySeg(k []byte) pathSeg {
+	return pathSeg{key: strings.ToValidUTF8(string(k[:min(len(k), 256)]), "\uFFFD"), idx: -1}
+}
+
+// validUTF8 is utf8.Valid with a quicker answer for the short ASCII
+// strings records are made of.
+func validUTF8(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(b)
+		}
+	}
+	return true
+}
+
+func mpSyntax(err error) *mpError {
+	return mpErr(ErrSyntax, "a msgpack value", err.Error())
+}
+
+// MsgpackTime reads Fluent Bit's timestamps: EventTime (extension type 0:
+// big-endian uint32 seconds, uint32 nanoseconds), integer seconds or float
+// seconds.
+func MsgpackTime(b []byte) (time.Time, []byte, error) {
+	switch msgp.NextType(b) {
+	case msgp.ExtensionType:
+		if len(b) >= 10 && b[0] == 0xd7 && b[1] == 0 { // fixext 8, type 0: every EventTime
+			s, ns := binary.BigEndian.Uint32(b[2:]), binary.BigEndian.Uint32(b[6:])
+			return time.Unix(int64(s), int64(ns)).UTC(), b[10:], nil
+		}
+		if t := extType(b); t != 0 {
+			return time.Time{}, b, fmt.Errorf("msgpack extension type %d is not EventTime (0)", t)
+		}
+		ext := msgp.RawExtension{Type: 0}
+		o, err := msgp.ReadExtensionBytes(b, &ext)
+		if err != nil {
+			return time.Time{}, b, fmt.Errorf("timestamp: %w", err)
+		}
+		if len(ext.Data) != 8 {
+			return time.Time{}, b, fmt.Errorf("timestamp: EventTime of %d bytes, want 8", len(ext.Data))
+		}
+		s, ns := binary.BigEndian.Uint32(ext.Data), binary.BigEndian.Uint32(ext.Data[4:])
+		return time.Unix(int64(s), int64(ns)).UTC(), o, nil
+	case msgp.IntType:
+		s, o, err := msgp.ReadInt64Bytes(b)
+		return time.Unix(s, 0).UTC(), o, err
+	case msgp.UintType:
+		s, o, err := msgp.ReadUint64Bytes(b)
+		if err == nil && s > math.MaxInt64 {
+			return time.Time{}, b, fmt.Errorf("timestamp: %d is out of range", s)
+		}
+		return time.Unix(int64(s), 0).UTC(), o, err
+	case msgp.Float64Type, msgp.Float32Type:
+		f, o, err := msgp.ReadFloat64Bytes(b)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1<<62/1e9 {
+			return time.Time{}, b, fmt.Errorf("timestamp: not a finite number of seconds")
+		}
+		sec := math.Floor(f)
+		// A float64 holds about a microsecond of precision at today's
+		// epoch seconds: more digits would be noise.
+		return time.Unix(int64(sec), int64(math.Round((f-sec)*1e6))*1e3).UTC(), o, nil
+	}
+	return time.Time{}, b, fmt.Errorf("timestamp: EventTime, integer or float, got %s", msgp.NextType(b))
+}
+
+// extType is the type byte of the extension b starts with, or -1.
+func extType(b []byte) int8 {
+	if len(b) < 2 {
+		return -1
+	}
+	switch b[0] {
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1..16
+		return int8(b[1])
+	case 0xc7: // ext 8
+		if len(b) > 2 {
+			return int8(b[2])
+		}
+	case 0xc8: // ext 16
+		if len(b) > 3 {
+			return int8(b[3])
+		}
+	case 0xc9: // ext 32
+		if len(b) > 5 {
+			return int8(b[5])
+		}
+	}
+	return -1
+}
