@@ -449,7 +449,7 @@ func (r *Root) Canonical(n Node, red *Redactor) (*Canonical, *Error) {
 	if n.v != r.v || b == nil {
 		return EncodeCanonical(n, red)
 	}
-	spans := r.scan.members[:r.scan.nMembers]
+	spans := r.scan.members[:r.scan.nMembers] // CanonicalBytes implies a scan
 	c := &Canonical{b: b}
 	if red == nil || len(spans) == 0 || r.scan.red != red {
 		return c, nil

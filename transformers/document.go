@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -22,7 +23,9 @@ type Root struct {
 	// document is open); nil when the payload arrived already decoded.
 	Raw    []byte
 	rawSHA string
-	scan   scanResult
+	// scan is the prescan of Raw (pooled, returned on Close); nil for a
+	// payload that arrived decoded.
+	scan *scanResult
 	// compact is Raw without its whitespace, when that is its canonical
 	// form (scanResult.spaced); pooled, returned on Close.
 	compact *[]byte
@@ -64,7 +67,7 @@ func (r *Root) Member(name string) (val []byte, clean, ok bool) {
 	if b == nil {
 		return nil, false, false
 	}
-	for _, m := range r.scan.members[:r.scan.nMembers] {
+	for _, m := range r.scan.members[:r.scan.nMembers] { // CanonicalBytes implies a scan
 		if string(b[m.keyStart:m.keyEnd]) == name {
 			return b[m.valStart:m.valEnd:m.valEnd], !m.dirty, true
 		}
@@ -96,7 +99,7 @@ func (r *Root) NoteCanonical(canonical []byte, id string) {
 // compacted copy), or nil.
 func (r *Root) CanonicalBytes() []byte {
 	switch {
-	case !r.scan.canonical || r.Raw == nil:
+	case r.scan == nil || !r.scan.canonical || r.Raw == nil:
 		return nil
 	case r.scan.spaced:
 		if r.compact == nil {
@@ -131,6 +134,7 @@ type Document struct {
 var (
 	parserPool fastjson.ParserPool
 	arenaPool  fastjson.ArenaPool
+	scanPool   = sync.Pool{New: func() any { return new(scanResult) }}
 )
 
 // Close returns the document's parser memory to the pools.
@@ -145,6 +149,11 @@ func (d *Document) Close() {
 		if c := d.Roots[i].compact; c != nil {
 			bufPool.Put(c)
 			d.Roots[i].compact = nil
+		}
+		if sc := d.Roots[i].scan; sc != nil {
+			*sc = scanResult{}
+			scanPool.Put(sc)
+			d.Roots[i].scan = nil
 		}
 	}
 	d.parsers = nil
@@ -301,10 +310,10 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy boo
 func decodeCanonical(body []byte, lim Limits, red *Redactor, format string) *Document {
 	d := &Document{}
 	d.Roots, d.parsers = d.rootsInline[:0], d.parsersInline[:0]
-	d.Roots = append(d.Roots, Root{Node: NewNode(format, nil), Raw: body, doc: d})
+	d.Roots = append(d.Roots, Root{Node: NewNode(format, nil), Raw: body, doc: d, scan: scanPool.Get().(*scanResult)})
 	root := &d.Roots[0]
 	compact := bufPool.Get().(*[]byte)
-	prescan(body, lim, red, &root.scan, compact)
+	prescan(body, lim, red, root.scan, compact)
 	if root.scan.ok && root.scan.canonical && root.scan.spaced {
 		root.compact = compact
 	} else {
@@ -332,7 +341,10 @@ func decodeCanonical(body []byte, lim Limits, red *Redactor, format string) *Doc
 // (prescan). Only when prescan objects is the tree walked, to name the
 // JSONPath of the problem.
 func strict(root *Root, lim Limits, red *Redactor) *Error {
-	r := &root.scan
+	if root.scan == nil {
+		root.scan = scanPool.Get().(*scanResult)
+	}
+	r := root.scan
 	var compact *[]byte
 	if red != nil {
 		// Only DecodeWith callers use Root.Canonical.

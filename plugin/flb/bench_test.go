@@ -3,15 +3,15 @@ package flb
 import (
 	"context"
 	"testing"
+	"time"
 
-	"github.com/auditpipe/auditpipe"
 	tbuiltin "github.com/auditpipe/auditpipe/transformers/builtin"
 )
 
 // BenchmarkFlushPath measures what a flush costs without the network: a
-// chunk of Alertmanager-alert-sized records (one alert each) decoded,
-// transformed, enriched and encoded as the outputs encode events. records/s
-// is per core: run with -cpu 1.
+// chunk of Alertmanager-alert-sized records (one alert each) read as
+// Instance.Flush reads them (decoded, transformed, enriched), then encoded
+// as the outputs encode events. records/s is per core: run with -cpu 1.
 func BenchmarkFlushPath(b *testing.B) {
 	am := payload(b, "alertmanager-audit.json").(map[string]any)
 	alerts := am["alerts"].([]any)
@@ -30,33 +30,21 @@ func BenchmarkFlushPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	tr, _ := reg.Get("alertmanager")
-	in := &Instance{cfg: &Config{}, tr: tr}
+	in := newInstance(&Config{}, nil, tr, nil, nil)
 	ctx := context.Background()
 	var buf []byte
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
 	for b.Loop() {
-		dec := NewDecoder(chunk)
-		var rec Record
-		var events []auditpipe.Event
-		for {
-			more, err := dec.Next(&rec)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if !more {
-				break
-			}
-			evs, reason, err := in.transform(ctx, "bench", "bench", &rec)
-			if err != nil || reason != "" {
-				b.Fatal(err, reason)
-			}
-			events = append(events, evs...)
+		bt := in.batches.Get().(*batch)
+		if err := in.read(ctx, "bench", chunk, time.Now(), bt); err != nil || len(bt.letters) > 0 || len(bt.events) != perChunk {
+			b.Fatal(err, bt.letters, len(bt.events))
 		}
 		buf = buf[:0]
-		for i := range events {
-			buf = events[i].AppendJSON(buf)
+		for i := range bt.events {
+			buf = bt.events[i].AppendJSON(buf)
 		}
+		in.putBatch(bt)
 	}
 	b.ReportMetric(float64(b.N*perChunk)/b.Elapsed().Seconds(), "records/s")
 }

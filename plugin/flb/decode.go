@@ -59,27 +59,37 @@ func (d *Decoder) Next(r *Record) (bool, error) {
 	if len(d.b) == 0 {
 		return false, nil
 	}
-	rest, err := msgp.Skip(d.b)
+	// Well-formed records are read in one pass; only a record that does
+	// not decode is delimited separately, to carry on after it.
+	rest, err := r.decode(d.b)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		*r = Record{}
+		rest, serr := msgp.Skip(d.b)
+		if serr != nil {
+			return false, fmt.Errorf("%w: %v", ErrCorrupt, serr)
+		}
+		r.Raw, d.b = d.b[:len(d.b)-len(rest)], rest
+		return true, err
 	}
 	r.Raw, d.b = d.b[:len(d.b)-len(rest)], rest
-	return true, r.decode()
+	return true, nil
 }
 
-func (r *Record) decode() error {
-	n, b, err := msgp.ReadArrayHeaderBytes(r.Raw)
+// decode reads the record at the start of chunk and returns what follows
+// it.
+func (r *Record) decode(chunk []byte) ([]byte, error) {
+	n, b, err := msgp.ReadArrayHeaderBytes(chunk)
 	if err != nil || n != 2 {
-		return fmt.Errorf("a record must be [timestamp, map] or [[timestamp, metadata], map], got %s", msgp.NextType(r.Raw))
+		return nil, fmt.Errorf("a record must be [timestamp, map] or [[timestamp, metadata], map], got %s", msgp.NextType(chunk))
 	}
 	if msgp.NextType(b) == msgp.ArrayType {
 		var hn uint32
 		hn, b, err = msgp.ReadArrayHeaderBytes(b)
 		if err != nil || hn == 0 {
-			return errors.New("a v2 record header must be [timestamp, metadata]")
+			return nil, errors.New("a v2 record header must be [timestamp, metadata]")
 		}
 		if r.Time, b, err = transformers.MsgpackTime(b); err != nil {
-			return err
+			return nil, err
 		}
 		if hn > 1 {
 			if len(b) > 0 && b[0] == 0x80 {
@@ -87,31 +97,31 @@ func (r *Record) decode() error {
 			} else {
 				var meta any
 				if meta, b, err = readValue(b, 0); err != nil {
-					return fmt.Errorf("metadata: %w", err)
+					return nil, fmt.Errorf("metadata: %w", err)
 				}
 				switch m := meta.(type) {
 				case map[string]any:
 					r.Meta = m
 				case nil:
 				default:
-					return fmt.Errorf("metadata: a map, got %T", meta)
+					return nil, fmt.Errorf("metadata: a map, got %T", meta)
 				}
 			}
 		}
 		for i := uint32(2); i < hn; i++ {
 			if b, err = msgp.Skip(b); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	} else if r.Time, b, err = transformers.MsgpackTime(b); err != nil {
-		return err
+		return nil, err
 	}
 	rest, err := msgp.Skip(b)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.Body = b[:len(b)-len(rest)]
-	return nil
+	return rest, nil
 }
 
 // member finds a member by name in a msgpack map without decoding the

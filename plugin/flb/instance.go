@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,8 @@ type Instance struct {
 	records, events, skipped, deadLettered atomic.Int64
 	ok, retry, failed                      atomic.Int64
 	closed                                 atomic.Bool
+
+	batches sync.Pool // *batch
 }
 
 // New builds an Instance from cfg. A nil logger discards logs.
@@ -104,7 +107,13 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 		store.Close()
 		return nil, cfg.rename(err)
 	}
-	return &Instance{cfg: cfg, log: logger, tr: tr, set: set, dlq: store, labels: cfg.Labels}, nil
+	return newInstance(cfg, logger, tr, set, store), nil
+}
+
+func newInstance(cfg *Config, logger *slog.Logger, tr transformers.Transformer, set *builtin.Set, store *dlq.Store) *Instance {
+	in := &Instance{cfg: cfg, log: logger, tr: tr, set: set, dlq: store, labels: cfg.Labels}
+	in.batches.New = func() any { return new(batch) }
+	return in
 }
 
 // Stats returns the counters.
@@ -132,75 +141,106 @@ func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
 	if in.closed.Load() {
 		return Retry
 	}
+	b := in.batches.Get().(*batch)
+	defer in.putBatch(b)
+	if err := in.read(ctx, tag, chunk, time.Now().UTC(), b); err != nil {
+		in.log.Warn("transformer unavailable; chunk will be retried", "tag", tag, "err", err)
+		return Retry
+	}
+	if len(b.letters) > 0 {
+		if err := in.dlq.DeadLetter(ctx, b.letters); err != nil {
+			in.log.Error("dead-letter store failed; chunk will be retried", "tag", tag, "err", err)
+			return Retry
+		}
+		in.deadLettered.Add(int64(len(b.letters)))
+		in.log.Warn("records dead-lettered", "tag", tag, "records", len(b.letters), "first_error", b.letters[0].Error)
+	}
+	if len(b.events) > 0 {
+		if err := in.set.Deliver(ctx, b.events); err != nil {
+			// Permanent rejections are already in the dead-letter store;
+			// what is left is retryable, or the store itself failed, which
+			// a later attempt may fix.
+			in.log.Warn("delivery incomplete; chunk will be retried", "tag", tag, "events", len(b.events), "err", err)
+			return Retry
+		}
+		in.events.Add(int64(len(b.events)))
+	}
+	if b.corrupt {
+		return Error
+	}
+	return OK
+}
+
+// batch is what one chunk makes. Batches are reused from flush to flush
+// (Set.Deliver keeps nothing of the events once it returns): a chunk's
+// events are its largest allocation.
+type batch struct {
+	events  []auditpipe.Event
+	letters []outputs.DeadLetter
+	corrupt bool
+}
+
+// maxPooledEvents bounds the batches kept for reuse, so one huge chunk
+// does not pin its memory.
+const maxPooledEvents = 4096
+
+func (in *Instance) putBatch(b *batch) {
+	if cap(b.events) > maxPooledEvents {
+		return
+	}
+	b.events = b.events[:0]
+	clear(b.letters)
+	b.letters = b.letters[:0]
+	b.corrupt = false
+	in.batches.Put(b)
+}
+
+// read decodes and transforms every record of chunk into b: events to
+// deliver, dead letters for what is not an audit payload, and the tail of
+// a chunk that cannot be read on. The error is non-nil only when the
+// transformer is unavailable and the chunk must be retried.
+func (in *Instance) read(ctx context.Context, tag string, chunk []byte, now time.Time, b *batch) error {
 	src := in.cfg.SourceName
 	if src == "" {
 		src = tag
 	}
-	now := time.Now().UTC()
-	var (
-		events  []auditpipe.Event
-		letters []outputs.DeadLetter
-		corrupt bool
-		rec     Record
-	)
+	var rec Record
+	var records int64
+	defer func() { in.records.Add(records) }()
 	dec := NewDecoder(chunk)
 	for {
 		more, err := dec.Next(&rec)
 		if errors.Is(err, ErrCorrupt) {
 			// Nothing after this point can be delimited: keep the bytes
 			// and deliver what came before.
-			corrupt = true
-			letters = append(letters, outputs.DeadLetter{Time: now, Source: src, Error: err.Error(), Payload: dec.Rest()})
-			break
+			b.corrupt = true
+			b.letters = append(b.letters, outputs.DeadLetter{Time: now, Source: src, Error: err.Error(), Payload: dec.Rest()})
+			return nil
 		}
 		if !more {
-			break
+			return nil
 		}
-		in.records.Add(1)
+		records++
 		if err != nil {
-			letters = append(letters, in.letter(now, src, &rec, err.Error()))
+			b.letters = append(b.letters, in.letter(now, src, &rec, err.Error()))
 			continue
 		}
-		evs, reason, err := in.transform(ctx, src, tag, &rec)
-		if err != nil {
-			in.log.Warn("transformer unavailable; chunk will be retried", "tag", tag, "err", err)
-			return Retry
+		var reason string
+		if b.events, reason, err = in.transform(ctx, src, tag, &rec, b.events); err != nil {
+			return err
 		}
 		if reason != "" {
-			letters = append(letters, in.letter(now, src, &rec, reason))
+			b.letters = append(b.letters, in.letter(now, src, &rec, reason))
 		}
-		events = append(events, evs...)
 	}
-	if len(letters) > 0 {
-		if err := in.dlq.DeadLetter(ctx, letters); err != nil {
-			in.log.Error("dead-letter store failed; chunk will be retried", "tag", tag, "err", err)
-			return Retry
-		}
-		in.deadLettered.Add(int64(len(letters)))
-		in.log.Warn("records dead-lettered", "tag", tag, "records", len(letters), "first_error", letters[0].Error)
-	}
-	if len(events) > 0 {
-		if err := in.set.Deliver(ctx, events); err != nil {
-			// Permanent rejections are already in the dead-letter store;
-			// what is left is retryable, or the store itself failed, which
-			// a later attempt may fix.
-			in.log.Warn("delivery incomplete; chunk will be retried", "tag", tag, "events", len(events), "err", err)
-			return Retry
-		}
-		in.events.Add(int64(len(events)))
-	}
-	if corrupt {
-		return Error
-	}
-	return OK
 }
 
 // transform turns one record into events. reason is non-empty when the
 // record (or part of it) must be dead-lettered; err only when the
 // transformer is unavailable and the chunk must be retried.
-func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record) (evs []auditpipe.Event, reason string, err error) {
+func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record, evs []auditpipe.Event) (_ []auditpipe.Event, reason string, err error) {
 	if msgp.NextType(rec.Body) != msgp.MapType {
-		return nil, "record is not a map but " + kind(rec.Body), nil
+		return evs, "record is not a map but " + kind(rec.Body), nil
 	}
 	input := transformers.Input{Meta: transformers.Meta{SourceName: src, ReceivedAt: rec.Time}}
 	if k := in.cfg.PayloadKey; k == "" {
@@ -209,9 +249,9 @@ func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record)
 		v, found, err := member(rec.Body, k)
 		switch {
 		case err != nil:
-			return nil, fmt.Sprintf("Payload_Key %q: %v", k, err), nil
+			return evs, fmt.Sprintf("Payload_Key %q: %v", k, err), nil
 		case !found || msgp.NextType(v) == msgp.NilType:
-			return nil, fmt.Sprintf("Payload_Key %q: missing from the record", k), nil
+			return evs, fmt.Sprintf("Payload_Key %q: missing from the record", k), nil
 		}
 		switch msgp.NextType(v) {
 		// The JSON text aliases the chunk, which outlives the transform;
@@ -223,12 +263,12 @@ func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record)
 		case msgp.MapType:
 			input.Msgpack = v
 		default:
-			return nil, fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v)), nil
+			return evs, fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v)), nil
 		}
 	}
 	res, terr := in.tr.Transform(ctx, input)
 	if terr != nil && errors.Is(terr, transformers.ErrUnavailable) {
-		return nil, "", terr
+		return evs, "", terr
 	}
 	var n int64
 	for _, k := range res.Skipped {
@@ -251,7 +291,7 @@ func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record)
 	for i := range res.Events {
 		in.enrich(&res.Events[i], tag, rec.Meta)
 	}
-	return res.Events, reason, nil
+	return append(evs, res.Events...), reason, nil
 }
 
 // enrich adds the configured labels, the tag and the v2 metadata; labels
