@@ -276,9 +276,15 @@ func keySeg(k []byte) pathSeg {
 // validUTF8 is utf8.Valid with a quicker answer for the short ASCII
 // strings records are made of.
 func validUTF8(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return utf8.Valid(b)
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:])&0x8080808080808080 != 0 {
+			return utf8.Valid(b[i:])
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] >= utf8.RuneSelf {
+			return utf8.Valid(b[i:])
 		}
 	}
 	return true

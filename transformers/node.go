@@ -180,6 +180,68 @@ func (n Node) EachMember(f func(name []byte, v Node) bool) {
 	})
 }
 
+// StringPairs appends the members of an object of strings (labels,
+// annotations) to dst, as views valid while the document is open. Missing
+// or null is empty, and so is a member whose value is "" or null: label
+// systems treat an empty label as an absent one. A duplicate name is
+// refused, as the canonical encoder refuses it, so that no two readers of
+// a payload can disagree about it. It reads the object in one pass and
+// builds a Node only for an error.
+func (n Node) StringPairs(dst []Pair) ([]Pair, *Error) {
+	if !n.Present() {
+		return dst, nil
+	}
+	if !n.IsObject() {
+		return dst, n.Err(ErrType, "object of strings or null")
+	}
+	start := len(dst)
+	var nameBuf [24][]byte // every name seen, empty values included
+	names := nameBuf[:0]
+	var many map[string]struct{} // past a few dozen names, a set beats a scan
+	var bad []byte
+	var badKind error
+	o, _ := n.v.Object()
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if bad != nil {
+			return
+		}
+		dup := false
+		if many != nil {
+			_, dup = many[string(k)]
+			many[string(k)] = struct{}{}
+		} else {
+			for _, seen := range names {
+				dup = dup || string(seen) == string(k)
+			}
+			if names = append(names, k); len(names) > len(nameBuf) {
+				many = make(map[string]struct{}, 2*len(names))
+				for _, seen := range names {
+					many[string(seen)] = struct{}{}
+				}
+			}
+		}
+		switch {
+		case dup:
+			bad, badKind = k, ErrValue
+		case v.Type() == fastjson.TypeString:
+			if s, _ := v.StringBytes(); len(s) > 0 {
+				dst = append(dst, Pair{Name: k, Value: s})
+			}
+		case v.Type() != fastjson.TypeNull:
+			bad, badKind = k, ErrType
+		}
+	})
+	if bad == nil {
+		return dst, nil
+	}
+	at := n.child(pathSeg{key: string(bad), idx: -1}, nil)
+	if badKind == ErrValue {
+		return dst[:start], at.Errf(ErrValue, "unique names", "duplicate name")
+	}
+	at.v = n.v.Get(string(bad))
+	return dst[:start], at.Err(ErrType, "string or null")
+}
+
 // CopyStrings copies each src into the string *dst points at, all in one
 // allocation: an event's dozen fields cost one allocation instead of a
 // dozen. The strings share memory, which is harmless: strings are

@@ -303,7 +303,7 @@ func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditp
 	}
 	var f [nFields][]byte
 	var pairBuf [16]transformers.Pair
-	labels, err := stringPairs(labelsNode, pairBuf[:0])
+	labels, err := labelsNode.StringPairs(pairBuf[:0])
 	if err != nil {
 		return ev, "", err
 	}
@@ -324,7 +324,7 @@ func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditp
 		}
 	}
 	labels = rest
-	annotations, err := stringPairs(alert.Get("annotations"), labels[len(labels):])
+	annotations, err := alert.Get("annotations").StringPairs(labels[len(labels):])
 	if err != nil {
 		return ev, "", err
 	}
@@ -390,59 +390,6 @@ func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditp
 		return ev, "", err
 	}
 	return ev, "", nil
-}
-
-// stringPairs appends a label or annotation set to dst, as views into the
-// document; missing or null is empty. Empty values are dropped: Prometheus
-// treats an empty label as an absent one. Duplicate names are refused, as
-// the canonical encoder refuses them, so that no two readers of a payload
-// can disagree about its content.
-func stringPairs(n transformers.Node, dst []transformers.Pair) ([]transformers.Pair, *transformers.Error) {
-	if !n.Present() {
-		return dst, nil
-	}
-	if !n.IsObject() {
-		return dst, n.Err(transformers.ErrType, "object of strings or null")
-	}
-	start := len(dst)
-	var names [][]byte // every name seen, empty values included
-	var nameBuf [24][]byte
-	names = nameBuf[:0]
-	var err *transformers.Error
-	var many map[string]struct{} // past a few names, a set beats a scan
-	n.EachMember(func(k []byte, v transformers.Node) bool {
-		dup := false
-		if many != nil {
-			_, dup = many[string(k)]
-			many[string(k)] = struct{}{}
-		} else {
-			for _, seen := range names {
-				dup = dup || string(seen) == string(k)
-			}
-			if names = append(names, k); len(names) > len(nameBuf) {
-				many = make(map[string]struct{}, 2*len(names))
-				for _, seen := range names {
-					many[string(seen)] = struct{}{}
-				}
-			}
-		}
-		if dup {
-			err = v.Errf(transformers.ErrValue, "unique names", "duplicate name")
-			return false
-		}
-		var s []byte
-		if s, err = v.OptStringBytes(); err != nil {
-			return false
-		}
-		if len(s) > 0 {
-			dst = append(dst, transformers.Pair{Name: k, Value: s})
-		}
-		return true
-	})
-	if err != nil {
-		return dst[:start], err
-	}
-	return dst, nil
 }
 
 func missingOr(n transformers.Node, kind error) error {

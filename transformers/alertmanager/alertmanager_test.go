@@ -3,6 +3,7 @@ package alertmanager_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -187,5 +188,62 @@ func TestDetect(t *testing.T) {
 			t.Errorf("Detect(%s) = %q, %v; want %q", body, got, ok, want)
 		}
 		doc.Close()
+	}
+}
+
+// TestLabelsAndAnnotations: labels and annotations are read in one pass;
+// the mapped ones become fields, the others details (sorted, redacted,
+// empty ones dropped), and a malformed one fails its alert at its path.
+func TestLabelsAndAnnotations(t *testing.T) {
+	tr := newTransformer(t, alertmanager.Config{}, transformers.Limits{})
+	alert := func(labels, annotations string) string {
+		return `{"version":"4","alerts":[{"labels":{"alertname":"audit","audit_id":"a1","operation":"UPDATE"` + labels +
+			`},"annotations":{"summary":"s"` + annotations + `},"startsAt":"2025-01-01T00:00:00Z"}]}`
+	}
+	tests := []struct {
+		name, labels, annotations string
+		details                   string // want, "" for none
+		errPath                   string // want a per-alert error there
+		errKind                   error
+	}{
+		{"mapped only", `,"name":"w","namespace":"ns","admission_status":"denied","empty":""`, `,"reason":"r"`, "", "", nil},
+		{"unmapped to details", `,"zeta":"z","alpha":"a","token":"hunter2","null":null`, `,"runbook":"u"`,
+			`{"annotations":{"runbook":"u"},"labels":{"alpha":"a","token":"[REDACTED]","zeta":"z"}}`, "", nil},
+		{"duplicate label", `,"name":"a","name":"b"`, ``, "", "$.alerts[0].labels.name", transformers.ErrValue},
+		{"number label", `,"name":7`, ``, "", "$.alerts[0].labels.name", transformers.ErrType},
+		{"object annotation", ``, `,"reason":{}`, "", "$.alerts[0].annotations.reason", transformers.ErrType},
+		{"duplicate annotation", ``, `,"summary":"again"`, "", "$.alerts[0].annotations.summary", transformers.ErrValue},
+	}
+	var many strings.Builder // past the names a scan compares
+	for i := range 40 {
+		fmt.Fprintf(&many, `,"l%02d":"v"`, i)
+	}
+	tests = append(tests, struct {
+		name, labels, annotations string
+		details                   string
+		errPath                   string
+		errKind                   error
+	}{"duplicate among many", many.String() + `,"l05":"again"`, ``, "", "$.alerts[0].labels.l05", transformers.ErrValue})
+	for _, tt := range tests {
+		res, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(alert(tt.labels, tt.annotations))})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if tt.errPath != "" {
+			if len(res.Errors) != 1 || res.Errors[0].Path != tt.errPath || !errors.Is(res.Errors[0], tt.errKind) || len(res.Events) != 0 {
+				t.Errorf("%s: got %v, want one %v at %s", tt.name, res.Errors, tt.errKind, tt.errPath)
+			}
+			continue
+		}
+		if len(res.Events) != 1 || len(res.Errors) != 0 {
+			t.Fatalf("%s: got %+v", tt.name, res)
+		}
+		ev := res.Events[0]
+		if string(ev.Details) != tt.details {
+			t.Errorf("%s: details %s, want %s", tt.name, ev.Details, tt.details)
+		}
+		if ev.ID != "a1" || ev.Message != "s" {
+			t.Errorf("%s: event %+v", tt.name, ev)
+		}
 	}
 }
