@@ -293,7 +293,7 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy boo
 		}
 		d.parsers = append(d.parsers, lp)
 		node := NewNode(format, v).AsItem(n)
-		node.line = line
+		node.line = int32(line)
 		root := Root{Node: node, Raw: l}
 		if e := strict(&root, lim, red); e != nil {
 			d.Errors = append(d.Errors, e)
@@ -366,7 +366,7 @@ func strict(root *Root, lim Limits, red *Redactor) *Error {
 	}
 	// Problems only visible in the raw text (a bad escape in a member
 	// name) have an offset but no path.
-	return &Error{Format: root.format, Item: root.item, Line: root.line, Path: "$", Kind: r.kind, Detail: fmt.Sprintf("%s at byte offset %d", r.msg, r.off)}
+	return &Error{Format: root.format, Item: int(root.item), Line: int(root.line), Path: "$", Kind: r.kind, Detail: fmt.Sprintf("%s at byte offset %d", r.msg, r.off)}
 }
 
 func invalidUTF8Offset(b []byte) int {
@@ -397,7 +397,7 @@ func checkValue(at Node, v *fastjson.Value, depth int, lim Limits) *Error {
 			path = appendPathKey(path, segs[i].key)
 		}
 	}
-	e.Format, e.Item, e.Line, e.Path = at.format, at.item, at.line, path
+	e.Format, e.Item, e.Line, e.Path = at.format, int(at.item), int(at.line), path
 	return e
 }
 

@@ -32,7 +32,8 @@ func decodeMsgpack(b []byte, lim Limits, format string) (*Document, error) {
 	d.tree = treePool.Get().(*tree)
 	d.scratch = bufPool.Get().(*[]byte)
 	m := mpDecoder{t: d.tree, lim: lim, buf: (*d.scratch)[:0]}
-	v, rest, err := m.value(b, 1)
+	root := &d.tree.vals.take(1)[0]
+	rest, err := m.value(root, b, 1)
 	// The scratch buffer is the document's while the tree points into it;
 	// a grown copy replaces it (the old array stays alive while referenced).
 	*d.scratch = m.buf
@@ -43,7 +44,7 @@ func decodeMsgpack(b []byte, lim Limits, format string) (*Document, error) {
 		d.Close()
 		return nil, err.locate(NewNode(format, nil))
 	}
-	d.Roots = append(d.rootsInline[:0], Root{Node: NewNode(format, v)})
+	d.Roots = append(d.rootsInline[:0], Root{Node: NewNode(format, (*fastjson.Value)(unsafe.Pointer(root)))})
 	return d, nil
 }
 
@@ -65,7 +66,7 @@ func (m *mpError) locate(root Node) *Error {
 			path = appendPathKey(path, s.key)
 		}
 	}
-	m.e.Format, m.e.Item, m.e.Path = root.format, root.item, path
+	m.e.Format, m.e.Item, m.e.Path = root.format, int(root.item), path
 	return m.e
 }
 
@@ -97,37 +98,67 @@ func (m *mpDecoder) keep(b []byte) string {
 	return str(m.buf[start:])
 }
 
-// number makes a number value of its spelling.
-func (m *mpDecoder) number(spelling []byte) *fastjson.Value {
-	return m.t.scalar(fastjson.TypeNumber, m.keep(spelling))
+// number sets dst to a number of that spelling.
+func (m *mpDecoder) number(dst *treeValue, spelling []byte) {
+	*dst = treeValue{t: fastjson.TypeNumber, s: m.keep(spelling)}
 }
 
-func (m *mpDecoder) value(b []byte, depth int) (*fastjson.Value, []byte, *mpError) {
+// value decodes the value at the start of b into dst and returns what
+// follows it. The common lead bytes (fixmap, fixarray, fixstr, str8,
+// positive fixint, nil, booleans) are read here; msgp reads the rest.
+func (m *mpDecoder) value(dst *treeValue, b []byte, depth int) ([]byte, *mpError) {
 	if depth > m.lim.MaxDepth {
-		return nil, b, mpErr(ErrTooDeep, fmt.Sprintf("at most %d levels of nesting", m.lim.MaxDepth), "")
+		return b, mpErr(ErrTooDeep, fmt.Sprintf("at most %d levels of nesting", m.lim.MaxDepth), "")
+	}
+	if len(b) == 0 {
+		return b, mpSyntax(msgp.ErrShortBytes)
+	}
+	switch c := b[0]; {
+	case c <= 0x7f: // positive fixint
+		var tmp [4]byte
+		m.number(dst, strconv.AppendUint(tmp[:0], uint64(c), 10))
+		return b[1:], nil
+	case c >= 0xa0 && c <= 0xbf: // fixstr
+		return m.str(dst, b, 1, int(c&0x1f))
+	case c == 0xd9: // str8
+		if len(b) < 2 {
+			return b, mpSyntax(msgp.ErrShortBytes)
+		}
+		return m.str(dst, b, 2, int(b[1]))
+	case c == 0xc0:
+		*dst = treeValue{t: fastjson.TypeNull}
+		return b[1:], nil
+	case c == 0xc2:
+		*dst = treeValue{t: fastjson.TypeFalse}
+		return b[1:], nil
+	case c == 0xc3:
+		*dst = treeValue{t: fastjson.TypeTrue}
+		return b[1:], nil
 	}
 	switch t := msgp.NextType(b); t {
 	case msgp.MapType:
-		return m.object(b, depth)
+		return m.object(dst, b, depth)
 	case msgp.ArrayType:
 		n, o, err := msgp.ReadArrayHeaderBytes(b)
 		if err != nil {
-			return nil, b, mpSyntax(err)
+			return b, mpSyntax(err)
 		}
 		if int(n) > len(o) {
-			return nil, b, mpSyntax(msgp.ErrShortBytes)
+			return b, mpSyntax(msgp.ErrShortBytes)
 		}
-		arr, items := m.t.array(int(n))
+		items := m.t.vals.take(int(n))
+		ptrs := m.t.ptrs.take(int(n))
+		*dst = treeValue{t: fastjson.TypeArray, a: ptrs}
 		for i := range items {
 			var e *mpError
-			if items[i], o, e = m.value(o, depth+1); e != nil {
-				return nil, b, e.at(pathSeg{idx: i})
+			if o, e = m.value(&items[i], o, depth+1); e != nil {
+				return b, e.at(pathSeg{idx: i})
 			}
+			ptrs[i] = (*fastjson.Value)(unsafe.Pointer(&items[i]))
 		}
-		return arr, o, nil
+		return o, nil
 	case msgp.StrType, msgp.BinType:
-		var s []byte
-		var o []byte
+		var s, o []byte
 		var err error
 		if t == msgp.StrType {
 			s, o, err = msgp.ReadStringZC(b)
@@ -135,29 +166,25 @@ func (m *mpDecoder) value(b []byte, depth int) (*fastjson.Value, []byte, *mpErro
 			s, o, err = msgp.ReadBytesZC(b)
 		}
 		if err != nil {
-			return nil, b, mpSyntax(err)
+			return b, mpSyntax(err)
 		}
-		if len(s) > m.lim.MaxStringLength {
-			return nil, b, mpErr(ErrStringTooLong, fmt.Sprintf("at most %d bytes", m.lim.MaxStringLength), fmt.Sprintf("%d bytes", len(s)))
-		}
-		if !validUTF8(s) {
-			return nil, b, mpErr(ErrInvalidUTF8, "UTF-8 string", "string")
-		}
-		return m.t.scalar(fastjson.TypeString, str(s)), o, nil
+		return m.str(dst, b, len(b)-len(o)-len(s), len(s))
 	case msgp.IntType:
 		i, o, err := msgp.ReadInt64Bytes(b)
 		if err != nil {
-			return nil, b, mpSyntax(err)
+			return b, mpSyntax(err)
 		}
 		var tmp [24]byte
-		return m.number(strconv.AppendInt(tmp[:0], i, 10)), o, nil
+		m.number(dst, strconv.AppendInt(tmp[:0], i, 10))
+		return o, nil
 	case msgp.UintType:
 		u, o, err := msgp.ReadUint64Bytes(b)
 		if err != nil {
-			return nil, b, mpSyntax(err)
+			return b, mpSyntax(err)
 		}
 		var tmp [24]byte
-		return m.number(strconv.AppendUint(tmp[:0], u, 10)), o, nil
+		m.number(dst, strconv.AppendUint(tmp[:0], u, 10))
+		return o, nil
 	case msgp.Float32Type, msgp.Float64Type:
 		var f float64
 		var o []byte
@@ -170,101 +197,122 @@ func (m *mpDecoder) value(b []byte, depth int) (*fastjson.Value, []byte, *mpErro
 			f, o, err = msgp.ReadFloat64Bytes(b)
 		}
 		if err != nil {
-			return nil, b, mpSyntax(err)
+			return b, mpSyntax(err)
 		}
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, b, mpErr(ErrValue, "a finite number", "number")
+			return b, mpErr(ErrValue, "a finite number", "number")
 		}
 		var tmp [32]byte
-		return m.number(AppendES6Number(tmp[:0], f)), o, nil
-	case msgp.BoolType:
-		v, o, err := msgp.ReadBoolBytes(b)
-		if err != nil {
-			return nil, b, mpSyntax(err)
-		}
-		if v {
-			return m.t.scalar(fastjson.TypeTrue, ""), o, nil
-		}
-		return m.t.scalar(fastjson.TypeFalse, ""), o, nil
-	case msgp.NilType:
-		o, err := msgp.ReadNilBytes(b)
-		if err != nil {
-			return nil, b, mpSyntax(err)
-		}
-		return m.t.scalar(fastjson.TypeNull, ""), o, nil
+		m.number(dst, AppendES6Number(tmp[:0], f))
+		return o, nil
 	case msgp.ExtensionType:
 		// Fluent Bit's EventTime (type 0) is the one extension records
 		// hold; it reads as the RFC 3339 time it stands for.
 		ts, o, err := MsgpackTime(b)
 		if err != nil {
-			return nil, b, mpErr(ErrType, "a JSON-compatible value", err.Error())
+			return b, mpErr(ErrType, "a JSON-compatible value", err.Error())
 		}
 		var tmp [40]byte
-		return m.t.scalar(fastjson.TypeString, m.keep(ts.AppendFormat(tmp[:0], time.RFC3339Nano))), o, nil
+		*dst = treeValue{t: fastjson.TypeString, s: m.keep(ts.AppendFormat(tmp[:0], time.RFC3339Nano))}
+		return o, nil
 	default:
-		if len(b) == 0 {
-			return nil, b, mpSyntax(msgp.ErrShortBytes)
-		}
-		return nil, b, mpErr(ErrType, "a JSON-compatible value", "msgpack "+t.String())
+		return b, mpErr(ErrType, "a JSON-compatible value", "msgpack "+t.String())
 	}
+}
+
+// str sets dst to the string of n bytes after a header of h bytes.
+func (m *mpDecoder) str(dst *treeValue, b []byte, h, n int) ([]byte, *mpError) {
+	if len(b) < h+n {
+		return b, mpSyntax(msgp.ErrShortBytes)
+	}
+	s := b[h : h+n]
+	if n > m.lim.MaxStringLength {
+		return b, mpErr(ErrStringTooLong, fmt.Sprintf("at most %d bytes", m.lim.MaxStringLength), fmt.Sprintf("%d bytes", n))
+	}
+	if !validUTF8(s) {
+		return b, mpErr(ErrInvalidUTF8, "UTF-8 string", "string")
+	}
+	*dst = treeValue{t: fastjson.TypeString, s: str(s)}
+	return b[h+n:], nil
 }
 
 // largeObject is the member count above which duplicate names are found
 // with a set rather than by fastjson's linear search.
 const largeObject = 32
 
-func (m *mpDecoder) object(b []byte, depth int) (*fastjson.Value, []byte, *mpError) {
+func (m *mpDecoder) object(dst *treeValue, b []byte, depth int) ([]byte, *mpError) {
 	n, o, err := msgp.ReadMapHeaderBytes(b)
 	if err != nil {
-		return nil, b, mpSyntax(err)
+		return b, mpSyntax(err)
 	}
 	if int(n) > len(o)/2 {
-		return nil, b, mpSyntax(msgp.ErrShortBytes)
+		return b, mpSyntax(msgp.ErrShortBytes)
 	}
-	v, kvs := m.t.object(int(n))
+	kvs := m.t.kvs.take(int(n))
+	vals := m.t.vals.take(int(n))
+	*dst = treeValue{t: fastjson.TypeObject, o: treeObject{kvs: kvs, keysUnescaped: true}}
 	var seen map[string]struct{}
 	if n > largeObject {
 		seen = make(map[string]struct{}, n)
 	}
+	// Names are told apart by a 64-bit filter first: most objects are
+	// small and their names differ in length or ends.
+	var filter uint64
 	for i := range kvs {
 		var kb []byte
-		switch msgp.NextType(o) {
-		case msgp.StrType:
-			kb, o, err = msgp.ReadStringZC(o)
-		case msgp.BinType:
-			kb, o, err = msgp.ReadBytesZC(o)
-		default:
-			return nil, b, mpErr(ErrType, "string member names", "a msgpack "+msgp.NextType(o).String()+" member name")
-		}
-		if err != nil {
-			return nil, b, mpSyntax(err)
+		if len(o) > 0 && o[0] >= 0xa0 && o[0] <= 0xbf && len(o) > int(o[0]&0x1f) { // fixstr
+			c := o[0]
+			kb, o = o[1:1+int(c&0x1f)], o[1+int(c&0x1f):]
+		} else {
+			switch msgp.NextType(o) {
+			case msgp.StrType:
+				kb, o, err = msgp.ReadStringZC(o)
+			case msgp.BinType:
+				kb, o, err = msgp.ReadBytesZC(o)
+			default:
+				return b, mpErr(ErrType, "string member names", "a msgpack "+msgp.NextType(o).String()+" member name")
+			}
+			if err != nil {
+				return b, mpSyntax(err)
+			}
 		}
 		switch {
 		case len(kb) > m.lim.MaxStringLength:
-			return nil, b, mpErr(ErrStringTooLong, fmt.Sprintf("member names of at most %d bytes", m.lim.MaxStringLength), "").at(keySeg(kb))
+			return b, mpErr(ErrStringTooLong, fmt.Sprintf("member names of at most %d bytes", m.lim.MaxStringLength), "").at(keySeg(kb))
 		case !validUTF8(kb):
-			return nil, b, mpErr(ErrInvalidUTF8, "UTF-8 member name", "").at(keySeg(kb))
+			return b, mpErr(ErrInvalidUTF8, "UTF-8 member name", "").at(keySeg(kb))
 		}
 		k := str(kb)
 		dup := false
 		if seen != nil {
 			_, dup = seen[k]
 			seen[k] = struct{}{}
-		} else {
+		} else if bit := nameBit(kb); filter&bit != 0 {
 			for j := range i {
 				dup = dup || kvs[j].k == k
 			}
+		} else {
+			filter |= bit
 		}
 		if dup {
-			return nil, b, mpErr(ErrValue, "unique member names", "a duplicate name").at(keySeg(kb))
+			return b, mpErr(ErrValue, "unique member names", "a duplicate name").at(keySeg(kb))
 		}
-		kvs[i].k = k
 		var e *mpError
-		if kvs[i].v, o, e = m.value(o, depth+1); e != nil {
-			return nil, b, e.at(keySeg(kb))
+		if o, e = m.value(&vals[i], o, depth+1); e != nil {
+			return b, e.at(keySeg(kb))
 		}
+		kvs[i] = treeKV{k: k, v: (*fastjson.Value)(unsafe.Pointer(&vals[i]))}
 	}
-	return v, o, nil
+	return o, nil
+}
+
+// nameBit is a member name's bit in an object's duplicate filter.
+func nameBit(k []byte) uint64 {
+	h := uint(len(k))
+	if len(k) > 0 {
+		h = h*31 + uint(k[0])*7 + uint(k[len(k)-1])
+	}
+	return 1 << (h & 63)
 }
 
 // keySeg is the path step of a member name, cut to a length a message can
@@ -276,15 +324,12 @@ func keySeg(k []byte) pathSeg {
 // validUTF8 is utf8.Valid with a quicker answer for the short ASCII
 // strings records are made of.
 func validUTF8(b []byte) bool {
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		if binary.LittleEndian.Uint64(b[i:])&0x8080808080808080 != 0 {
-			return utf8.Valid(b[i:])
-		}
+	if len(b) > 16 {
+		return utf8.Valid(b) // reads ASCII a word at a time itself
 	}
-	for ; i < len(b); i++ {
-		if b[i] >= utf8.RuneSelf {
-			return utf8.Valid(b[i:])
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(b)
 		}
 	}
 	return true

@@ -14,12 +14,16 @@ import (
 // last few steps are kept as segments, so navigating a few levels down
 // allocates nothing on the happy path.
 type Node struct {
-	v      *fastjson.Value
-	base   string // JSONPath of an ancestor; "" for the root ($)
-	segs   [lazySegs]pathSeg
-	nsegs  int
-	item   int // batch item index the node belongs to, or -1
-	line   int // NDJSON line, or 0
+	v    *fastjson.Value
+	base string // JSONPath of an ancestor; "" for the root ($)
+	// The steps below base: a member name, or an index when idxs[i] >= 0.
+	// Kept in two arrays and small integers because nodes are copied on
+	// every step down a payload: the smaller, the cheaper.
+	keys   [lazySegs]string
+	idxs   [lazySegs]int32
+	nsegs  uint8
+	item   int32 // batch item index the node belongs to, or -1
+	line   int32 // NDJSON line, or 0
 	format string
 }
 
@@ -43,7 +47,7 @@ func (n Node) child(seg pathSeg, v *fastjson.Value) Node {
 	if c.nsegs == lazySegs {
 		c.base, c.nsegs = n.Path(), 0
 	}
-	c.segs[c.nsegs] = seg
+	c.keys[c.nsegs], c.idxs[c.nsegs] = seg.key, int32(seg.idx)
 	c.nsegs++
 	return c
 }
@@ -59,13 +63,13 @@ func (n Node) Format() string { return n.format }
 func (n Node) WithFormat(f string) Node { n.format = f; return n }
 
 // Item is the batch item index of the node, or -1.
-func (n Node) Item() int { return n.item }
+func (n Node) Item() int { return int(n.item) }
 
 // Line is the NDJSON line of the node, or 0.
-func (n Node) Line() int { return n.line }
+func (n Node) Line() int { return int(n.line) }
 
 // AsItem marks n as batch item i: errors under it report the index.
-func (n Node) AsItem(i int) Node { n.item = i; return n }
+func (n Node) AsItem(i int) Node { n.item = int32(i); return n }
 
 // Path is the JSONPath of the node ($ for a root).
 func (n Node) Path() string {
@@ -73,11 +77,11 @@ func (n Node) Path() string {
 	if p == "" {
 		p = "$"
 	}
-	for _, s := range n.segs[:n.nsegs] {
-		if s.idx >= 0 {
-			p = appendPathIndex(p, s.idx)
+	for i := range n.nsegs {
+		if n.idxs[i] >= 0 {
+			p = appendPathIndex(p, int(n.idxs[i]))
 		} else {
-			p = appendPathKey(p, s.key)
+			p = appendPathKey(p, n.keys[i])
 		}
 	}
 	return p
@@ -271,7 +275,7 @@ func CopyStrings(dst []*string, src [][]byte) {
 
 // Err builds an error located at n.
 func (n Node) Err(kind error, expected string) *Error {
-	return &Error{Format: n.format, Item: n.item, Line: n.line, Path: n.Path(), Kind: kind, Expected: expected, Got: n.Kind()}
+	return &Error{Format: n.format, Item: int(n.item), Line: int(n.line), Path: n.Path(), Kind: kind, Expected: expected, Got: n.Kind()}
 }
 
 // Errf builds an error located at n with a free-text detail.

@@ -42,7 +42,8 @@ var (
 )
 
 // tree allocates a document's values, members and array elements in
-// slabs that are reused from one document to the next.
+// slabs that are reused from one document to the next. The decoder takes
+// an object's or array's children as one run and writes every value whole.
 type tree struct {
 	vals slab[treeValue]
 	kvs  slab[treeKV]
@@ -50,31 +51,6 @@ type tree struct {
 }
 
 var treePool = sync.Pool{New: func() any { return new(tree) }}
-
-// Every value is written whole, and the caller fills every member and
-// element it takes: slabs are not cleared between documents.
-
-// scalar makes a string, number, boolean or null; s is the string or the
-// number's spelling, unescaped.
-func (t *tree) scalar(typ fastjson.Type, s string) *fastjson.Value {
-	v := &t.vals.take(1)[0]
-	*v = treeValue{t: typ, s: s}
-	return (*fastjson.Value)(unsafe.Pointer(v))
-}
-
-// object makes an object of n members, which the caller fills in.
-func (t *tree) object(n int) (*fastjson.Value, []treeKV) {
-	v := &t.vals.take(1)[0]
-	*v = treeValue{t: fastjson.TypeObject, o: treeObject{kvs: t.kvs.take(n), keysUnescaped: true}}
-	return (*fastjson.Value)(unsafe.Pointer(v)), v.o.kvs
-}
-
-// array makes an array of n elements, which the caller fills in.
-func (t *tree) array(n int) (*fastjson.Value, []*fastjson.Value) {
-	v := &t.vals.take(1)[0]
-	*v = treeValue{t: fastjson.TypeArray, a: t.ptrs.take(n)}
-	return (*fastjson.Value)(unsafe.Pointer(v)), v.a
-}
 
 // reset keeps the slabs for the next document. They are not cleared: the
 // stale pointers they hold are overwritten before they are read again,

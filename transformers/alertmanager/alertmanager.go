@@ -205,10 +205,10 @@ func readNotification(p transformers.Node, res *transformers.Result) (notificati
 		return n, err
 	}
 	version := p.Get("version")
-	if v, _ := version.OptString(); !version.IsString() || v != Version {
+	if v, _ := version.OptStringBytes(); !version.IsString() || string(v) != Version {
 		e := version.Errf(transformers.ErrUnsupported, strconv.Quote(Version), "only Alertmanager webhook payload version "+Version+" is supported")
-		if isVersionNumber(v) {
-			e.Got = strconv.Quote(v) // a version number is never a secret
+		if isVersionNumber(string(v)) {
+			e.Got = strconv.Quote(string(v)) // a version number is never a secret
 		}
 		return n, e
 	}
