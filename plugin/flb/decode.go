@@ -251,4 +251,3 @@ func readValue(b []byte, depth int) (any, []byte, error) {
 }
 
 func wrapRead[T any](v T, o []byte, err error) (any, []byte, error) { return v, o, err }
-
