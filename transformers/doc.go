@@ -2,9 +2,10 @@
 // (sidecar, Fluent Bit plugin, CLI) and the decoders that turn one source
 // format into common [auditpipe.Event]s.
 //
-// A transformer receives an [Input]: either the raw payload bytes (HTTP body,
-// file) or an already-decoded value (the Fluent Bit plugin's msgpack maps, so
-// the plugin never re-encodes JSON), plus request metadata. It returns a
+// A transformer receives an [Input]: the raw payload bytes (HTTP body, file),
+// one msgpack value (a Fluent Bit record, decoded straight into the tree, so
+// the plugin never re-encodes JSON) or an already-decoded Go value, plus
+// request metadata. It returns a
 // [Result]: the events it made, a typed [*Error] for every item it could not
 // map (one bad alert never drops the other forty-nine), and counts of items it
 // deliberately skipped. A returned error means the payload as a whole was
