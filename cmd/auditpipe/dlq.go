@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/auditpipe/auditpipe/sidecar/config"
 
 	"github.com/auditpipe/auditpipe/outputs"
 	obuiltin "github.com/auditpipe/auditpipe/outputs/builtin"
@@ -21,23 +21,25 @@ import (
 )
 
 // deliveryConfig is the part of the sidecar's configuration file the dlq
-// commands read: the outputs and where dead letters are kept. Other
-// sections of the file are ignored here; the sidecar checks them.
+// commands and normalize --outputs use: the outputs and where dead letters
+// are kept. The file is read as the sidecar reads it (references expanded,
+// unknown keys refused), but it need not hold sources: a file of outputs
+// alone will do.
 type deliveryConfig struct {
-	Outputs    []obuiltin.OutputConfig `yaml:"outputs"`
-	DeadLetter dlq.Config              `yaml:"dead_letter"`
+	Outputs    []obuiltin.OutputConfig
+	DeadLetter dlq.Config
 }
 
 func loadDeliveryConfig(path string) (deliveryConfig, error) {
-	var c deliveryConfig
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return c, err
+		return deliveryConfig{}, err
 	}
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("%s: %w", path, err)
+	var c config.Config
+	if err := config.Decode(b, os.LookupEnv, &c); err != nil {
+		return deliveryConfig{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return c, nil
+	return deliveryConfig{Outputs: c.Outputs, DeadLetter: c.DeadLetter}, nil
 }
 
 // openOutputs builds the outputs a configuration file describes, with its

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/auditpipe/auditpipe/sidecar/config"
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/transformers"
@@ -219,16 +219,15 @@ func sourceNameFor(f string) string {
 	return filepath.Base(f)
 }
 
-// loadYAML decodes a YAML file strictly: an unknown key is an error naming
-// it, never silently ignored.
+// loadYAML decodes a YAML file as the sidecar reads its own: references
+// (${VAR}...) expanded, and an unknown key an error naming it, never
+// silently ignored.
 func loadYAML(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+	if err := config.Decode(b, os.LookupEnv, v); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/sidecar/config"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/alertmanager"
 	"github.com/auditpipe/auditpipe/transformers/app"
@@ -189,10 +190,10 @@ func (c *Config) loadFile(path string) error {
 		return keyErr("Config", "%v", err)
 	}
 	var fc fileConfig
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil {
-		return keyErr("Config", "%s: %v", path, err)
+	// As the sidecar reads its file: ${VAR}, ${VAR:-default}, ${file:PATH}
+	// and $$ expanded in values, unknown keys refused.
+	if err := config.Decode(data, nil, &fc); err != nil {
+		return keyErr("Config", "%s: %s", path, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if len(fc.Outputs) == 0 {
 		return keyErr("Config", "%s: outputs: at least one required", path)

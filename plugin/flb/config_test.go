@@ -68,16 +68,21 @@ outputs:
     type: file
     match: {outcomes: [denied]}
     file: {path: /tmp/denied.ndjson}
-labels: {cluster: prod}
+labels: {cluster: "${AUDITPIPE_TEST_CLUSTER}", zone: "${AUDITPIPE_TEST_UNSET:-eu-1}"}
 redact: {add_keys: [ssn]}
 dead_letter: {dir: /tmp/dlq}
 `)
+	t.Setenv("AUDITPIPE_TEST_CLUSTER", "prod")
 	c, err := ParseConfig(keys("Config", path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Outputs) != 2 || c.Labels["cluster"] != "prod" || c.DLQDir != "/tmp/dlq" {
+	if len(c.Outputs) != 2 || c.Labels["cluster"] != "prod" || c.Labels["zone"] != "eu-1" || c.DLQDir != "/tmp/dlq" {
 		t.Fatalf("cfg = %+v", c)
+	}
+	writeFile(t, path, "outputs: [{name: x, type: stdout}]\nlabels: {a: \"${AUDITPIPE_TEST_UNSET}\"}\n")
+	if _, err := ParseConfig(keys("Config", path, "DLQ_Dir", "/tmp/d")); err == nil || !strings.Contains(err.Error(), "AUDITPIPE_TEST_UNSET") {
+		t.Fatalf("unset variable: err = %v, want it named", err)
 	}
 	writeFile(t, path, "outputs: [{name: x, type: stdout}]\nsources: []\n")
 	if _, err := ParseConfig(keys("Config", path, "DLQ_Dir", "/tmp/d")); err == nil || !strings.Contains(err.Error(), "Config:") {

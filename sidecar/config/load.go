@@ -41,36 +41,66 @@ func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
 	return parse(data, osLookups(env))
 }
 
-func parse(data []byte, lk lookups) (*Config, error) {
+// Decode reads a YAML document holding some of the configuration's
+// sections into v, a pointer to a struct, the way Parse reads the whole
+// file: references expanded, one document, every key known to v's type
+// (an unknown one is an error naming its line and key path), and no
+// substituted value in an error. Nothing is defaulted or validated: that
+// is the caller's, for the sections it reads. The Fluent Bit plugin's
+// Config file and the CLI's output files are read with it.
+func Decode(data []byte, env func(string) (string, bool), v any) error {
+	return decodeStrict(data, osLookups(env), v)
+}
+
+func decodeStrict(data []byte, lk lookups, v any) error {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		return err
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		line := extra.Line
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return nil, fmt.Errorf("line %d: a second YAML document; the configuration is one document", line)
+		return fmt.Errorf("line %d: a second YAML document; the configuration is one document", line)
 	}
+	if doc.Kind == 0 {
+		return nil
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	// An empty document (only comments) is a null scalar: all defaults.
+	if root.Kind != yaml.MappingNode && root.ShortTag() != "!!null" {
+		return fmt.Errorf("line %d: the configuration must be a mapping of keys (%s)", root.Line, topKeys(reflect.TypeOf(v).Elem()))
+	}
+	hidden, expErr := expandTree(&doc, lk)
+	keyErr := checkKnownKeys(&doc, reflect.TypeOf(v).Elem())
+	decErr := doc.Decode(v)
+	return errors.Join(expErr, keyErr, decodeError(decErr, &doc, hidden))
+}
+
+// topKeys lists the first few keys of a configuration type, for messages.
+func topKeys(t reflect.Type) string {
+	var keys []string
+	for i := range t.NumField() {
+		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) > 3 {
+		keys = append(keys[:3], "...")
+	}
+	return strings.Join(keys, ", ")
+}
+
+func parse(data []byte, lk lookups) (*Config, error) {
 	var cfg Config
-	if doc.Kind != 0 {
-		root := &doc
-		if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-			root = root.Content[0]
-		}
-		// An empty document (only comments) is a null scalar: all defaults.
-		if root.Kind != yaml.MappingNode && root.ShortTag() != "!!null" {
-			return nil, fmt.Errorf("line %d: the configuration must be a mapping of keys (data_dir, server, sources, ...)", root.Line)
-		}
-		hidden, expErr := expandTree(&doc, lk)
-		keyErr := checkKnownKeys(&doc, reflect.TypeFor[Config]())
-		decErr := doc.Decode(&cfg)
-		if expErr != nil || keyErr != nil || decErr != nil {
-			return nil, errors.Join(expErr, keyErr, decodeError(decErr, &doc, hidden))
-		}
+	if err := decodeStrict(data, lk, &cfg); err != nil {
+		return nil, err
 	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
