@@ -343,24 +343,6 @@ func jsonable(v any) any {
 	return v
 }
 
-func typeOf(v any) string {
-	switch v.(type) {
-	case nil:
-		return "nil"
-	case string, []byte:
-		return "a string"
-	case []any:
-		return "an array"
-	case bool:
-		return "a boolean"
-	case time.Time:
-		return "a timestamp"
-	case int64, uint64, float64:
-		return "a number"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
 // letter is the dead letter for a record: the record as JSON, for whoever
 // reads the store (the msgpack bytes when it cannot be decoded).
 func (in *Instance) letter(now time.Time, src string, rec *Record, reason string) outputs.DeadLetter {
