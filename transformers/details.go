@@ -166,27 +166,16 @@ func (d *Details) appendValue(out []byte, v *fastjson.Value, red *Redactor) ([]b
 }
 
 func appendStringMap(out []byte, m map[string]string, red *Redactor) []byte {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	ps := make([]Pair, 0, len(m))
+	for k, v := range m {
+		// Views, not copies: appendPairs only reads the bytes.
+		ps = append(ps, Pair{Name: unsafe.Slice(unsafe.StringData(k), len(k)), Value: unsafe.Slice(unsafe.StringData(v), len(v))})
 	}
-	slices.SortFunc(keys, func(a, b string) int { return compareUTF16([]byte(a), []byte(b)) })
-	out = append(out, '{')
-	for i, k := range keys {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = appendCanonicalString(out, []byte(k))
-		out = append(out, ':')
-		if red.Secret([]byte(k)) {
-			out = append(out, `"`+Redacted+`"`...)
-		} else {
-			out = appendCanonicalString(out, []byte(m[k]))
-		}
-	}
-	return append(out, '}')
+	return appendPairs(out, ps, red)
 }
 
+// appendPairs encodes an object of strings canonically (sorted names) and
+// redacts the values of secret names. It sorts ps in place.
 func appendPairs(out []byte, ps []Pair, red *Redactor) []byte {
 	slices.SortFunc(ps, func(a, b Pair) int { return compareUTF16(a.Name, b.Name) })
 	out = append(out, '{')

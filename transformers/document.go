@@ -389,15 +389,7 @@ func checkValue(at Node, v *fastjson.Value, depth int, lim Limits) *Error {
 	if e == nil {
 		return nil
 	}
-	path := at.Path()
-	for i := len(segs) - 1; i >= 0; i-- {
-		if segs[i].idx >= 0 {
-			path = appendPathIndex(path, segs[i].idx)
-		} else {
-			path = appendPathKey(path, segs[i].key)
-		}
-	}
-	e.Format, e.Item, e.Line, e.Path = at.format, int(at.item), int(at.line), path
+	e.Format, e.Item, e.Line, e.Path = at.format, int(at.item), int(at.line), appendStepsReversed(at.Path(), segs)
 	return e
 }
 

@@ -113,6 +113,19 @@ func appendPathKey(path, key string) string {
 	return path + "[" + strconv.Quote(key) + "]"
 }
 
+// appendStepsReversed appends steps collected innermost first (while an
+// error unwinds a recursion) to path.
+func appendStepsReversed(path string, steps []pathSeg) string {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].idx >= 0 {
+			path = appendPathIndex(path, steps[i].idx)
+		} else {
+			path = appendPathKey(path, steps[i].key)
+		}
+	}
+	return path
+}
+
 func appendPathIndex(path string, i int) string {
 	return path + "[" + strconv.Itoa(i) + "]"
 }

@@ -58,15 +58,7 @@ type mpError struct {
 func (m *mpError) at(seg pathSeg) *mpError { m.segs = append(m.segs, seg); return m }
 
 func (m *mpError) locate(root Node) *Error {
-	path := root.Path()
-	for i := len(m.segs) - 1; i >= 0; i-- {
-		if s := m.segs[i]; s.idx >= 0 {
-			path = appendPathIndex(path, s.idx)
-		} else {
-			path = appendPathKey(path, s.key)
-		}
-	}
-	m.e.Format, m.e.Item, m.e.Path = root.format, int(root.item), path
+	m.e.Format, m.e.Item, m.e.Path = root.format, int(root.item), appendStepsReversed(root.Path(), m.segs)
 	return m.e
 }
 
@@ -236,10 +228,6 @@ func (m *mpDecoder) str(dst *treeValue, b []byte, h, n int) ([]byte, *mpError) {
 	return b[h+n:], nil
 }
 
-// largeObject is the member count above which duplicate names are found
-// with a set rather than by fastjson's linear search.
-const largeObject = 32
-
 func (m *mpDecoder) object(dst *treeValue, b []byte, depth int) ([]byte, *mpError) {
 	n, o, err := msgp.ReadMapHeaderBytes(b)
 	if err != nil {
@@ -251,13 +239,8 @@ func (m *mpDecoder) object(dst *treeValue, b []byte, depth int) ([]byte, *mpErro
 	kvs := m.t.kvs.take(int(n))
 	vals := m.t.vals.take(int(n))
 	*dst = treeValue{t: fastjson.TypeObject, o: treeObject{kvs: kvs, keysUnescaped: true}}
-	var seen map[string]struct{}
-	if n > largeObject {
-		seen = make(map[string]struct{}, n)
-	}
-	// Names are told apart by a 64-bit filter first: most objects are
-	// small and their names differ in length or ends.
-	var filter uint64
+	var nameBuf [32][]byte
+	names := nameSet{names: nameBuf[:0]}
 	for i := range kvs {
 		var kb []byte
 		if len(o) > 0 && o[0] >= 0xa0 && o[0] <= 0xbf && len(o) > int(o[0]&0x1f) { // fixstr
@@ -282,37 +265,16 @@ func (m *mpDecoder) object(dst *treeValue, b []byte, depth int) ([]byte, *mpErro
 		case !validUTF8(kb):
 			return b, mpErr(ErrInvalidUTF8, "UTF-8 member name", "").at(keySeg(kb))
 		}
-		k := str(kb)
-		dup := false
-		if seen != nil {
-			_, dup = seen[k]
-			seen[k] = struct{}{}
-		} else if bit := nameBit(kb); filter&bit != 0 {
-			for j := range i {
-				dup = dup || kvs[j].k == k
-			}
-		} else {
-			filter |= bit
-		}
-		if dup {
+		if names.add(kb) {
 			return b, mpErr(ErrValue, "unique member names", "a duplicate name").at(keySeg(kb))
 		}
 		var e *mpError
 		if o, e = m.value(&vals[i], o, depth+1); e != nil {
 			return b, e.at(keySeg(kb))
 		}
-		kvs[i] = treeKV{k: k, v: (*fastjson.Value)(unsafe.Pointer(&vals[i]))}
+		kvs[i] = treeKV{k: str(kb), v: (*fastjson.Value)(unsafe.Pointer(&vals[i]))}
 	}
 	return o, nil
-}
-
-// nameBit is a member name's bit in an object's duplicate filter.
-func nameBit(k []byte) uint64 {
-	h := uint(len(k))
-	if len(k) > 0 {
-		h = h*31 + uint(k[0])*7 + uint(k[len(k)-1])
-	}
-	return 1 << (h & 63)
 }
 
 // keySeg is the path step of a member name, cut to a length a message can

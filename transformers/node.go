@@ -164,26 +164,6 @@ func (n Node) Members(f func(key string, v Node)) {
 	})
 }
 
-// EachMember calls f for each member of an object node, in payload order,
-// until f returns false. Unlike Members it copies nothing: name is valid
-// only while the document is open, so f must copy what it keeps (errors
-// built from the member nodes copy their paths). Hot paths read an object
-// in one pass with it.
-func (n Node) EachMember(f func(name []byte, v Node) bool) {
-	if !n.IsObject() {
-		return
-	}
-	o, _ := n.v.Object()
-	stop := false
-	o.Visit(func(k []byte, v *fastjson.Value) {
-		if stop {
-			return
-		}
-		key := unsafe.String(unsafe.SliceData(k), len(k))
-		stop = !f(k, n.child(pathSeg{key: key, idx: -1}, v))
-	})
-}
-
 // StringPairs appends the members of an object of strings (labels,
 // annotations) to dst, as views valid while the document is open. Missing
 // or null is empty, and so is a member whose value is "" or null: label
@@ -199,9 +179,8 @@ func (n Node) StringPairs(dst []Pair) ([]Pair, *Error) {
 		return dst, n.Err(ErrType, "object of strings or null")
 	}
 	start := len(dst)
-	var nameBuf [24][]byte // every name seen, empty values included
-	names := nameBuf[:0]
-	var many map[string]struct{} // past a few dozen names, a set beats a scan
+	var nameBuf [24][]byte
+	names := nameSet{names: nameBuf[:0]} // empty values included
 	var bad []byte
 	var badKind error
 	o, _ := n.v.Object()
@@ -209,21 +188,7 @@ func (n Node) StringPairs(dst []Pair) ([]Pair, *Error) {
 		if bad != nil {
 			return
 		}
-		dup := false
-		if many != nil {
-			_, dup = many[string(k)]
-			many[string(k)] = struct{}{}
-		} else {
-			for _, seen := range names {
-				dup = dup || string(seen) == string(k)
-			}
-			if names = append(names, k); len(names) > len(nameBuf) {
-				many = make(map[string]struct{}, 2*len(names))
-				for _, seen := range names {
-					many[string(seen)] = struct{}{}
-				}
-			}
-		}
+		dup := names.add(k)
 		switch {
 		case dup:
 			bad, badKind = k, ErrValue
@@ -244,6 +209,47 @@ func (n Node) StringPairs(dst []Pair) ([]Pair, *Error) {
 	}
 	at.v = n.v.Get(string(bad))
 	return dst[:start], at.Err(ErrType, "string or null")
+}
+
+// nameSet finds repeated member names: a scan of the names seen while
+// they fit the caller's buffer, a set past that. A 64-bit filter on each
+// name's length and end bytes spares most scans: the names of one object
+// rarely collide in it. Names are views, valid while the set is used.
+type nameSet struct {
+	filter uint64
+	names  [][]byte
+	many   map[string]struct{}
+}
+
+// add records k and reports whether it was seen before.
+func (s *nameSet) add(k []byte) (dup bool) {
+	if s.many != nil {
+		_, dup = s.many[string(k)]
+		s.many[string(k)] = struct{}{}
+		return dup
+	}
+	h := uint(len(k))
+	if len(k) > 0 {
+		h = h*31 + uint(k[0])*7 + uint(k[len(k)-1])
+	}
+	if bit := uint64(1) << (h & 63); s.filter&bit == 0 {
+		s.filter |= bit
+	} else {
+		for _, seen := range s.names {
+			dup = dup || string(seen) == string(k)
+		}
+	}
+	if len(s.names) == cap(s.names) {
+		s.many = make(map[string]struct{}, 2*len(s.names)+1)
+		for _, seen := range s.names {
+			s.many[string(seen)] = struct{}{}
+		}
+		s.many[string(k)] = struct{}{}
+		return dup
+	}
+	s.names = s.names[:len(s.names)+1] // within the caller's buffer
+	s.names[len(s.names)-1] = k
+	return dup
 }
 
 // CopyStrings copies each src into the string *dst points at, all in one

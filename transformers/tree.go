@@ -69,8 +69,8 @@ const slabSize = 256
 // what an earlier document left: the caller overwrites all of it.
 type slab[T any] struct {
 	cur   []T
-	full  [][]T // filled, to clear on reset
-	spare [][]T // cleared, ready
+	full  [][]T // filled, handed back to spare on reset
+	spare [][]T // ready for reuse (not cleared: see reset)
 }
 
 func (s *slab[T]) take(n int) []T {
