@@ -32,14 +32,8 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"operation":`...)
 	dst = jsonw.AppendString(dst, string(e.Operation))
 	if len(e.Category) > 0 {
-		dst = append(dst, `,"category":[`...)
-		for i, c := range e.Category {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = jsonw.AppendString(dst, c)
-		}
-		dst = append(dst, ']')
+		dst = append(dst, `,"category":`...)
+		dst = jsonw.AppendStrings(dst, e.Category)
 	}
 	dst = append(dst, `,"outcome":`...)
 	dst = jsonw.AppendString(dst, string(e.Outcome))

@@ -28,6 +28,18 @@ func AppendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// AppendStrings writes ss as a JSON array of strings.
+func AppendStrings(dst []byte, ss []string) []byte {
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendString(dst, s)
+	}
+	return append(dst, ']')
+}
+
 // AppendEscaped appends s escaped as AppendString does, without the
 // quotes, so a string value can be written from several pieces.
 func AppendEscaped(dst []byte, s string) []byte {

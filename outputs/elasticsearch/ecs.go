@@ -102,14 +102,8 @@ func AppendECS(dst []byte, ev *auditpipe.Event) []byte {
 	dst = append(dst, `,"outcome":`...)
 	dst = jsonw.AppendString(dst, string(ev.Outcome))
 	if len(ev.Category) > 0 {
-		dst = append(dst, `,"category":[`...)
-		for i, c := range ev.Category {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = jsonw.AppendString(dst, c)
-		}
-		dst = append(dst, ']')
+		dst = append(dst, `,"category":`...)
+		dst = jsonw.AppendStrings(dst, ev.Category)
 	}
 	dst = append(dst, `,"source":{"type":`...)
 	dst = jsonw.AppendString(dst, ev.Source.Type)
