@@ -125,7 +125,7 @@ icount:
 	$(GO) test -c -o $(BIN)/builtin.test ./transformers/builtin/
 	@for n in 1000 3000; do \
 	  ICOUNT_N=$$n ICOUNT_FILE=$(abspath $(ICOUNT_FILE)) ICOUNT_FORMAT=$(ICOUNT_FORMAT) GOMAXPROCS=1 \
-	  valgrind --tool=callgrind --callgrind-out-file=$(BIN)/callgrind.$$n $(BIN)/builtin.test -test.run TestInstructionCount 2>&1 \
+	  valgrind --tool=callgrind --callgrind-out-file=$(BIN)/callgrind.$$n $(BIN)/builtin.test -test.run '^$$' -test.bench InstructionCount -test.benchtime 1x 2>&1 \
 	  | sed -n 's/.*Collected : //p' > $(BIN)/icount.$$n; done
 	@echo "$(ICOUNT_FORMAT) $(ICOUNT_FILE): $$(( ($$(cat $(BIN)/icount.3000) - $$(cat $(BIN)/icount.1000)) / 2000 )) instructions per transform"
 
