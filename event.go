@@ -31,7 +31,9 @@ type Event struct {
 	// secrets already redacted. It is kept as JSON text rather than a map
 	// because it is usually the bulk of an event and is only ever
 	// re-serialized, never inspected, on the way to an output.
-	Details   json.RawMessage   `json:"details,omitempty"`
+	Details json.RawMessage `json:"details,omitempty"`
+	// Labels are read-only once the event is made: front doors share one
+	// map between the events of a batch that carry the same labels.
 	Labels    map[string]string `json:"labels,omitempty"`
 	RawSHA256 string            `json:"raw_sha256,omitempty"`
 	Integrity *Integrity        `json:"integrity,omitempty"`

@@ -239,7 +239,11 @@ func (s *Sidecar) enqueue(ctx context.Context, src *source, events []auditpipe.E
 	var buf []byte
 	for i := range events {
 		ev := &events[i]
-		if len(src.labels) > 0 {
+		switch {
+		case len(src.labels) == 0:
+		case len(ev.Labels) == 0:
+			ev.Labels = src.labels // shared: labels are read-only
+		default:
 			l := maps.Clone(src.labels)
 			maps.Copy(l, ev.Labels)
 			ev.Labels = l

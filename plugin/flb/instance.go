@@ -178,6 +178,10 @@ type batch struct {
 	events  []auditpipe.Event
 	letters []outputs.DeadLetter
 	corrupt bool
+	// labels is the label set of the chunk's events that bring none of
+	// their own and have no metadata (the common case): they share it, as
+	// events' labels are read-only once made.
+	labels map[string]string
 }
 
 // maxPooledEvents bounds the batches kept for reuse, so one huge chunk
@@ -192,6 +196,7 @@ func (in *Instance) putBatch(b *batch) {
 	clear(b.letters)
 	b.letters = b.letters[:0]
 	b.corrupt = false
+	b.labels = nil
 	in.batches.Put(b)
 }
 
@@ -226,7 +231,7 @@ func (in *Instance) read(ctx context.Context, tag string, chunk []byte, now time
 			continue
 		}
 		var reason string
-		if b.events, reason, err = in.transform(ctx, src, tag, &rec, b.events); err != nil {
+		if reason, err = in.transform(ctx, src, tag, &rec, b); err != nil {
 			return err
 		}
 		if reason != "" {
@@ -238,9 +243,9 @@ func (in *Instance) read(ctx context.Context, tag string, chunk []byte, now time
 // transform turns one record into events. reason is non-empty when the
 // record (or part of it) must be dead-lettered; err only when the
 // transformer is unavailable and the chunk must be retried.
-func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record, evs []auditpipe.Event) (_ []auditpipe.Event, reason string, err error) {
+func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record, b *batch) (reason string, err error) {
 	if msgp.NextType(rec.Body) != msgp.MapType {
-		return evs, "record is not a map but " + kind(rec.Body), nil
+		return "record is not a map but " + kind(rec.Body), nil
 	}
 	input := transformers.Input{Meta: transformers.Meta{SourceName: src, ReceivedAt: rec.Time}}
 	if k := in.cfg.PayloadKey; k == "" {
@@ -249,9 +254,9 @@ func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record,
 		v, found, err := member(rec.Body, k)
 		switch {
 		case err != nil:
-			return evs, fmt.Sprintf("Payload_Key %q: %v", k, err), nil
+			return fmt.Sprintf("Payload_Key %q: %v", k, err), nil
 		case !found || msgp.NextType(v) == msgp.NilType:
-			return evs, fmt.Sprintf("Payload_Key %q: missing from the record", k), nil
+			return fmt.Sprintf("Payload_Key %q: missing from the record", k), nil
 		}
 		switch msgp.NextType(v) {
 		// The JSON text aliases the chunk, which outlives the transform;
@@ -263,12 +268,12 @@ func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record,
 		case msgp.MapType:
 			input.Msgpack = v
 		default:
-			return evs, fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v)), nil
+			return fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v)), nil
 		}
 	}
 	res, terr := in.tr.Transform(ctx, input)
 	if terr != nil && errors.Is(terr, transformers.ErrUnavailable) {
-		return evs, "", terr
+		return "", terr
 	}
 	var n int64
 	for _, k := range res.Skipped {
@@ -289,14 +294,24 @@ func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record,
 		reason = "the record holds no audit event"
 	}
 	for i := range res.Events {
-		in.enrich(&res.Events[i], tag, rec.Meta)
+		in.enrich(&res.Events[i], tag, rec.Meta, b)
 	}
-	return append(evs, res.Events...), reason, nil
+	b.events = append(b.events, res.Events...)
+	return reason, nil
 }
 
 // enrich adds the configured labels, the tag and the v2 metadata; labels
 // the transformer set win.
-func (in *Instance) enrich(ev *auditpipe.Event, tag string, meta map[string]any) {
+func (in *Instance) enrich(ev *auditpipe.Event, tag string, meta map[string]any, b *batch) {
+	if len(meta) == 0 && len(ev.Labels) == 0 {
+		if b.labels == nil {
+			b.labels = make(map[string]string, len(in.labels)+1)
+			maps.Copy(b.labels, in.labels)
+			b.labels[TagLabel] = tag
+		}
+		ev.Labels = b.labels
+		return
+	}
 	l := make(map[string]string, len(in.labels)+1+len(meta)+len(ev.Labels))
 	maps.Copy(l, in.labels)
 	l[TagLabel] = tag
