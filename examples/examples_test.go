@@ -449,7 +449,7 @@ func transform(t *testing.T, reg *transformers.Registry, format, payload string)
 		t.Fatal(err)
 	}
 	in := transformers.Input{Body: readFile(t, filepath.Join("payloads", payload)), Meta: transformers.Meta{SourceName: format}}
-	res, err := tr.Transform(context.Background(), in)
+	res, err := transformers.Run(context.Background(), tr, in)
 	if err != nil {
 		t.Fatalf("%s: %v", payload, err)
 	}

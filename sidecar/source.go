@@ -170,7 +170,7 @@ func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	received := s.now()
-	res, terr := src.tr.Transform(r.Context(), transformers.Input{Body: body,
+	res, terr := transformers.Run(r.Context(), src.tr, transformers.Input{Body: body,
 		Meta: transformers.Meta{SourceName: name, Headers: r.Header, ReceivedAt: received}})
 	for reason, n := range res.Skipped {
 		s.metrics.skipped.WithLabelValues(name, reason).Add(float64(n))

@@ -14,11 +14,21 @@ import (
 // Transformer turns one payload of a source format into common events.
 // Implementations are safe for concurrent use.
 type Transformer interface {
-	// Transform decodes in and maps every item it holds. The error is
-	// non-nil (an *Error) only when the payload as a whole is unusable;
-	// problems with single items are reported in Result.Errors while the
-	// other items still become events.
-	Transform(ctx context.Context, in Input) (Result, error)
+	// Transform decodes in, maps every item it holds and adds the outcome
+	// to res: it appends events, errors and skips, and sets Format. What
+	// res already holds is kept, so a front door can reuse one Result's
+	// event slice across payloads (Run starts from an empty one). The
+	// error is non-nil (an *Error) only when the payload as a whole is
+	// unusable; problems with single items are reported in Result.Errors
+	// while the other items still become events.
+	Transform(ctx context.Context, in Input, res *Result) error
+}
+
+// Run transforms in with t into a new Result.
+func Run(ctx context.Context, t Transformer, in Input) (Result, error) {
+	var res Result
+	err := t.Transform(ctx, in, &res)
+	return res, err
 }
 
 // Detector is implemented by transformers that can recognise their format
@@ -44,7 +54,7 @@ type Input struct {
 	Msgpack []byte
 	// Doc is a document another transformer (auto) already decoded. The
 	// receiving transformer owns it: it may change it in place (k8s blanks
-	// Secret bodies) and closes it; closing twice is harmless.
+	// Secret bodies) and closes it; the sender no longer touches it.
 	Doc *Document
 	// Meta describes how the payload arrived.
 	Meta Meta

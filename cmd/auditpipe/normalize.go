@@ -137,7 +137,7 @@ func (n *normalizer) file(ctx context.Context, name, source string, body []byte)
 }
 
 func (n *normalizer) payload(ctx context.Context, name, source string, body []byte, lineOffset int) {
-	res, err := n.tr.Transform(ctx, transformers.Input{Body: body, Meta: transformers.Meta{SourceName: source, ReceivedAt: time.Now()}})
+	res, err := transformers.Run(ctx, n.tr, transformers.Input{Body: body, Meta: transformers.Meta{SourceName: source, ReceivedAt: time.Now()}})
 	if err != nil {
 		n.report(name, body, lineOffset, transformers.AsError(res.Format, err))
 	}

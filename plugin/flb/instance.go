@@ -182,6 +182,7 @@ type batch struct {
 	// their own and have no metadata (the common case): they share it, as
 	// events' labels are read-only once made.
 	labels map[string]string
+	res    transformers.Result // one record's, reset for each
 }
 
 // maxPooledEvents bounds the batches kept for reuse, so one huge chunk
@@ -197,6 +198,7 @@ func (in *Instance) putBatch(b *batch) {
 	b.letters = b.letters[:0]
 	b.corrupt = false
 	b.labels = nil
+	b.res = transformers.Result{}
 	in.batches.Put(b)
 }
 
@@ -271,10 +273,17 @@ func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record,
 			return fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v)), nil
 		}
 	}
-	res, terr := in.tr.Transform(ctx, input)
+	// The events go straight into the batch. The Result lives there too:
+	// passed to an interface method, it would escape from here.
+	res := &b.res
+	*res = transformers.Result{Events: b.events}
+	first := len(b.events)
+	terr := in.tr.Transform(ctx, input, res)
 	if terr != nil && errors.Is(terr, transformers.ErrUnavailable) {
 		return "", terr
 	}
+	b.events = res.Events
+	evs := res.Events[first:]
 	var n int64
 	for _, k := range res.Skipped {
 		n += int64(k)
@@ -290,13 +299,12 @@ func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record,
 		if len(errs) > 1 {
 			reason = fmt.Sprintf("%s (and %d more errors)", reason, len(errs)-1)
 		}
-	case len(res.Events) == 0 && n == 0:
+	case len(evs) == 0 && n == 0:
 		reason = "the record holds no audit event"
 	}
-	for i := range res.Events {
-		in.enrich(&res.Events[i], tag, rec.Meta, b)
+	for i := range evs {
+		in.enrich(&evs[i], tag, rec.Meta, b)
 	}
-	b.events = append(b.events, res.Events...)
 	return reason, nil
 }
 

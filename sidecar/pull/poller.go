@@ -236,7 +236,7 @@ func (p *Poller) poll(ctx context.Context) (Result, error) {
 			continue
 		}
 		e := page[i]
-		tr, err := p.opts.Transformer.Transform(ctx, transformers.Input{
+		tr, err := transformers.Run(ctx, p.opts.Transformer, transformers.Input{
 			Body: e.raw,
 			Meta: transformers.Meta{SourceName: p.opts.Source, ReceivedAt: now},
 		})

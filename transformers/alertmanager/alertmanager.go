@@ -108,18 +108,18 @@ func (c Config) validate() error {
 }
 
 // Transform implements transformers.Transformer.
-func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
-	res := transformers.Result{Format: Format}
+func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res *transformers.Result) error {
+	res.Format = Format
 	doc, err := transformers.Decode(in, t.opts.Limits, Format)
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer doc.Close()
 	res.Errors = append(res.Errors, doc.Errors...)
 	var one [1]notification // the common case: one notification
-	notes, err := t.notifications(doc, &res, one[:0])
+	notes, err := t.notifications(doc, res, one[:0])
 	if err != nil {
-		return res, err
+		return err
 	}
 	item := 0
 	for _, n := range notes {
@@ -134,7 +134,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 			res.Emit(ev, ierr, in.Meta, n.raw, Format, alert)
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // Detect implements transformers.Detector: a webhook notification has a

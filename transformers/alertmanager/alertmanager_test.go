@@ -125,7 +125,7 @@ func TestVersion(t *testing.T) {
 		if tt.version != "" {
 			body = `{"version":` + tt.version + `,"alerts":[]}`
 		}
-		_, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(body)})
+		_, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(body)})
 		if tt.ok {
 			if err != nil {
 				t.Errorf("version %s: %v", tt.version, err)
@@ -150,7 +150,7 @@ func TestConfig(t *testing.T) {
 	body := `{"version":"4","alerts":[
 		{"labels":{"alertname":"audit","audit_id":"1","operation":"CREATE"},"startsAt":"2025-01-01T00:00:00Z"},
 		{"labels":{"alertname":"k8s-audit","audit_id":"2","operation":"CREATE"},"startsAt":"2025-01-01T00:00:00Z"}]}`
-	res, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(body)})
+	res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(body)})
 	if err != nil || len(res.Events) != 1 || res.Events[0].ID != "2" || res.Skipped["alertname"] != 1 {
 		t.Errorf("configured alertname: got %+v, %v; want event 2 and alert 1 skipped", res, err)
 	}
@@ -159,10 +159,10 @@ func TestConfig(t *testing.T) {
 func TestMaxItems(t *testing.T) {
 	tr := newTransformer(t, alertmanager.Config{}, transformers.Limits{MaxItems: 2})
 	line := `{"version":"4","alerts":[{"labels":{"alertname":"other"}},{"labels":{"alertname":"other"}}]}`
-	if res, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(line)}); err != nil || res.Skipped["alertname"] != 2 {
+	if res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(line)}); err != nil || res.Skipped["alertname"] != 2 {
 		t.Fatalf("2 alerts under a limit of 2: %+v, %v", res, err)
 	}
-	_, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(line + "\n" + line + "\n")})
+	_, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(line + "\n" + line + "\n")})
 	var te *transformers.Error
 	if !errors.As(err, &te) || !errors.Is(err, transformers.ErrTooManyItems) || te.Line != 2 || te.Path != "$.alerts" {
 		t.Errorf("4 alerts over two NDJSON lines under a limit of 2: got %v, want too many items at line 2 $.alerts", err)
@@ -225,7 +225,7 @@ func TestLabelsAndAnnotations(t *testing.T) {
 		errKind                   error
 	}{"duplicate among many", many.String() + `,"l05":"again"`, ``, "", "$.alerts[0].labels.l05", transformers.ErrValue})
 	for _, tt := range tests {
-		res, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(alert(tt.labels, tt.annotations))})
+		res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(alert(tt.labels, tt.annotations))})
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}

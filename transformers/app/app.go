@@ -136,8 +136,8 @@ type decoded struct {
 }
 
 // Transform implements transformers.Transformer.
-func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
-	res := transformers.Result{Format: Format}
+func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res *transformers.Result) error {
+	res.Format = Format
 	if in.Meta.ReceivedAt.IsZero() {
 		// Fixed once, so that a generic event without a time of its own gets
 		// its observed time as its time.
@@ -158,7 +158,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 	}
 	doc, err := transformers.Decode(in, t.opts.Limits, Format)
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer doc.Close()
 	if batch && (doc.NDJSON || len(doc.Roots) != 1 || !doc.Roots[0].IsArray()) {
@@ -166,7 +166,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 		if !doc.NDJSON && len(doc.Roots) == 1 {
 			got = doc.Roots[0].Kind()
 		}
-		return res, &transformers.Error{Format: FormatCloudEvents, Item: -1, Path: "$", Kind: transformers.ErrType,
+		return &transformers.Error{Format: FormatCloudEvents, Item: -1, Path: "$", Kind: transformers.ErrType,
 			Expected: "a JSON array of CloudEvents (" + ContentTypeBatch + ")", Got: got}
 	}
 	res.Errors = append(res.Errors, doc.Errors...)
@@ -175,9 +175,9 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 		ev, ierr := t.item(item, flavor, dups, now)
 		res.Emit(ev, ierr, in.Meta, root.RawSHA256(), ev.Source.Format, item)
 	}); err != nil {
-		return res, err
+		return err
 	}
-	return res, nil
+	return nil
 }
 
 func (t *Transformer) acceptsCloudEvents() bool {

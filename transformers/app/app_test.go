@@ -75,7 +75,7 @@ func FuzzTransform(f *testing.F) {
 			transformertest.Check(t, tr, body)
 		}
 		// Binary mode: the body is the data of one CloudEvent.
-		res, err := auto.Transform(context.Background(), transformers.Input{Body: body, Meta: transformers.Meta{Headers: binary, ReceivedAt: transformertest.ReceivedAt}})
+		res, err := transformers.Run(context.Background(), auto, transformers.Input{Body: body, Meta: transformers.Meta{Headers: binary, ReceivedAt: transformertest.ReceivedAt}})
 		var te *transformers.Error
 		if err != nil && !errors.As(err, &te) {
 			t.Fatalf("payload error is not a *transformers.Error: %v", err)

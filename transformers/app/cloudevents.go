@@ -93,7 +93,7 @@ func (t *Transformer) structured(item transformers.Node, now time.Time) (auditpi
 
 // binary reads a CloudEvent in HTTP binary mode: the attributes are ce-*
 // headers, the body is the data. Header problems concern the whole payload.
-func (t *Transformer) binary(in transformers.Input, res transformers.Result, now time.Time) (transformers.Result, error) {
+func (t *Transformer) binary(in transformers.Input, res *transformers.Result, now time.Time) error {
 	hdrErr := func(name string, kind error, expected string) *transformers.Error {
 		return &transformers.Error{Format: FormatCloudEvents, Item: -1, Path: "header:" + name, Kind: kind, Expected: expected}
 	}
@@ -101,7 +101,7 @@ func (t *Transformer) binary(in transformers.Input, res transformers.Result, now
 	if v := h.Get("ce-specversion"); v != "1.0" {
 		e := hdrErr("ce-specversion", transformers.ErrUnsupported, `"1.0"`)
 		e.Detail = "specversion " + short(v)
-		return res, e
+		return e
 	}
 	env := envelope{attrs: make(map[string]string)}
 	for k, vs := range h {
@@ -114,7 +114,7 @@ func (t *Transformer) binary(in transformers.Input, res transformers.Result, now
 		dst  *string
 	}{{"id", &env.id}, {"source", &env.source}, {"type", &env.typ}} {
 		if *a.dst = env.attrs[a.name]; *a.dst == "" {
-			return res, hdrErr("ce-"+a.name, transformers.ErrMissing, "a non-empty string")
+			return hdrErr("ce-"+a.name, transformers.ErrMissing, "a non-empty string")
 		}
 	}
 	if s := env.attrs["time"]; s != "" {
@@ -122,24 +122,24 @@ func (t *Transformer) binary(in transformers.Input, res transformers.Result, now
 		if env.time, err = parseTime(s); err != nil {
 			e := hdrErr("ce-time", transformers.ErrValue, "RFC 3339 timestamp")
 			e.Detail = "unparseable time"
-			return res, e
+			return e
 		}
 	}
 	if ct := strings.ToLower(in.Meta.ContentType()); ct != "" && ct != "application/json" && ct != "text/json" && !strings.HasSuffix(ct, "+json") {
-		return res, hdrErr("content-type", transformers.ErrUnsupported, "a JSON content type for the event data")
+		return hdrErr("content-type", transformers.ErrUnsupported, "a JSON content type for the event data")
 	}
 	if in.Doc == nil && in.Value == nil && in.Msgpack == nil && len(bytes.TrimSpace(in.Body)) == 0 {
 		res.Fail(&transformers.Error{Format: FormatCloudEvents, Item: -1, Path: "$", Kind: transformers.ErrMissing,
 			Expected: "the event data (a JSON object) as the body", Got: "empty body"})
-		return res, nil
+		return nil
 	}
 	doc, err := transformers.Decode(in, t.opts.Limits, FormatCloudEvents)
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer doc.Close()
 	if doc.NDJSON || len(doc.Roots) != 1 {
-		return res, &transformers.Error{Format: FormatCloudEvents, Item: -1, Path: "$", Kind: transformers.ErrUnsupported,
+		return &transformers.Error{Format: FormatCloudEvents, Item: -1, Path: "$", Kind: transformers.ErrUnsupported,
 			Expected: "one JSON object as the event data", Got: "NDJSON"}
 	}
 	root := doc.Roots[0]
@@ -148,7 +148,7 @@ func (t *Transformer) binary(in transformers.Input, res transformers.Result, now
 	}
 	ev, ierr := t.cloudEvent(env, root.Node, now, missingTime, nil)
 	res.Emit(ev, ierr, in.Meta, root.RawSHA256(), FormatCloudEvents, root.Node)
-	return res, nil
+	return nil
 }
 
 // cloudEvent decodes a CloudEvent's data as an app event and completes it

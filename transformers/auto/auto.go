@@ -64,37 +64,39 @@ func FromRegistry(reg *transformers.Registry, opts transformers.Options, order .
 }
 
 // Transform implements transformers.Transformer.
-func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
+func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res *transformers.Result) error {
+	res.Format = Format
 	doc, err := transformers.DecodeWith(in, t.opts, Format)
 	if err != nil {
-		return transformers.Result{Format: Format}, err
+		return err
 	}
 	if len(doc.Roots) == 0 {
 		// Every NDJSON line was malformed: nothing to detect on.
-		res := transformers.Result{Format: Format, Errors: doc.Errors}
+		res.Errors = append(res.Errors, doc.Errors...)
 		doc.Close()
-		return res, nil
+		return nil
 	}
 	for _, c := range t.candidates {
 		decidedBy, ok := c.Detector.Detect(doc.Roots[0].Node, in.Meta)
 		if !ok {
 			continue
 		}
+		// The document is the candidate's now: it closes it.
 		in.Body, in.Value, in.Msgpack, in.Doc = nil, nil, nil, doc
-		res, err := c.Transformer.Transform(ctx, in)
-		doc.Close()
+		res.Format = ""
+		err := c.Transformer.Transform(ctx, in, res)
 		res.DecidedBy = decidedBy
 		if res.Format == "" {
 			res.Format = c.Name
 		}
-		return res, err
+		return err
 	}
 	doc.Close()
 	names := make([]string, len(t.candidates))
 	for i, c := range t.candidates {
 		names[i] = c.Name
 	}
-	return transformers.Result{Format: Format}, &transformers.Error{
+	return &transformers.Error{
 		Format: Format, Item: -1, Path: "$", Kind: transformers.ErrUnsupported,
 		Expected: "a payload of a known format (" + strings.Join(names, ", ") + ")", Got: "an unrecognised shape",
 	}

@@ -46,7 +46,7 @@ func BenchmarkTransform(b *testing.B) {
 			b.Fatal(err)
 		}
 		in := transformers.Input{Body: body, Meta: transformers.Meta{SourceName: "bench", ReceivedAt: time.Now()}}
-		res, err := tr.Transform(context.Background(), in)
+		res, err := transformers.Run(context.Background(), tr, in)
 		if err != nil || len(res.Errors) > 0 || len(res.Events) == 0 {
 			b.Fatalf("%s: bench payload does not transform cleanly: %v %v", name, err, res.Errors)
 		}
@@ -55,7 +55,7 @@ func BenchmarkTransform(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := tr.Transform(context.Background(), in); err != nil {
+				if _, err := transformers.Run(context.Background(), tr, in); err != nil {
 					b.Fatal(err)
 				}
 			}

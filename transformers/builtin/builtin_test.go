@@ -62,7 +62,7 @@ func TestAutoDetects(t *testing.T) {
 
 func TestAutoRejectsUnknownShape(t *testing.T) {
 	auto, _ := registry(t).Get("auto")
-	_, err := auto.Transform(context.Background(), transformers.Input{Body: []byte(`{"hello":"world"}`)})
+	_, err := transformers.Run(context.Background(), auto, transformers.Input{Body: []byte(`{"hello":"world"}`)})
 	if err == nil || !strings.Contains(err.Error(), "known format") {
 		t.Fatalf("err = %v, want an unsupported-payload error listing the formats", err)
 	}

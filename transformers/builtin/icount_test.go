@@ -46,7 +46,7 @@ func BenchmarkInstructionCount(b *testing.B) {
 		b.Fatal(err)
 	}
 	for range n {
-		if _, err := tr.Transform(context.Background(), transformers.Input{Body: body}); err != nil {
+		if _, err := transformers.Run(context.Background(), tr, transformers.Input{Body: body}); err != nil {
 			b.Fatal(err)
 		}
 	}

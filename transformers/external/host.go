@@ -428,15 +428,18 @@ func (t *Transformer) Close() error {
 // Transform maps one payload in one call. A payload the plugin could not
 // map as a whole is returned as an *transformers.Error (kind ErrPanic for
 // a panic); a call that failed as a whole wraps ErrUnavailable.
-func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
+func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res *transformers.Result) error {
+	res.Format = Format
 	out, err := t.transform(ctx, []transformers.Input{in})
 	if err != nil {
-		return transformers.Result{Format: Format}, err
+		return err
 	}
+	res.Merge(out[0].Result)
+	res.Format = out[0].Format
 	if out[0].whole != nil {
-		return out[0].Result, out[0].whole
+		return out[0].whole
 	}
-	return out[0].Result, nil
+	return nil
 }
 
 // TransformBatch maps payloads in calls of at most max_batch payloads and

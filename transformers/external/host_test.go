@@ -125,11 +125,11 @@ func TestHappyPathBatch(t *testing.T) {
 // payload failing as a whole is the returned *transformers.Error.
 func TestTransform(t *testing.T) {
 	var tr transformers.Transformer = newHost(t, external.Config{Path: examplePlugin(t)}, nil)
-	res, err := tr.Transform(context.Background(), input(string(sample(t, "repo_create.json"))))
+	res, err := transformers.Run(context.Background(), tr, input(string(sample(t, "repo_create.json"))))
 	if err != nil || len(res.Events) != 1 || res.Events[0].ID != "Xy9pLq2bS0aT1uV3wZ4cDe" {
 		t.Fatalf("Transform = %d events, %v", len(res.Events), err)
 	}
-	_, err = tr.Transform(context.Background(), input("<html>502</html>"))
+	_, err = transformers.Run(context.Background(), tr, input("<html>502</html>"))
 	var te *transformers.Error
 	if !errors.As(err, &te) || !errors.Is(err, transformers.ErrSyntax) || te.Item != -1 || te.Format != githubaudit.Format {
 		t.Fatalf("Transform(not JSON) error = %v, want a payload-level ErrSyntax of format %s", err, githubaudit.Format)
@@ -150,7 +150,7 @@ func TestDecodedInput(t *testing.T) {
 		},
 		Meta: transformers.Meta{SourceName: "fluent-bit"},
 	}
-	res, err := tr.Transform(context.Background(), in)
+	res, err := transformers.Run(context.Background(), tr, in)
 	if err != nil || len(res.Events) != 1 {
 		t.Fatalf("Transform = %+v, %v", res, err)
 	}
@@ -165,7 +165,7 @@ func TestArgsEnvHeaders(t *testing.T) {
 	tr := newHost(t, external.Config{Path: testPlugin(t), Args: []string{"custom."}, Env: map[string]string{"TESTPLUGIN_SOURCE_TYPE": "custom"}}, nil)
 	in := input("a")
 	in.Meta.Headers = http.Header{"Content-Type": {"text/plain"}}
-	res, err := tr.Transform(context.Background(), in)
+	res, err := transformers.Run(context.Background(), tr, in)
 	if err != nil || len(res.Events) != 1 {
 		t.Fatalf("Transform = %+v, %v", res, err)
 	}
@@ -222,7 +222,7 @@ func TestItemFailures(t *testing.T) {
 	}
 	rec.waitFor(t, "transform function panicked")
 	// The single-payload view returns a panic as the payload's error.
-	if _, err := tr.Transform(context.Background(), input("panic")); !errors.Is(err, external.ErrPanic) {
+	if _, err := transformers.Run(context.Background(), tr, input("panic")); !errors.Is(err, external.ErrPanic) {
 		t.Errorf("Transform(panic) = %v, want external.ErrPanic", err)
 	}
 	if got := tr.PID(); got != pid {
@@ -288,11 +288,11 @@ func TestPluginExits(t *testing.T) {
 	rec := newRecorder()
 	tr := newHost(t, external.Config{Path: testPlugin(t)}, rec)
 	pid := tr.PID()
-	if _, err := tr.Transform(context.Background(), input("exit")); !errors.Is(err, external.ErrUnavailable) {
+	if _, err := transformers.Run(context.Background(), tr, input("exit")); !errors.Is(err, external.ErrUnavailable) {
 		t.Fatalf("Transform(exit) = %v, want external.ErrUnavailable", err)
 	}
 	rec.waitFor(t, "external transformer restarted")
-	res, err := tr.Transform(context.Background(), input("a"))
+	res, err := transformers.Run(context.Background(), tr, input("a"))
 	if err != nil || len(res.Events) != 1 {
 		t.Fatalf("after restart: %+v, %v", res, err)
 	}
@@ -306,7 +306,7 @@ func TestPluginExits(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "go-plugin notices the exit", tr.Exited)
-	if res, err := tr.Transform(context.Background(), input("b")); err != nil || len(res.Events) != 1 {
+	if res, err := transformers.Run(context.Background(), tr, input("b")); err != nil || len(res.Events) != 1 {
 		t.Fatalf("first call after an idle crash: %+v, %v", res, err)
 	}
 }
@@ -334,10 +334,10 @@ func TestCallerCancels(t *testing.T) {
 	pid := tr.PID()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := tr.Transform(ctx, input("a")); !errors.Is(err, external.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+	if _, err := transformers.Run(ctx, tr, input("a")); !errors.Is(err, external.ErrUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Transform(cancelled) = %v", err)
 	}
-	if res, err := tr.Transform(context.Background(), input("a")); err != nil || len(res.Events) != 1 || tr.PID() != pid {
+	if res, err := transformers.Run(context.Background(), tr, input("a")); err != nil || len(res.Events) != 1 || tr.PID() != pid {
 		t.Fatalf("after a cancelled call: %+v, %v, pid %d (was %d)", res, err, tr.PID(), pid)
 	}
 }
@@ -357,7 +357,7 @@ func fileSHA256(t *testing.T, path string) string {
 func TestChecksum(t *testing.T) {
 	sum := fileSHA256(t, examplePlugin(t))
 	tr := newHost(t, external.Config{Path: examplePlugin(t), Checksum: strings.ToUpper(sum)}, nil)
-	if res, err := tr.Transform(context.Background(), input(string(sample(t, "repo_create.json")))); err != nil || len(res.Events) != 1 {
+	if res, err := transformers.Run(context.Background(), tr, input(string(sample(t, "repo_create.json")))); err != nil || len(res.Events) != 1 {
 		t.Fatalf("with the right checksum: %+v, %v", res, err)
 	}
 
@@ -432,7 +432,7 @@ func TestClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := tr.PID()
-	if _, err := tr.Transform(context.Background(), input("a\nstdout")); err != nil {
+	if _, err := transformers.Run(context.Background(), tr, input("a\nstdout")); err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.Close(); err != nil {
@@ -441,7 +441,7 @@ func TestClose(t *testing.T) {
 	if !gone(pid) {
 		t.Errorf("plugin pid %d still exists after Close", pid)
 	}
-	_, err = tr.Transform(context.Background(), input("a"))
+	_, err = transformers.Run(context.Background(), tr, input("a"))
 	if !errors.Is(err, external.ErrUnavailable) || !errors.Is(err, external.ErrClosed) {
 		t.Errorf("Transform after Close = %v", err)
 	}
@@ -461,7 +461,7 @@ func TestCloseDuringHang(t *testing.T) {
 	pid := tr.PID()
 	done := make(chan error, 1)
 	go func() {
-		_, err := tr.Transform(context.Background(), input("a"))
+		_, err := transformers.Run(context.Background(), tr, input("a"))
 		done <- err
 	}()
 	if err := tr.Close(); err != nil {
@@ -520,7 +520,7 @@ func TestConcurrentCalls(t *testing.T) {
 			var err error
 			for j := 0; j < 20 && err == nil; j++ {
 				var res transformers.Result
-				res, err = tr.Transform(context.Background(), input(strings.Repeat("x", i+1)))
+				res, err = transformers.Run(context.Background(), tr, input(strings.Repeat("x", i+1)))
 				if err == nil && (len(res.Events) != 1 || res.Events[0].ID != strings.Repeat("x", i+1)) {
 					err = errors.New("wrong event")
 				}

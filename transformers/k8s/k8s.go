@@ -112,26 +112,26 @@ func New(cfg Config, opts transformers.Options) (*Transformer, error) {
 // Transform implements transformers.Transformer. A single document that is
 // not an audit Event or EventList is a payload error; in NDJSON such a line
 // is an item error and the other lines still count.
-func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
-	res := transformers.Result{Format: Format}
+func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res *transformers.Result) error {
+	res.Format = Format
 	doc, err := transformers.Decode(in, t.opts.Limits, Format)
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer doc.Close()
 	res.Errors = append(res.Errors, doc.Errors...)
 	if err := t.countItems(doc); err != nil {
-		return res, err
+		return err
 	}
 	for _, r := range doc.Roots {
-		if err := t.root(&res, r, in.Meta); err != nil {
+		if err := t.root(res, r, in.Meta); err != nil {
 			if !doc.NDJSON {
-				return res, err
+				return err
 			}
 			res.Fail(err)
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // countItems enforces Limits.MaxItems over the events of all roots before

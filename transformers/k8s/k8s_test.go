@@ -74,7 +74,7 @@ func TestSameIDFromLogAndWebhook(t *testing.T) {
 func TestMaxItems(t *testing.T) {
 	tr := newTransformer(t, k8s.Config{}, transformers.Limits{MaxItems: 2})
 	item := `{"auditID":"a","stage":"ResponseComplete","verb":"get","requestReceivedTimestamp":"2025-11-04T13:37:21Z"}`
-	res, err := tr.Transform(context.Background(), transformers.Input{
+	res, err := transformers.Run(context.Background(), tr, transformers.Input{
 		Body: []byte(`{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + item + "," + item + "," + item + `]}`)})
 	if !errors.Is(err, transformers.ErrTooManyItems) || len(res.Events) != 0 {
 		t.Fatalf("got %d events, error %v; want none and ErrTooManyItems", len(res.Events), err)
@@ -238,7 +238,7 @@ func TestCategory(t *testing.T) {
 
 func run(t *testing.T, tr transformers.Transformer, body string) transformers.Result {
 	t.Helper()
-	res, err := tr.Transform(context.Background(), transformers.Input{Body: []byte(body)})
+	res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(body)})
 	if err != nil || len(res.Errors) > 0 {
 		t.Fatalf("transform: %v %v", err, res.Errors)
 	}

@@ -39,11 +39,11 @@ type Transformer struct {
 func New(opts transformers.Options) *Transformer { return &Transformer{opts: opts} }
 
 // Transform implements transformers.Transformer.
-func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (transformers.Result, error) {
-	res := transformers.Result{Format: Format}
+func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res *transformers.Result) error {
+	res.Format = Format
 	doc, err := transformers.DecodeLazy(in, t.opts, Format)
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer doc.Close()
 	if len(doc.Roots) == 1 && !doc.Roots[0].Parsed() {
@@ -52,7 +52,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 		// bytes, unless it holds anything the fast path does not handle.
 		if ev, ok := t.canonicalEvent(root); ok {
 			res.Emit(ev, nil, in.Meta, root.RawSHA256(), Format, root.Node)
-			return res, nil
+			return nil
 		}
 		root.Parse()
 	}
@@ -61,9 +61,9 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input) (tra
 		ev, ierr := t.event(item, root)
 		res.Emit(ev, ierr, in.Meta, root.RawSHA256(), Format, item)
 	}); err != nil {
-		return res, err
+		return err
 	}
-	return res, nil
+	return nil
 }
 
 // Detect implements transformers.Detector: a Spacelift payload has account,

@@ -33,9 +33,9 @@ func FuzzTransform(f *testing.F) {
 		// The canonical fast path and the general path (a leading space
 		// rules the former out) agree on every input.
 		in := transformers.Input{Body: body, Meta: transformers.Meta{ReceivedAt: transformertest.ReceivedAt}}
-		fast, ferr := tr.Transform(context.Background(), in)
+		fast, ferr := transformers.Run(context.Background(), tr, in)
 		in.Body = append([]byte{' '}, body...)
-		slow, serr := tr.Transform(context.Background(), in)
+		slow, serr := transformers.Run(context.Background(), tr, in)
 		if (ferr == nil) != (serr == nil) || len(fast.Errors) != len(slow.Errors) {
 			t.Fatalf("paths disagree on %q: %v/%v, %d/%d errors", body, ferr, serr, len(fast.Errors), len(slow.Errors))
 		}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -113,7 +114,7 @@ func Input(t testing.TB, file string) transformers.Input {
 // Run transforms in and renders the outcome the way golden files hold it.
 func Run(t testing.TB, tr transformers.Transformer, in transformers.Input) Output {
 	t.Helper()
-	res, err := tr.Transform(context.Background(), in)
+	res, err := transformers.Run(context.Background(), tr, in)
 	out := Output{Format: res.Format, DecidedBy: res.DecidedBy, Events: res.Events, Skipped: res.Skipped}
 	if out.Events == nil {
 		out.Events = []auditpipe.Event{}
@@ -129,7 +130,27 @@ func Run(t testing.TB, tr transformers.Transformer, in transformers.Input) Outpu
 			t.Errorf("event %d does not validate: %v", i, verr)
 		}
 	}
+	if in.Doc == nil { // a document is consumed by its transform
+		appends(t, tr, in, res, err)
+	}
 	return out
+}
+
+// appends checks that Transform adds to what a Result holds, as front
+// doors that reuse one Result's events rely on.
+func appends(t testing.TB, tr transformers.Transformer, in transformers.Input, want transformers.Result, wantErr error) {
+	t.Helper()
+	held := auditpipe.Event{ID: "held by the caller"}
+	res := transformers.Result{Events: []auditpipe.Event{held}}
+	err := tr.Transform(context.Background(), in, &res)
+	ok := (err == nil) == (wantErr == nil) && len(res.Events) == 1+len(want.Events) && reflect.DeepEqual(res.Events[0], held)
+	for i := 0; ok && i < len(want.Events); i++ {
+		ok = res.Events[1+i].ID == want.Events[i].ID // times may be now's
+	}
+	if !ok {
+		t.Errorf("Transform into a Result holding one event: got %d events (first %q) and error %v, want the held event then the %d of a fresh Result and error %v",
+			len(res.Events), res.Events[0].ID, err, len(want.Events), wantErr)
+	}
 }
 
 // Golden runs every case under dir through tr and compares the result with
@@ -232,7 +253,7 @@ func Seed(f *testing.F, dir string) {
 // never panic, every event must validate and every error must be a located
 // *transformers.Error.
 func Check(t *testing.T, tr transformers.Transformer, body []byte) {
-	res, err := tr.Transform(context.Background(), transformers.Input{Body: body, Meta: transformers.Meta{SourceName: "fuzz", ReceivedAt: ReceivedAt}})
+	res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: body, Meta: transformers.Meta{SourceName: "fuzz", ReceivedAt: ReceivedAt}})
 	if err != nil {
 		var te *transformers.Error
 		if !errors.As(err, &te) || te.Path == "" || te.Format == "" {
