@@ -129,6 +129,22 @@ type Document struct {
 	// One root and one parser are the common case; no allocation then.
 	rootsInline   [1]Root
 	parsersInline [1]*fastjson.Parser
+	// open is set from decoding until Close, which does nothing on a
+	// closed document: documents are pooled, and a second Close must not
+	// hand one to two users.
+	open bool
+}
+
+// docPool keeps documents for reuse: the Fluent Bit plugin decodes one per
+// record, and a document is a few hundred bytes.
+var docPool = sync.Pool{New: func() any { return new(Document) }}
+
+// newDocument returns an empty open document with its inline roots and
+// parsers in place.
+func newDocument() *Document {
+	d := docPool.Get().(*Document)
+	d.Roots, d.parsers, d.open = d.rootsInline[:0], d.parsersInline[:0], true
+	return d
 }
 
 var (
@@ -137,9 +153,11 @@ var (
 	scanPool   = sync.Pool{New: func() any { return new(scanResult) }}
 )
 
-// Close returns the document's parser memory to the pools.
+// Close returns the document and its parser memory to the pools. Nothing
+// read from the document may be used afterwards; closing it again does
+// nothing.
 func (d *Document) Close() {
-	if d == nil {
+	if d == nil || !d.open {
 		return
 	}
 	for _, p := range d.parsers {
@@ -148,31 +166,28 @@ func (d *Document) Close() {
 	for i := range d.Roots {
 		if c := d.Roots[i].compact; c != nil {
 			bufPool.Put(c)
-			d.Roots[i].compact = nil
 		}
 		if sc := d.Roots[i].scan; sc != nil {
 			*sc = scanResult{}
 			scanPool.Put(sc)
-			d.Roots[i].scan = nil
 		}
 	}
-	d.parsers = nil
 	if d.tree != nil {
 		d.tree.reset()
 		treePool.Put(d.tree)
-		d.tree = nil
 	}
 	if d.scratch != nil {
 		*d.scratch = (*d.scratch)[:0]
 		bufPool.Put(d.scratch)
-		d.scratch = nil
 	}
 	if d.arena != nil {
 		d.arena.Reset()
 		arenaPool.Put(d.arena)
-		d.arena = nil
 	}
-	d.Roots = nil
+	// Cleared, not kept: results may hold the Errors slice, and the roots
+	// point into memory now back in the pools.
+	*d = Document{}
+	docPool.Put(d)
 }
 
 // Decode returns in's document: in.Doc as is, Body parsed (one JSON
@@ -239,8 +254,7 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy boo
 			return d, nil
 		}
 	}
-	d := &Document{}
-	d.Roots, d.parsers = d.rootsInline[:0], d.parsersInline[:0]
+	d := newDocument()
 	p := parserPool.Get()
 	d.parsers = append(d.parsers, p)
 	v, err := p.ParseBytes(body)
@@ -308,8 +322,7 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy boo
 // only if the payload is not a canonical object (or not even valid: then
 // nil, and the general path finds and reports what is wrong).
 func decodeCanonical(body []byte, lim Limits, red *Redactor, format string) *Document {
-	d := &Document{}
-	d.Roots, d.parsers = d.rootsInline[:0], d.parsersInline[:0]
+	d := newDocument()
 	d.Roots = append(d.Roots, Root{Node: NewNode(format, nil), Raw: body, doc: d, scan: scanPool.Get().(*scanResult)})
 	root := &d.Roots[0]
 	compact := bufPool.Get().(*[]byte)
@@ -562,7 +575,9 @@ func decodeValue(val any, lim Limits, format string) (*Document, error) {
 		return nil, &Error{Format: format, Item: -1, Path: "$", Kind: ErrTooLarge,
 			Expected: fmt.Sprintf("at most %d bytes", lim.MaxPayloadBytes), Got: fmt.Sprintf("about %d bytes", c.size)}
 	}
-	return &Document{Roots: []Root{{Node: NewNode(format, v)}}, arena: a}, nil
+	d := newDocument()
+	d.Roots, d.arena = append(d.Roots, Root{Node: NewNode(format, v)}), a
+	return d, nil
 }
 
 type converter struct {

@@ -117,3 +117,39 @@ func TestDecodeValueRejects(t *testing.T) {
 		t.Errorf("time converted to %q", s)
 	}
 }
+
+// Documents are pooled: closing one twice must not hand it to two users,
+// and a reused one must hold nothing of its last payload.
+func TestDocumentCloseTwice(t *testing.T) {
+	for _, in := range []Input{
+		{Body: []byte(`{"a":"first"}`)},
+		{Msgpack: []byte("\x81\xa1a\xa5first")},
+		{Value: map[string]any{"a": "first"}},
+	} {
+		d, err := Decode(in, Limits{}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		d.Close()
+		a, err := Decode(Input{Body: []byte(`{"b":"second"}`)}, Limits{}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Decode(Input{Msgpack: []byte("\x81\xa1b\xa5third")}, Limits{}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a == b {
+			t.Fatal("two open documents are one: a document closed twice went back to the pool twice")
+		}
+		if got, _ := a.Roots[0].Get("b").String(); got != "second" || len(a.Roots) != 1 || a.Roots[0].Get("a").Exists() {
+			t.Errorf("reused document: roots %d, $.b %q", len(a.Roots), got)
+		}
+		if got, _ := b.Roots[0].Get("b").String(); got != "third" || len(b.Roots) != 1 {
+			t.Errorf("reused document: roots %d, $.b %q", len(b.Roots), got)
+		}
+		a.Close()
+		b.Close()
+	}
+}

@@ -28,7 +28,7 @@ func decodeMsgpack(b []byte, lim Limits, format string) (*Document, error) {
 		e.Expected, e.Got = fmt.Sprintf("at most %d bytes", lim.MaxPayloadBytes), fmt.Sprintf("%d bytes", len(b))
 		return nil, e
 	}
-	d := &Document{}
+	d := newDocument()
 	d.tree = treePool.Get().(*tree)
 	d.scratch = bufPool.Get().(*[]byte)
 	m := mpDecoder{t: d.tree, lim: lim, buf: (*d.scratch)[:0]}
@@ -44,7 +44,7 @@ func decodeMsgpack(b []byte, lim Limits, format string) (*Document, error) {
 		d.Close()
 		return nil, err.locate(NewNode(format, nil))
 	}
-	d.Roots = append(d.rootsInline[:0], Root{Node: NewNode(format, (*fastjson.Value)(unsafe.Pointer(root)))})
+	d.Roots = append(d.Roots, Root{Node: NewNode(format, (*fastjson.Value)(unsafe.Pointer(root)))})
 	return d, nil
 }
 
