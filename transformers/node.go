@@ -164,6 +164,46 @@ func (n Node) Members(f func(key string, v Node)) {
 	})
 }
 
+// OptStrings reads several optional string members of an object node in
+// one pass over it: dst[i] is member names[i] as a view valid while the
+// document is open, nil when missing or null. The first member named that
+// is neither a string nor null is an error at its path, as OptStringBytes
+// gives it. A node that is not an object reads as empty; callers check
+// the kind themselves. At most 64 names. It is Get and OptStringBytes for
+// hot paths: Get searches the object and copies a Node for every member
+// read.
+func (n Node) OptStrings(names []string, dst [][]byte) *Error {
+	if !n.IsObject() {
+		return nil
+	}
+	var seen uint64 // the first of equal names counts, as for Get
+	bad := -1
+	o, _ := n.v.Object()
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		for i, name := range names {
+			if string(k) != name || seen&(1<<i) != 0 {
+				continue
+			}
+			seen |= 1 << i
+			switch v.Type() {
+			case fastjson.TypeString:
+				dst[i], _ = v.StringBytes()
+			case fastjson.TypeNull:
+			default:
+				if bad < 0 || i < bad {
+					bad = i // reported in names' order, as reading one by one would
+				}
+			}
+			return
+		}
+	})
+	if bad >= 0 {
+		_, err := n.Get(names[bad]).OptStringBytes()
+		return err
+	}
+	return nil
+}
+
 // StringPairs appends the members of an object of strings (labels,
 // annotations) to dst, as views valid while the document is open. Missing
 // or null is empty, and so is a member whose value is "" or null: label

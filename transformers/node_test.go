@@ -32,3 +32,38 @@ func TestNodeTimeYearBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestOptStrings(t *testing.T) {
+	root := NewNode("test", fastjson.MustParse(`{"a":"1","b":null,"c":3,"a":"again","d":{},"e":""}`))
+	tests := []struct {
+		names   []string
+		want    []string // "<nil>" for nil
+		errPath string
+	}{
+		{[]string{"a", "b", "missing"}, []string{"1", "<nil>", "<nil>"}, ""},
+		{[]string{"d", "c"}, nil, "$.d"}, // the first in names' order
+		{[]string{"a", "c", "d"}, nil, "$.c"},
+	}
+	for _, tt := range tests {
+		dst := make([][]byte, len(tt.names))
+		err := root.OptStrings(tt.names, dst)
+		if tt.errPath != "" {
+			if err == nil || err.Path != tt.errPath || !errors.Is(err, ErrType) {
+				t.Errorf("%v: err %v, want ErrType at %s", tt.names, err, tt.errPath)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tt.names, err)
+		}
+		for i, w := range tt.want {
+			if got := string(dst[i]); (w == "<nil>") != (dst[i] == nil) || (w != "<nil>" && got != w) {
+				t.Errorf("%v: %s = %q (nil %v), want %s", tt.names, tt.names[i], got, dst[i] == nil, w)
+			}
+		}
+	}
+	dst := make([][]byte, 1)
+	if err := root.Get("a").OptStrings([]string{"a"}, dst); err != nil || dst[0] != nil {
+		t.Errorf("a string node read as an object: %q, %v", dst[0], err)
+	}
+}

@@ -247,3 +247,51 @@ func TestLabelsAndAnnotations(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertStrings: an alert's optional strings are read in one pass, yet
+// each problem is reported (or not) as reading them one by one would: a
+// resolved or foreign alert is skipped whatever its other members hold.
+func TestAlertStrings(t *testing.T) {
+	tr := newTransformer(t, alertmanager.Config{}, transformers.Limits{})
+	body := func(noteStatus, alertname, members string) string {
+		return `{"version":"4","status":"` + noteStatus + `","alerts":[{"labels":{"alertname":"` + alertname +
+			`","audit_id":"a1","operation":"UPDATE"},"startsAt":"2025-01-01T00:00:00Z"` + members + `}]}`
+	}
+	tests := []struct {
+		name, body string
+		skipped    string // want the alert skipped for this reason
+		errPath    string // want an error there
+		details    string // want these details otherwise
+	}{
+		{"strings to details", body("firing", "audit", `,"fingerprint":"f1","generatorURL":"u"`), "", "",
+			`{"fingerprint":"f1","generatorURL":"u"}`},
+		{"null is absent", body("firing", "audit", `,"fingerprint":null,"status":null`), "", "", ""},
+		{"bad fingerprint", body("firing", "audit", `,"fingerprint":7`), "", "$.alerts[0].fingerprint", ""},
+		{"first bad in reading order", body("firing", "audit", `,"generatorURL":[],"fingerprint":7`), "", "$.alerts[0].fingerprint", ""},
+		{"bad status", body("firing", "audit", `,"fingerprint":7,"status":7`), "", "$.alerts[0].status", ""},
+		{"resolved despite a bad fingerprint", body("firing", "audit", `,"status":"resolved","fingerprint":7`), "resolved", "", ""},
+		{"resolved by its notification", body("resolved", "audit", `,"status":null,"fingerprint":7`), "resolved", "", ""},
+		{"foreign despite bad labels", `{"version":"4","alerts":[{"labels":{"alertname":"other","x":1,"x":2},"status":7}]}`, "alertname", "", ""},
+		{"ours with bad labels", `{"version":"4","alerts":[{"labels":{"alertname":"audit","x":1}}]}`, "", "$.alerts[0].labels.x", ""},
+	}
+	for _, tt := range tests {
+		res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(tt.body)})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		switch {
+		case tt.skipped != "":
+			if res.Skipped[tt.skipped] != 1 || len(res.Errors)+len(res.Events) != 0 {
+				t.Errorf("%s: got %+v, want skipped as %s", tt.name, res, tt.skipped)
+			}
+		case tt.errPath != "":
+			if len(res.Errors) != 1 || res.Errors[0].Path != tt.errPath || len(res.Events) != 0 {
+				t.Errorf("%s: got errors %v and %d events, want one error at %s", tt.name, res.Errors, len(res.Events), tt.errPath)
+			}
+		default:
+			if len(res.Events) != 1 || len(res.Errors) != 0 || string(res.Events[0].Details) != tt.details {
+				t.Errorf("%s: got %+v, want one event with details %s", tt.name, res, tt.details)
+			}
+		}
+	}
+}
