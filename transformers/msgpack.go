@@ -283,15 +283,20 @@ func keySeg(k []byte) pathSeg {
 	return pathSeg{key: strings.ToValidUTF8(string(k[:min(len(k), 256)]), "\uFFFD"), idx: -1}
 }
 
-// validUTF8 is utf8.Valid with a quicker answer for the short ASCII
-// strings records are made of.
+// validUTF8 is utf8.Valid with a quicker answer for the ASCII strings
+// records are made of: eight bytes at a time, and utf8.Valid from the
+// first word that is not all ASCII (a character boundary, as everything
+// before it is ASCII).
 func validUTF8(b []byte) bool {
-	if len(b) > 16 {
-		return utf8.Valid(b) // reads ASCII a word at a time itself
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:])&0x8080808080808080 != 0 {
+			return utf8.Valid(b[i:])
+		}
 	}
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return utf8.Valid(b)
+	for ; i < len(b); i++ {
+		if b[i] >= utf8.RuneSelf {
+			return utf8.Valid(b[i:])
 		}
 	}
 	return true

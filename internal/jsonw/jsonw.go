@@ -45,6 +45,14 @@ func AppendStrings(dst []byte, ss []string) []byte {
 func AppendEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
+		// Most of an audit event is plain ASCII: skip it eight bytes at a
+		// time, and look at bytes one by one only around the rest.
+		for i+8 <= len(s) && plain(load64(s, i)) {
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
@@ -89,4 +97,28 @@ func AppendEscaped(dst []byte, s string) []byte {
 		i += size
 	}
 	return append(dst, s[start:]...)
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// load64 reads s[i:i+8] as a little-endian word (the compiler makes it
+// one load).
+func load64(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// plain reports whether none of w's bytes needs escaping or a UTF-8
+// check: each is ASCII, not a control character, not '"' and not '\\'.
+// (The classic "has a byte less than n" and "has a zero byte" word tests:
+// exact for whether any byte matches, which is all this asks.)
+func plain(w uint64) bool {
+	ctl := (w - 0x20*ones) &^ w
+	q := w ^ '"'*ones
+	bs := w ^ '\\'*ones
+	return (w|ctl|(q-ones)&^q|(bs-ones)&^bs)&highs == 0
 }

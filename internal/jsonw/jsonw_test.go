@@ -42,3 +42,25 @@ func TestAppendTime(t *testing.T) {
 		}
 	}
 }
+
+// TestPlain: the word test agrees with the byte test for every byte value
+// at every position, beside plain and beside special neighbours (a borrow
+// from one byte must not hide or invent another).
+func TestPlain(t *testing.T) {
+	plainByte := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	for _, fill := range []byte{'a', ' ', 0x7f, 0x00, '"'} {
+		for pos := range 8 {
+			for c := range 256 {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[pos] = byte(c)
+				want := true
+				for _, b := range w {
+					want = want && plainByte(b)
+				}
+				if got := plain(load64(string(w), 0)); got != want {
+					t.Fatalf("plain(%q) = %v, want %v", w, got, want)
+				}
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package flb
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -64,7 +65,7 @@ func (d *Decoder) Next(r *Record) (bool, error) {
 	rest, err := r.decode(d.b)
 	if err != nil {
 		*r = Record{}
-		rest, serr := msgp.Skip(d.b)
+		rest, serr := skip(d.b)
 		if serr != nil {
 			return false, fmt.Errorf("%w: %v", ErrCorrupt, serr)
 		}
@@ -109,14 +110,14 @@ func (r *Record) decode(chunk []byte) ([]byte, error) {
 			}
 		}
 		for i := uint32(2); i < hn; i++ {
-			if b, err = msgp.Skip(b); err != nil {
+			if b, err = skip(b); err != nil {
 				return nil, err
 			}
 		}
 	} else if r.Time, b, err = transformers.MsgpackTime(b); err != nil {
 		return nil, err
 	}
-	rest, err := msgp.Skip(b)
+	rest, err := skip(b)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +145,7 @@ func member(m []byte, name string) (val []byte, found bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
-		rest, err := msgp.Skip(b)
+		rest, err := skip(b)
 		if err != nil {
 			return nil, false, err
 		}
@@ -251,3 +252,83 @@ func readValue(b []byte, depth int) (any, []byte, error) {
 }
 
 func wrapRead[T any](v T, o []byte, err error) (any, []byte, error) { return v, o, err }
+
+// skip returns b after its first msgpack value. It is msgp.Skip without
+// the recursion: a count of the values still to skip stands in for the
+// stack, as a container only adds its elements to it. Every value takes
+// at least one byte, so a forged element count runs out of input, not
+// time. Skipping each record's body was a tenth of the flush path.
+func skip(b []byte) ([]byte, error) {
+	for n := 1; n > 0; n-- {
+		if len(b) == 0 {
+			return b, msgp.ErrShortBytes
+		}
+		c := b[0]
+		size, add := 1, 0 // bytes of this value without its elements; elements
+		switch {
+		case c <= 0x7f || c >= 0xe0: // fixint
+		case c <= 0x8f: // fixmap
+			add = 2 * int(c&0x0f)
+		case c <= 0x9f: // fixarray
+			add = int(c & 0x0f)
+		case c <= 0xbf: // fixstr
+			size += int(c & 0x1f)
+		default:
+			var l, lenBytes int // a length that follows the type byte
+			switch c {
+			case 0xc0, 0xc2, 0xc3: // nil, false, true
+			case 0xcc, 0xd0:
+				size = 2
+			case 0xcd, 0xd1:
+				size = 3
+			case 0xca, 0xce, 0xd2:
+				size = 5
+			case 0xcb, 0xcf, 0xd3:
+				size = 9
+			case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16
+				size = 2 + 1<<(c-0xd4)
+			case 0xc4, 0xd9: // bin 8, str 8
+				lenBytes = 1
+			case 0xc5, 0xda:
+				lenBytes = 2
+			case 0xc6, 0xdb:
+				lenBytes = 4
+			case 0xc7, 0xc8, 0xc9: // ext 8, 16, 32: the length, then a type byte
+				lenBytes = 1 << (c - 0xc7)
+				size = 2
+			case 0xdc, 0xdd, 0xde, 0xdf: // array 16, 32, map 16, 32
+				lenBytes = 2 << ((c - 0xdc) & 1)
+			default: // 0xc1, never used
+				return b, msgp.InvalidPrefixError(c)
+			}
+			if lenBytes > 0 {
+				if len(b) < 1+lenBytes {
+					return b, msgp.ErrShortBytes
+				}
+				switch lenBytes {
+				case 1:
+					l = int(b[1])
+				case 2:
+					l = int(binary.BigEndian.Uint16(b[1:]))
+				default:
+					l = int(binary.BigEndian.Uint32(b[1:]))
+				}
+				size += lenBytes
+				switch {
+				case c >= 0xde:
+					add = 2 * l
+				case c >= 0xdc:
+					add = l
+				default:
+					size += l
+				}
+			}
+		}
+		if len(b) < size {
+			return b, msgp.ErrShortBytes
+		}
+		b = b[size:]
+		n += add
+	}
+	return b, nil
+}
