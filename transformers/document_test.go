@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestDecodeLimitsAndBadInput(t *testing.T) {
@@ -151,5 +152,41 @@ func TestDocumentCloseTwice(t *testing.T) {
 		}
 		a.Close()
 		b.Close()
+	}
+}
+
+// TestDocumentStrings: strings an event keeps are views into a msgpack
+// input (which the caller never changes) and copies of everything else:
+// numbers spelled into pooled scratch memory, JSON text.
+func TestDocumentStrings(t *testing.T) {
+	in := []byte("\x82\xa1s\xa5label\xa1n\xcd\x01\x00") // {"s":"label","n":256}
+	d, err := Decode(Input{Msgpack: in}, Limits{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := d.Roots[0].Get("s").StringBytes()
+	var num []byte
+	num, _ = d.Roots[0].Get("n").AppendText(num)
+	var numView []byte // an empty string
+	var gotS, gotN, gotEmpty string
+	d.Strings([]*string{&gotS, &gotN, &gotEmpty}, [][]byte{s, num, numView})
+	d.Close()
+	if gotS != "label" || unsafe.StringData(gotS) != &in[4] {
+		t.Errorf("msgpack string %q: want a view into the input", gotS)
+	}
+	if gotN != "256" || gotEmpty != "" {
+		t.Errorf("number %q, empty %q", gotN, gotEmpty)
+	}
+	body := []byte(`{"s":"label"}`)
+	d, err = Decode(Input{Body: body}, Limits{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ = d.Roots[0].Get("s").StringBytes()
+	d.Strings([]*string{&gotS}, [][]byte{s})
+	d.Close()
+	if p := uintptr(unsafe.Pointer(unsafe.StringData(gotS))); gotS != "label" ||
+		p >= uintptr(unsafe.Pointer(&body[0])) && p < uintptr(unsafe.Pointer(&body[0]))+uintptr(len(body)) {
+		t.Errorf("JSON string %q: want a copy", gotS)
 	}
 }

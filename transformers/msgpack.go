@@ -17,8 +17,8 @@ import (
 // decodeMsgpack builds a document from one msgpack value (a Fluent Bit
 // record) straight into the tree: no Go maps, JSON text or copies in
 // between, which is most of what a record used to cost. The tree's strings
-// point into b, which the caller keeps unchanged until the document is
-// closed (Input.Msgpack). The limits apply as they do to JSON; a duplicate
+// point into b, which the caller never changes (Input.Msgpack), so events
+// may keep them (Document.Strings). The limits apply as they do to JSON; a duplicate
 // member name is an error, because a map that says two things about one
 // name cannot be read one way by every reader.
 func decodeMsgpack(b []byte, lim Limits, format string) (*Document, error) {
@@ -44,6 +44,7 @@ func decodeMsgpack(b []byte, lim Limits, format string) (*Document, error) {
 		d.Close()
 		return nil, err.locate(NewNode(format, nil))
 	}
+	d.kept = b
 	d.Roots = append(d.Roots, Root{Node: NewNode(format, (*fastjson.Value)(unsafe.Pointer(root)))})
 	return d, nil
 }

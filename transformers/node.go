@@ -4,7 +4,6 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/valyala/fastjson"
 )
@@ -290,33 +289,6 @@ func (s *nameSet) add(k []byte) (dup bool) {
 	s.names = s.names[:len(s.names)+1] // within the caller's buffer
 	s.names[len(s.names)-1] = k
 	return dup
-}
-
-// CopyStrings copies each src into the string *dst points at, all in one
-// allocation: an event's dozen fields cost one allocation instead of a
-// dozen. The strings share memory, which is harmless: strings are
-// immutable.
-func CopyStrings(dst []*string, src [][]byte) {
-	total := 0
-	for _, b := range src {
-		total += len(b)
-	}
-	if total == 0 {
-		for _, d := range dst {
-			*d = ""
-		}
-		return
-	}
-	buf := make([]byte, 0, total)
-	for _, b := range src {
-		buf = append(buf, b...)
-	}
-	all := unsafe.String(unsafe.SliceData(buf), len(buf))
-	off := 0
-	for i, b := range src {
-		*dst[i] = all[off : off+len(b)]
-		off += len(b)
-	}
 }
 
 // Err builds an error located at n.

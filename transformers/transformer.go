@@ -51,6 +51,9 @@ type Input struct {
 	// Msgpack is one msgpack value (a Fluent Bit record), decoded straight
 	// into the document: strings may be str or bin, EventTime extensions
 	// read as RFC 3339 times, and a duplicate member name is an error.
+	// Events may keep views into these bytes, so the caller must never
+	// change them (the Fluent Bit plugin's chunk is a Go copy no one
+	// writes to): an event then costs no copy of its strings.
 	Msgpack []byte
 	// Doc is a document another transformer (auto) already decoded. The
 	// receiving transformer owns it: it may change it in place (k8s blanks

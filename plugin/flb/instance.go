@@ -123,7 +123,9 @@ func (in *Instance) Stats() Stats {
 }
 
 // Flush handles one chunk: it decodes every record, transforms it,
-// delivers the events and dead-letters what is not an audit payload.
+// delivers the events and dead-letters what is not an audit payload. The
+// events' strings are views into chunk, so the caller must never change
+// it afterwards (the C side hands over a copy: Fluent Bit frees its own).
 func (in *Instance) Flush(ctx context.Context, tag string, chunk []byte) Code {
 	c := in.flush(ctx, tag, chunk)
 	switch c {

@@ -151,6 +151,7 @@ func (t *Transformer) Detect(root transformers.Node, _ transformers.Meta) (strin
 
 // notification is one webhook payload of a document.
 type notification struct {
+	doc    *transformers.Document
 	alerts transformers.Node
 	raw    string
 	// Views into the document, valid while it is open: they only feed
@@ -192,7 +193,7 @@ func (t *Transformer) notifications(doc *transformers.Document, res *transformer
 				e.Got = fmt.Sprintf("at least %d", alerts)
 				return nil, e
 			}
-			n.raw = r.RawSHA256()
+			n.raw, n.doc = r.RawSHA256(), doc
 			out = append(out, n)
 		}
 	}
@@ -384,7 +385,7 @@ func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditp
 	}
 
 	var gvk, actor, actorUID, outcome string
-	transformers.CopyStrings([]*string{
+	n.doc.Strings([]*string{
 		&ev.ID, &ev.Action, &gvk, &ev.Resource.Name, &ev.Resource.Namespace, &ev.Tenant.Project, &ev.Tenant.Org,
 		&actor, &actorUID, &outcome, &ev.Message, &ev.Reason,
 	}, f[:])
