@@ -19,14 +19,16 @@ type Event struct {
 	// Action is the source's own action name, verbatim (stack.create, secret_set).
 	Action    string    `json:"action"`
 	Operation Operation `json:"operation"`
-	Category  []string  `json:"category,omitempty"`
-	Outcome   Outcome   `json:"outcome"`
-	Reason    string    `json:"reason,omitempty"`
-	Message   string    `json:"message,omitempty"`
-	Actor     Actor     `json:"actor,omitzero"`
-	Resource  Resource  `json:"resource,omitzero"`
-	Tenant    Tenant    `json:"tenant,omitzero"`
-	Client    Client    `json:"client,omitzero"`
+	// Category, like Labels, is read-only once the event is made: events
+	// may share it.
+	Category []string `json:"category,omitempty"`
+	Outcome  Outcome  `json:"outcome"`
+	Reason   string   `json:"reason,omitempty"`
+	Message  string   `json:"message,omitempty"`
+	Actor    Actor    `json:"actor,omitzero"`
+	Resource Resource `json:"resource,omitzero"`
+	Tenant   Tenant   `json:"tenant,omitzero"`
+	Client   Client   `json:"client,omitzero"`
 	// Details holds the source-specific payload as a JSON object, with
 	// secrets already redacted. It is kept as JSON text rather than a map
 	// because it is usually the bulk of an event and is only ever

@@ -290,6 +290,13 @@ func labelField(name []byte) int {
 	return -1
 }
 
+// The categories of events, shared by them (an event's slices and maps
+// are read-only once it is made); full slices, so an append copies.
+var (
+	categoryConfiguration = []string{"configuration"}
+	categoryIAM           = []string{"configuration", "iam"}
+)
+
 // alertStrings are the optional string members of an alert, read in one
 // pass (startsAt is required: Node.StringBytes reads it).
 var alertStrings = [...]string{aStatus: "status", aFingerprint: "fingerprint", aGeneratorURL: "generatorURL"}
@@ -404,10 +411,10 @@ func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditp
 	if ev.Message == "" {
 		ev.Message = message(ev.Actor.Name, ev.Action, ev.Resource)
 	}
-	ev.Category = []string{"configuration"}
+	ev.Category = categoryConfiguration
 	switch ev.Resource.Type {
 	case "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ServiceAccount":
-		ev.Category = append(ev.Category, "iam")
+		ev.Category = categoryIAM
 	}
 
 	var d transformers.Details
