@@ -5,9 +5,10 @@
 // A transformer receives an [Input]: the raw payload bytes (HTTP body, file),
 // one msgpack value (a Fluent Bit record, decoded straight into the tree, so
 // the plugin never re-encodes JSON) or an already-decoded Go value, plus
-// request metadata. It returns a
-// [Result]: the events it made, a typed [*Error] for every item it could not
-// map (one bad alert never drops the other forty-nine), and counts of items it
+// request metadata. It appends to a [Result] the caller passes (a front
+// door reuses one across a batch; [Run] starts from an empty one): the
+// events it made, a typed [*Error] for every item it could not map (one bad
+// alert never drops the other forty-nine), and counts of items it
 // deliberately skipped. A returned error means the payload as a whole was
 // unusable.
 //
