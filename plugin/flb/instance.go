@@ -195,6 +195,9 @@ func (in *Instance) putBatch(b *batch) {
 	if cap(b.events) > maxPooledEvents {
 		return
 	}
+	// Cleared: the events point into their chunk, which a pooled batch
+	// would otherwise keep alive.
+	clear(b.events)
 	b.events = b.events[:0]
 	clear(b.letters)
 	b.letters = b.letters[:0]
