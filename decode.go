@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/auditpipe/auditpipe/internal/jsonw"
 	"math/bits"
 	"strconv"
 	"time"
@@ -421,7 +422,7 @@ func (d *decoder) strBytes() ([]byte, error) {
 		// non-ASCII byte), then one at a time up to the special one.
 		i := d.i
 		for i+8 <= len(b) {
-			m := special8(binary.LittleEndian.Uint64(b[i:]))
+			m := jsonw.Special8(binary.LittleEndian.Uint64(b[i:]))
 			if m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				break
@@ -457,20 +458,6 @@ func (d *decoder) strBytes() ([]byte, error) {
 		d.i++
 	}
 	return nil, d.errorf("unterminated string")
-}
-
-// special8 marks, in the high bit of each of the eight bytes of v, those
-// that are a quote, a backslash, a control character or non-ASCII (the
-// usual SWAR tests: b-n borrows into the high bit when b < n). Borrows can
-// mark bytes after a marked one, never before, so the lowest mark is
-// exact.
-func special8(v uint64) uint64 {
-	const ones, high = 0x0101010101010101, 0x8080808080808080
-	quote, backslash := v^(ones*'"'), v^(ones*'\\')
-	control := (v - ones*0x20) &^ v
-	isQuote := (quote - ones) &^ quote
-	isBackslash := (backslash - ones) &^ backslash
-	return (v | control | isQuote | isBackslash) & high
 }
 
 // unescape finishes a string literal that holds escapes; d.i is at the

@@ -5,6 +5,7 @@
 package jsonw
 
 import (
+	"math/bits"
 	"time"
 	"unicode/utf8"
 )
@@ -47,7 +48,11 @@ func AppendEscaped(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		// Most of an audit event is plain ASCII: skip it eight bytes at a
 		// time, and look at bytes one by one only around the rest.
-		for i+8 <= len(s) && plain(load64(s, i)) {
+		for i+8 <= len(s) {
+			if m := Special8(load64(s, i)); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		if i == len(s) {
@@ -99,11 +104,6 @@ func AppendEscaped(dst []byte, s string) []byte {
 	return append(dst, s[start:]...)
 }
 
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
 // load64 reads s[i:i+8] as a little-endian word (the compiler makes it
 // one load).
 func load64(s string, i int) uint64 {
@@ -112,13 +112,17 @@ func load64(s string, i int) uint64 {
 		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 }
 
-// plain reports whether none of w's bytes needs escaping or a UTF-8
-// check: each is ASCII, not a control character, not '"' and not '\\'.
-// (The classic "has a byte less than n" and "has a zero byte" word tests:
-// exact for whether any byte matches, which is all this asks.)
-func plain(w uint64) bool {
-	ctl := (w - 0x20*ones) &^ w
-	q := w ^ '"'*ones
-	bs := w ^ '\\'*ones
-	return (w|ctl|(q-ones)&^q|(bs-ones)&^bs)&highs == 0
+// Special8 marks, in the high bit of each of the eight bytes of v (a
+// little-endian word of a JSON string), those that are a quote, a
+// backslash, a control character or non-ASCII: the bytes an encoder must
+// escape or check and a decoder must look at. These are the usual SWAR
+// tests (b-n borrows into the high bit when b < n). A borrow can mark
+// bytes after a marked one, never before, so the lowest mark is exact.
+func Special8(v uint64) uint64 {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	quote, backslash := v^(ones*'"'), v^(ones*'\\')
+	control := (v - ones*0x20) &^ v
+	isQuote := (quote - ones) &^ quote
+	isBackslash := (backslash - ones) &^ backslash
+	return (v | control | isQuote | isBackslash) & high
 }

@@ -3,6 +3,7 @@ package jsonw
 import (
 	"bytes"
 	"encoding/json"
+	"math/bits"
 	"testing"
 	"time"
 )
@@ -43,22 +44,27 @@ func TestAppendTime(t *testing.T) {
 	}
 }
 
-// TestPlain: the word test agrees with the byte test for every byte value
-// at every position, beside plain and beside special neighbours (a borrow
-// from one byte must not hide or invent another).
-func TestPlain(t *testing.T) {
-	plainByte := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+// TestSpecial8: the word test agrees with the byte test for every byte
+// value at every position, beside plain and beside special neighbours (a
+// borrow from one byte must not hide or invent another), and its lowest
+// mark is the first special byte.
+func TestSpecial8(t *testing.T) {
+	special := func(c byte) bool { return c < 0x20 || c >= 0x80 || c == '"' || c == '\\' }
 	for _, fill := range []byte{'a', ' ', 0x7f, 0x00, '"'} {
 		for pos := range 8 {
 			for c := range 256 {
 				w := bytes.Repeat([]byte{fill}, 8)
 				w[pos] = byte(c)
-				want := true
-				for _, b := range w {
-					want = want && plainByte(b)
+				first := -1
+				for i, b := range w {
+					if special(b) {
+						first = i
+						break
+					}
 				}
-				if got := plain(load64(string(w), 0)); got != want {
-					t.Fatalf("plain(%q) = %v, want %v", w, got, want)
+				m := Special8(load64(string(w), 0))
+				if got := bits.TrailingZeros64(m) >> 3; (m == 0) != (first < 0) || m != 0 && got != first {
+					t.Fatalf("Special8(%q) = %#x (first mark at %d), want first special byte at %d", w, m, got, first)
 				}
 			}
 		}
