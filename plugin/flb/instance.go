@@ -314,25 +314,30 @@ func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record,
 }
 
 // enrich adds the configured labels, the tag and the v2 metadata; labels
-// the transformer set win.
+// the transformer set win. Events with neither metadata nor labels of
+// their own share one set per chunk.
 func (in *Instance) enrich(ev *auditpipe.Event, tag string, meta map[string]any, b *batch) {
 	if len(meta) == 0 && len(ev.Labels) == 0 {
 		if b.labels == nil {
-			b.labels = make(map[string]string, len(in.labels)+1)
-			maps.Copy(b.labels, in.labels)
-			b.labels[TagLabel] = tag
+			b.labels = in.labelSet(tag, nil, nil)
 		}
 		ev.Labels = b.labels
 		return
 	}
-	l := make(map[string]string, len(in.labels)+1+len(meta)+len(ev.Labels))
+	ev.Labels = in.labelSet(tag, meta, ev.Labels)
+}
+
+// labelSet is a new map of the configured labels, the tag, the metadata
+// and own, in rising precedence.
+func (in *Instance) labelSet(tag string, meta map[string]any, own map[string]string) map[string]string {
+	l := make(map[string]string, len(in.labels)+1+len(meta)+len(own))
 	maps.Copy(l, in.labels)
 	l[TagLabel] = tag
 	for k, v := range meta {
 		l[MetaLabelPrefix+k] = labelValue(v)
 	}
-	maps.Copy(l, ev.Labels)
-	ev.Labels = l
+	maps.Copy(l, own)
+	return l
 }
 
 func labelValue(v any) string {
