@@ -13,7 +13,16 @@
 //	00000000000000004097.seg   their first record (20 digits, so they sort)
 //	kafka.cursor               one cursor per consumer (output name with
 //	siem%2Eprod.cursor         anything outside [A-Za-z0-9_-] %-escaped)
-//	LOCK                       flock(2)ed while open: one process at a time
+//	LOCK                       flock(2)ed while open, for older versions
+//
+// While a Queue is open it holds an exclusive flock(2) on Dir itself, so
+// that one process at a time appends. The lock is on the directory rather
+// than on a file in it because a file can be deleted: another process
+// would then lock a new file of the same name and both would write
+// records at the same offsets. It also locks LOCK, which is what versions
+// before this one locked, so that an older binary started during an
+// upgrade is kept out too. Open fails, naming the directory, when another
+// process (or another Queue in this one) has it open.
 //
 // Sequence numbers start at 1 and increase by one per record, across
 // segments, for the life of the directory.

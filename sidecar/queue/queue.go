@@ -130,7 +130,7 @@ type Queue struct {
 	segBytes int64
 	fsync    bool
 	log      *slog.Logger
-	lockFile *os.File
+	lock     *dirLock
 
 	mu       sync.Mutex
 	closed   bool
@@ -194,9 +194,9 @@ func Open(cfg Config, consumers []string, logger *slog.Logger) (*Queue, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("dir: %w", err)
 	}
-	lf, err := lockDir(filepath.Join(cfg.Dir, "LOCK"))
+	lk, err := lockDir(cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("dir: %w", err)
+		return nil, fmt.Errorf("queue: %w", err)
 	}
 	q := &Queue{
 		dir:      cfg.Dir,
@@ -204,7 +204,7 @@ func Open(cfg Config, consumers []string, logger *slog.Logger) (*Queue, error) {
 		segBytes: cfg.SegmentBytes,
 		fsync:    *cfg.Fsync,
 		log:      logger,
-		lockFile: lf,
+		lock:     lk,
 		dataCh:   make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		closeCh:  make(chan struct{}),
@@ -805,6 +805,6 @@ func (q *Queue) closeFiles() error {
 		}
 	}
 	q.mu.Unlock()
-	errs = append(errs, q.lockFile.Close())
+	errs = append(errs, q.lock.Close())
 	return errors.Join(errs...)
 }
