@@ -32,7 +32,7 @@ func newMetrics() *metrics {
 		}, []string{"source"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditpipe_rejected_requests_total",
-			Help: "Requests not accepted, by source and reason (auth, too_large, content_type, malformed, rate_limited, queue_full, unavailable, shutting_down).",
+			Help: "Requests not accepted, by source and reason (auth, too_large, content_type, content_encoding, malformed, rate_limited, busy, read, read_timeout, queue_full, queue_error, dead_letter_full, dead_letter_error, unavailable, shutting_down).",
 		}, []string{"source", "reason"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditpipe_skipped_items_total",
@@ -89,6 +89,17 @@ func (m *metrics) watch(q *queue.Queue, routes []*builtin.Route, now func() time
 			return float64(q.Stats().Consumers[r.Name()].Pending)
 		}))
 	}
+}
+
+// watchInflight exposes the request bytes being read and transformed,
+// and their bound, so a 503 "busy" can be told from a full queue.
+func (m *metrics) watchInflight(f *inflight) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_inflight_bytes",
+			Help: "Request bytes being read and transformed now."}, func() float64 { return float64(f.used.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_inflight_max_bytes",
+			Help: "The bound on request bytes in flight (server.max_inflight_bytes)."}, func() float64 { return float64(f.limit) }),
+	)
 }
 
 func lag(s queue.Stats, output string, now time.Time) time.Duration {

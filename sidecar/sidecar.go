@@ -53,6 +53,11 @@ type Sidecar struct {
 	// closers release what sources hold (external transformer processes).
 	closers []func() error
 
+	// inflight bounds the request bytes being read and transformed at
+	// once (server.max_inflight_bytes), so memory does not grow with the
+	// number of concurrent senders.
+	inflight *inflight
+
 	handler  http.Handler
 	draining atomic.Bool
 	ln       net.Listener
@@ -61,7 +66,7 @@ type Sidecar struct {
 // New builds everything the configuration describes: it opens the queue
 // and the dead-letter store, builds the outputs and the sources, and
 // listens on server.listen. Nothing is served until Run.
-func New(ctx context.Context, cfg *config.Config, opts Options) (s *Sidecar, err error) {
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Sidecar, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -71,44 +76,53 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (s *Sidecar, err
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s = &Sidecar{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: newMetrics(), labels: cfg.StaticLabels(opts.Env)}
-	// Undo what was opened if a later step fails.
-	defer func() {
-		if err != nil {
-			s.closeAll(context.WithoutCancel(ctx))
-		}
-	}()
-	if s.dlq, err = dlq.Open(cfg.DeadLetter); err != nil {
+	s := &Sidecar{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: newMetrics(), labels: cfg.StaticLabels(opts.Env),
+		inflight: newInflight(cfg.Server.MaxInflightBytes)}
+	// The results are not named: a named *Sidecar would be nil by the time
+	// a deferred cleanup ran on "return nil, err", and every startup error
+	// would surface as a nil-pointer panic instead of its cause.
+	if err := s.open(ctx, opts); err != nil {
+		s.closeAll(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	return s, nil
+}
+
+// open does New's work; on error, New undoes whatever it had opened.
+func (s *Sidecar) open(ctx context.Context, opts Options) (err error) {
+	cfg := s.cfg
+	if s.dlq, err = dlq.Open(cfg.DeadLetter); err != nil {
+		return err
+	}
 	if s.outputs, err = builtin.Build(ctx, cfg.Outputs, builtin.Deps{Logger: s.log, DeadLetters: s.dlq, Version: opts.Version}); err != nil {
-		return nil, err
+		return err
 	}
 	names := make([]string, len(s.outputs.Routes))
 	for i, r := range s.outputs.Routes {
 		names[i] = r.Name()
 	}
 	if s.queue, err = queue.Open(cfg.Queue, names, s.log.With("component", "queue")); err != nil {
-		return nil, err
+		return fmt.Errorf("queue: %w", err)
 	}
 	s.metrics.watch(s.queue, s.outputs.Routes, s.now)
+	s.metrics.watchInflight(s.inflight)
 	if err = s.buildSources(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	s.handler = s.routes()
 	tlsCfg, err := serverTLS(cfg.Server.TLS)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("server.listen: %w", err)
+		return fmt.Errorf("server.listen: %w", err)
 	}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	s.ln = ln
-	return s, nil
+	return nil
 }
 
 // Addr is the address the server listens on (useful with port 0).

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"mime"
 	"net/http"
@@ -120,7 +119,7 @@ func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
 		enc.SetEscapeHTML(false)
 		enc.Encode(a)
 	}
-	type refusal struct {
+	type refused struct {
 		Error string `json:"error"`
 	}
 	reject := func(c int, reason, msg string) {
@@ -128,11 +127,11 @@ func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
 		if c == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
-		s.log.Debug("request rejected", "source", name, "status", c, "reason", reason, "msg", msg)
-		reply(c, refusal{msg})
+		s.log.Debug("request rejected", "source", name, "status", c, "reason", reason, "error", msg)
+		reply(c, refused{msg})
 	}
 	if !ok {
-		reply(http.StatusNotFound, refusal{fmt.Sprintf("no source named %q", name)})
+		reply(http.StatusNotFound, refused{fmt.Sprintf("no source named %q", name)})
 		return
 	}
 	if s.draining.Load() {
@@ -150,16 +149,14 @@ func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, src.maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			reject(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body exceeds %d bytes (max_body_bytes)", src.maxBody))
-			return
-		}
-		reject(http.StatusBadRequest, "read", "reading the body: "+err.Error())
+	body, reservation, ref := s.readBody(w, r, src.maxBody)
+	if ref != nil {
+		reject(ref.code, ref.reason, ref.msg)
 		return
 	}
+	// Held until the answer is written: the body and what the transformer
+	// makes of it are alive until then.
+	defer reservation.release()
 	if err := src.auth.Verify(r, body); err != nil {
 		var ae *auth.Error
 		msg := "authentication failed"

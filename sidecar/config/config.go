@@ -24,6 +24,7 @@ const (
 	DefaultListen            = "127.0.0.1:8080"
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
+	DefaultMaxInflightBytes  = 32 << 20
 	DefaultWriteTimeout      = 30 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	// DefaultShutdownGrace leaves 5s of Kubernetes' default
@@ -90,6 +91,14 @@ type Server struct {
 	// MaxBodyBytes is the largest request body accepted (413 above it).
 	// Default limits.max_payload_bytes (8 MiB unless set).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxInflightBytes bounds the request bodies being read and
+	// transformed at once, across all sources: a request that would pass
+	// it is answered 503 with Retry-After before its body is read, so
+	// memory stays bounded however many senders post at once. A request
+	// counts its Content-Length, or its source's max_body_bytes when the
+	// length is unknown or the body is compressed. Default 32 MiB, or the
+	// largest max_body_bytes when that is more.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	// ReadHeaderTimeout bounds reading request headers. Default 5s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	// ReadTimeout bounds reading a whole request. Default 30s.
@@ -298,6 +307,12 @@ func (c Config) WithDefaults() Config {
 	}
 	for i := range c.Sources {
 		c.Sources[i] = c.Sources[i].withDefaults(s.MaxBodyBytes)
+	}
+	if s.MaxInflightBytes == 0 {
+		s.MaxInflightBytes = max(DefaultMaxInflightBytes, s.MaxBodyBytes)
+		for _, src := range c.Sources {
+			s.MaxInflightBytes = max(s.MaxInflightBytes, src.MaxBodyBytes)
+		}
 	}
 
 	if c.Queue.Dir == "" {

@@ -59,6 +59,9 @@ func (c *Config) Validate() error {
 			at += " (" + s.Name + ")"
 		}
 		s.validate(v, at)
+		if s.MaxBodyBytes > d.Server.MaxInflightBytes && d.Server.MaxInflightBytes > 0 {
+			v.add(at+".max_body_bytes", "%d exceeds server.max_inflight_bytes %d: a body that large could never be admitted", s.MaxBodyBytes, d.Server.MaxInflightBytes)
+		}
 		if j, dup := names[s.Name]; dup && s.Name != "" {
 			v.add(at+".name", "%q already used by sources[%d]", s.Name, j)
 		} else {
@@ -122,6 +125,9 @@ func (v *validator) err() error { return errors.Join(v.errs...) }
 func (s *Server) validate(v *validator) {
 	if host, port, err := net.SplitHostPort(s.Listen); err != nil || strings.ContainsAny(host+port, " /") {
 		v.add("server.listen", "%q is not host:port (127.0.0.1:8080, :8080)", s.Listen)
+	}
+	if s.MaxInflightBytes < 0 {
+		v.add("server.max_inflight_bytes", "must be positive")
 	}
 	if s.MaxBodyBytes < 0 {
 		v.add("server.max_body_bytes", "must be positive")

@@ -1,0 +1,159 @@
+package sidecar
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+)
+
+// inflight is a budget of request bytes being read and transformed at
+// once. Bodies are held whole while they are transformed, so without a
+// bound memory grows with the number of concurrent senders: 32 clients
+// posting 8 MB each took the process past 4 GB. A request that does not
+// fit is answered 503 before its body is read, and the sender retries.
+type inflight struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func newInflight(limit int64) *inflight { return &inflight{limit: limit} }
+
+// acquire reserves n bytes, or reports false when they do not fit. A
+// limit of 0 or less admits everything.
+func (f *inflight) acquire(n int64) bool {
+	if f.limit <= 0 {
+		f.used.Add(n)
+		return true
+	}
+	for {
+		u := f.used.Load()
+		if u+n > f.limit && u > 0 {
+			return false
+		}
+		if f.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (f *inflight) release(n int64) { f.used.Add(-n) }
+
+// refusal is a request the sidecar will not take, with the status, the
+// metric's reason and the message the sender sees.
+type refusal struct {
+	code   int
+	reason string
+	msg    string
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+// bodyReservation is what readBody reserved; release gives it back once
+// the request is answered.
+type bodyReservation struct {
+	f *inflight
+	n int64
+}
+
+func (b bodyReservation) release() {
+	if b.f != nil {
+		b.f.release(b.n)
+	}
+}
+
+// readBody admits a request's body against max (the source's
+// max_body_bytes, which bounds the body after decompression too) and the
+// in-flight budget, and reads it. Every failure that a retry may fix
+// (budget exhausted, a read that timed out or broke off) is a 503: a
+// sender must never take a transient failure for a final 4xx.
+func (s *Sidecar) readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bodyReservation, *refusal) {
+	gz := false
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		gz = true
+	default:
+		return nil, bodyReservation{}, &refusal{http.StatusUnsupportedMediaType, "content_encoding",
+			fmt.Sprintf("Content-Encoding %q is not supported: send the body as is or with gzip", enc)}
+	}
+	if r.ContentLength > max {
+		return nil, bodyReservation{}, tooLarge(max)
+	}
+	// A body of unknown length, or a compressed one, may grow to max.
+	n := max
+	if r.ContentLength >= 0 && !gz {
+		n = r.ContentLength
+	}
+	if !s.inflight.acquire(n) {
+		return nil, bodyReservation{}, &refusal{http.StatusServiceUnavailable, "busy",
+			fmt.Sprintf("too many request bytes in flight (server.max_inflight_bytes %d); retry", s.inflight.limit)}
+	}
+	res := bodyReservation{s.inflight, n}
+	body, err := readAll(http.MaxBytesReader(w, r.Body, max), r.ContentLength, gz, max)
+	if err != nil {
+		res.release()
+		return nil, bodyReservation{}, readRefusal(err, max)
+	}
+	return body, res, nil
+}
+
+var errInflated = errors.New("inflated body too large")
+
+func readAll(body io.Reader, length int64, gz bool, max int64) ([]byte, error) {
+	if !gz {
+		if length >= 0 {
+			// One allocation of the exact size instead of ReadAll's
+			// doublings, which leave up to twice the body as garbage.
+			b := make([]byte, length)
+			_, err := io.ReadFull(body, b)
+			return b, err
+		}
+		return io.ReadAll(body)
+	}
+	zr, err := gzip.NewReader(body)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(zr, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > max {
+		return nil, errInflated
+	}
+	return buf.Bytes(), zr.Close()
+}
+
+func tooLarge(max int64) *refusal {
+	return &refusal{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body exceeds %d bytes (max_body_bytes)", max)}
+}
+
+// readRefusal tells a body that can never be accepted (too large, not
+// gzip) from a read that failed on the way (a timeout, a connection that
+// broke off), which the sender should retry.
+func readRefusal(err error, max int64) *refusal {
+	var tooBig *http.MaxBytesError
+	var corrupt flate.CorruptInputError
+	var ne net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		return tooLarge(max)
+	case errors.Is(err, errInflated):
+		return &refusal{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body exceeds %d bytes (max_body_bytes) once decompressed", max)}
+	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum), errors.As(err, &corrupt):
+		return &refusal{http.StatusBadRequest, "content_encoding", "Content-Encoding gzip, but the body is not valid gzip: " + err.Error()}
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return &refusal{http.StatusServiceUnavailable, "read_timeout", "reading the body timed out (server.read_timeout); retry"}
+	default:
+		return &refusal{http.StatusServiceUnavailable, "read", "reading the body failed; retry: " + err.Error()}
+	}
+}
