@@ -224,8 +224,8 @@ func dlqReplay(ctx context.Context, cfg deliveryConfig, dir, output, letters str
 	if rep.Unreplayable > 0 {
 		fmt.Fprintf(stderr, "; %d hold no event and stay", rep.Unreplayable)
 	}
-	if rep.Busy > 0 {
-		fmt.Fprintf(stderr, "; %d files skipped, being written by a running auditpipe", rep.Busy)
+	if rep.Bad > 0 {
+		fmt.Fprintf(stderr, "; %d lines are not letters and stay (dlq list names them)", rep.Bad)
 	}
 	fmt.Fprintln(stderr)
 	if err != nil {

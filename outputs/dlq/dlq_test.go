@@ -2,15 +2,12 @@ package dlq_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/outputs"
@@ -102,11 +99,29 @@ func TestWalkReportsTornLines(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	if _, err := dlq.Open(dlq.Config{}); err == nil || !strings.Contains(err.Error(), "dir: required") {
-		t.Errorf("err = %v", err)
+	for _, tc := range []struct {
+		name string
+		cfg  dlq.Config
+		want string // in the error; "" for none
+	}{
+		{"no dir", dlq.Config{}, "dir: required"},
+		{"negative max_file_bytes", dlq.Config{Dir: "d", MaxFileBytes: -1}, "max_file_bytes: must not be negative"},
+		{"negative max_bytes", dlq.Config{Dir: "d", MaxBytes: -1}, "max_bytes: must not be negative"},
+		{"file bound above the total", dlq.Config{Dir: "d", MaxBytes: 1000, MaxFileBytes: 1001}, "max_file_bytes: 1001 exceeds max_bytes 1000"},
+		{"file bound equal to the total", dlq.Config{Dir: "d", MaxBytes: 1000, MaxFileBytes: 1000}, ""},
+		{"total below the default file bound", dlq.Config{Dir: "d", MaxBytes: 1000}, ""},
+		{"file bound above the default total", dlq.Config{Dir: "d", MaxFileBytes: 2 << 30}, ""},
+		{"defaults", dlq.Config{Dir: "d"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("Validate() = %v; want %q", err, tc.want)
+			}
+		})
 	}
-	if _, err := dlq.Open(dlq.Config{Dir: t.TempDir(), MaxFileBytes: -1}); err == nil || !strings.Contains(err.Error(), "max_file_bytes") {
-		t.Errorf("err = %v", err)
+	if _, err := dlq.Open(dlq.Config{Dir: t.TempDir(), MaxBytes: -1}); err == nil || !strings.Contains(err.Error(), "max_bytes") {
+		t.Errorf("Open: err = %v", err)
 	}
 }
 
@@ -131,65 +146,3 @@ func (f *flaky) Write(_ context.Context, evs []auditpipe.Event) error {
 	return nil
 }
 func (f *flaky) Close(context.Context) error { return nil }
-
-func TestReplay(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := dlq.Open(dlq.Config{Dir: dir})
-	var ls []outputs.DeadLetter
-	for i := range 6 {
-		out := "es"
-		if i%3 == 2 {
-			out = "kafka"
-		}
-		ls = append(ls, letter(i, out))
-	}
-	ls = append(ls, outputs.DeadLetter{Time: outputstest.Base, Output: "es", Error: "x", Source: "s", Payload: []byte("{")})
-	if err := s.DeadLetter(context.Background(), ls); err != nil {
-		t.Fatal(err)
-	}
-
-	// While the store holds its file, replay leaves it alone.
-	out := &flaky{refuse: map[string]error{outputstest.Event(1).ID: outputs.Permanent(errors.New("still bad"))}}
-	d, err := outputs.NewDeliverer(outputs.DelivererConfig{Name: "es", Output: out,
-		Retry: outputs.RetryConfig{InitialInterval: time.Microsecond, MaxInterval: time.Microsecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	byOutput := func(l *outputs.DeadLetter) bool { return l.Output == "es" }
-	rep, err := dlq.Replay(context.Background(), dir, byOutput, d)
-	if err != nil || rep.Busy != 1 || rep.Selected != 0 {
-		t.Fatalf("replay of a busy file: %+v, %v", rep, err)
-	}
-	s.Close()
-
-	rep, err = dlq.Replay(context.Background(), dir, byOutput, d)
-	if err == nil || !strings.Contains(err.Error(), "still bad") {
-		t.Errorf("err = %v, want the refusal", err)
-	}
-	// es letters: events 0, 1, 3, 4 and the payload; event 1 refused.
-	if rep != (dlq.ReplayReport{Selected: 5, Delivered: 3, Unreplayable: 1}) {
-		t.Errorf("report %+v", rep)
-	}
-	want := []string{outputstest.Event(0).ID, outputstest.Event(3).ID, outputstest.Event(4).ID}
-	if !slices.Equal(out.delivered, want) {
-		t.Errorf("delivered %v, want %v", out.delivered, want)
-	}
-	var left []string
-	for _, e := range walk(t, dir) {
-		left = append(left, e.Output+":"+e.Error)
-	}
-	wantLeft := []string{"es:rejected 1", "kafka:rejected 2", "kafka:rejected 5", "es:x"}
-	if !slices.Equal(left, wantLeft) {
-		t.Errorf("left %v, want %v", left, wantLeft)
-	}
-
-	// Once the cause is fixed, the rest goes and the file with it.
-	out.refuse = nil
-	all := func(l *outputs.DeadLetter) bool { return len(l.Event) > 0 }
-	if rep, err := dlq.Replay(context.Background(), dir, all, d); err != nil || rep.Delivered != 3 {
-		t.Fatalf("%+v, %v", rep, err)
-	}
-	if got := walk(t, dir); len(got) != 1 || got[0].Source != "s" {
-		t.Errorf("left %+v, want only the payload letter", got)
-	}
-}

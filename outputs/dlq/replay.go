@@ -1,10 +1,12 @@
 package dlq
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -28,17 +30,38 @@ type ReplayReport struct {
 	// Unreplayable letters were selected but hold no event (a payload that
 	// was never transformed) or an event that no longer decodes; they stay.
 	Unreplayable int
-	// Busy files were skipped because a running store is writing them.
-	Busy int
+	// Bad lines are not letters (a write torn by a crash); they stay in
+	// their files as they are, and Walk names them.
+	Bad int
 }
 
 // Replay offers every letter in dir that selected accepts to send, file by
 // file, and removes from the store the ones delivered. Letters that fail
-// again stay where they were, byte for byte; a file left empty is removed.
+// again, and lines that are not letters, stay where they were, byte for
+// byte; a file left empty is removed.
+//
+// A running Store may be writing to dir, even to the file being replayed:
+// Replay holds a file's lock while it reads it and while it replaces it,
+// not while the letters are sent, and keeps what the Store appended in
+// between. Only one Replay runs in a directory at a time; another fails.
+//
 // The sender should not dead-letter into the same store: give it a
 // Deliverer without DeadLetters so permanent failures come back.
 func Replay(ctx context.Context, dir string, selected func(*outputs.DeadLetter) bool, send Sender) (ReplayReport, error) {
 	var rep ReplayReport
+	d, err := os.Open(dir)
+	if err != nil {
+		return rep, err
+	}
+	defer d.Close()
+	// A second replay would send the letters the first is sending, and
+	// the first trusts that only stores append to a file while it sends.
+	if err := flock(d, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return rep, fmt.Errorf("%s: another replay is running", dir)
+		}
+		return rep, fmt.Errorf("lock %s: %w", dir, err)
+	}
 	files, err := Files(dir)
 	if err != nil {
 		return rep, err
@@ -56,31 +79,30 @@ func Replay(ctx context.Context, dir string, selected func(*outputs.DeadLetter) 
 }
 
 func replayFile(ctx context.Context, path string, selected func(*outputs.DeadLetter) bool, send Sender, rep *ReplayReport) error {
-	lock, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		rep.Busy++
+	f, err := openLocked(ctx, path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	ents, bad, err := readFile(path)
 	if err != nil {
 		return err
 	}
-	if len(bad) > 0 {
-		// A file with lines that are not letters is left alone: rewriting
-		// it would drop them.
-		return errors.Join(bad...)
+	defer f.Close()
+	data, err := readFrom(f, 0)
+	flock(f, syscall.LOCK_UN)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
+	lines := parse(path, data)
 	var (
 		events []auditpipe.Event
-		sent   []int // index into ents of each event
+		sent   []int // index into lines of each event
 	)
-	gone := make([]bool, len(ents))
-	for i := range ents {
-		e := &ents[i]
+	for i := range lines {
+		e := &lines[i]
+		if e.err != nil {
+			rep.Bad++
+			continue
+		}
 		if !selected(&e.DeadLetter) {
 			continue
 		}
@@ -110,34 +132,124 @@ func replayFile(ctx context.Context, path string, selected func(*outputs.DeadLet
 			}
 		}
 	}
+	gone := make([]bool, len(lines))
+	delivered := 0
 	for k, i := range sent {
 		if left[events[k].ID] > 0 {
 			left[events[k].ID]--
 			continue
 		}
 		gone[i] = true
-		rep.Delivered++
+		delivered++
 	}
-	var keep [][]byte
-	for i := range ents {
-		if !gone[i] {
-			keep = append(keep, ents[i].raw)
-		}
-	}
-	if err := rewrite(path, keep); err != nil {
-		return err
+	rep.Delivered += delivered
+	if delivered > 0 {
+		err = removeLines(f, path, data, lines, gone)
 	}
 	if derr != nil {
-		return fmt.Errorf("%s: %w", filepath.Base(path), derr)
+		err = errors.Join(fmt.Errorf("%s: %w", filepath.Base(path), derr), err)
+	}
+	return err
+}
+
+// openLocked opens the file at path and takes its exclusive lock, which
+// waits for a store's write to end, unless ctx ends first.
+func openLocked(ctx context.Context, path string) (*os.File, error) {
+	for range 3 {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := lockCtx(ctx, f); err != nil {
+			return nil, err
+		}
+		_, ok, err := same(f, path)
+		if err == nil && ok {
+			return f, nil
+		}
+		// Replaced between the open and the lock (not by a replay of this
+		// package, which the directory lock keeps out): the path names
+		// another file now, or none.
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%s: replaced three times while being opened", path)
+}
+
+// lockCtx takes f's exclusive flock, or gives up when ctx ends first. It
+// closes f when it fails.
+func lockCtx(ctx context.Context, f *os.File) error {
+	fd := int(f.Fd())
+	err := flockFd(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		done := make(chan error, 1)
+		go func() { done <- flockFd(fd, syscall.LOCK_EX) }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			// A waiting flock cannot be called off. Closing f once it
+			// returns lets go of the lock it took; closing it before
+			// could hand its descriptor number to another file.
+			go func() { <-done; f.Close() }()
+			return ctx.Err()
+		}
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return nil
 }
 
-// rewrite replaces path with lines atomically, or removes it when no line
-// is left.
-func rewrite(path string, lines [][]byte) error {
+// removeLines replaces the file at path, whose first bytes were data when
+// it was read, with its lines but the gone ones, followed by whatever a
+// store appended since.
+func removeLines(f *os.File, path string, data []byte, lines []Entry, gone []bool) error {
+	// No ctx: the letters are delivered and must leave the store, or a
+	// later replay sends them again. Stores hold the lock only to write.
+	if err := flock(f, syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	defer flock(f, syscall.LOCK_UN)
+	_, ok, err := same(f, path)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s: replaced or removed during the replay by something other than a store; the letters delivered from it were not removed", path)
+	}
+	tail, err := readFrom(f, int64(len(data)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	body, rest := data, []byte(nil)
+	if len(tail) > 0 {
+		// A store never appends after an unterminated line: it cuts a
+		// torn write back or leaves the file. Should it happen anyway,
+		// the line and its continuation stay together as they are, even
+		// if the letter was delivered: sent twice rather than lost.
+		i := bytes.LastIndexByte(data, '\n') + 1
+		body, rest = data[:i], data[i:]
+	}
+	var out bytes.Buffer
+	for i, e := range lines {
+		if !gone[i] && e.off < len(body) {
+			out.Write(e.raw)
+			out.WriteByte('\n')
+		}
+	}
+	out.Write(rest)
+	out.Write(tail)
+	return rewrite(path, out.Bytes())
+}
+
+// rewrite replaces path with data atomically, or removes it when data is
+// empty. The caller holds the file's lock.
+func rewrite(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	if len(lines) == 0 {
+	if len(data) == 0 {
 		if err := os.Remove(path); err != nil {
 			return err
 		}
@@ -148,11 +260,9 @@ func rewrite(path string, lines [][]byte) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	for _, l := range lines {
-		if _, err := tmp.Write(append(l, '\n')); err != nil {
-			tmp.Close()
-			return err
-		}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()

@@ -1,0 +1,30 @@
+package dlq_test
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// mountTmpfs mounts a tmpfs of the given size (mount's -o size=, "1m") on
+// a new directory and unmounts it when the test ends; whatever the test
+// opened there must be closed by a cleanup registered after this call.
+// Mounting needs root: without it the test is skipped, except in CI
+// (CI=true), where a skip would hide that the test never ran.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		msg := "mount tmpfs: " + err.Error() + ": " + string(out)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
