@@ -39,36 +39,34 @@ func loadDeliveryConfig(path string) (deliveryConfig, error) {
 	if err := config.Decode(b, os.LookupEnv, &c); err != nil {
 		return deliveryConfig{}, fmt.Errorf("%s: %w", path, err)
 	}
+	// The sidecar's defaults, so that dead_letter.dir is where the sidecar
+	// writes (<data_dir>/dlq, relative to the working directory as for
+	// the sidecar) when the file does not say.
+	c = c.WithDefaults()
 	return deliveryConfig{Outputs: c.Outputs, DeadLetter: c.DeadLetter}, nil
 }
 
 // openOutputs builds the outputs a configuration file describes, with its
-// dead-letter store when it names one.
+// dead-letter store (by default <data_dir>/dlq, as the sidecar's).
 func openOutputs(ctx context.Context, path string, stdout, stderr io.Writer) (*obuiltin.Set, func(), error) {
 	cfg, err := loadDeliveryConfig(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	deps := obuiltin.Deps{Stdout: stdout, Version: version, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	var store *dlq.Store
-	if cfg.DeadLetter.Dir != "" {
-		if store, err = dlq.Open(cfg.DeadLetter); err != nil {
-			return nil, nil, err
-		}
-		deps.DeadLetters = store
+	store, err := dlq.Open(cfg.DeadLetter)
+	if err != nil {
+		return nil, nil, err
 	}
+	deps.DeadLetters = store
 	set, err := obuiltin.Build(ctx, cfg.Outputs, deps)
 	if err != nil {
-		if store != nil {
-			store.Close()
-		}
+		store.Close()
 		return nil, nil, err
 	}
 	return set, func() {
 		set.Close(context.WithoutCancel(ctx))
-		if store != nil {
-			store.Close()
-		}
+		store.Close()
 	}, nil
 }
 
@@ -79,6 +77,9 @@ const dlqUsage = `Usage:
 list prints the dead letters (time, output, event id, action, error); replay
 re-sends the letters an output rejected to that output (or, with --from,
 another output's letters to it) and removes from the store those it delivered.
+Both can run while the sidecar does; replay takes the file it is writing too.
+Without --dir, the directory is --config's dead_letter.dir, by default
+<data_dir>/dlq as for the sidecar.
 `
 
 func dlqCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -89,7 +90,7 @@ func dlqCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dlq "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, dlqUsage+"\nFlags:\n"); fs.PrintDefaults() }
-	dir := fs.String("dir", "", "dead-letter directory (default: dead_letter.dir from --config)")
+	dir := fs.String("dir", "", "dead-letter directory (default: --config's dead_letter.dir, or <data_dir>/dlq as for the sidecar)")
 	configFile := fs.String("config", "", "the sidecar's YAML configuration (its outputs and dead_letter sections)")
 	output := fs.String("output", "", "list: only letters of this output; replay: the output to send to (required)")
 	var asJSON *bool
@@ -126,15 +127,27 @@ func dlqCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		*dir = cfg.DeadLetter.Dir
 	}
 	if *dir == "" {
-		fmt.Fprintln(stderr, "auditpipe dlq: --dir, or --config with dead_letter.dir, is required")
+		fmt.Fprintln(stderr, "auditpipe dlq: --dir or --config is required")
 		return exitUsage
+	}
+	if args[0] == "replay" && (*output == "" || *configFile == "") {
+		fmt.Fprintln(stderr, "auditpipe dlq replay: --config and --output are required")
+		return exitUsage
+	}
+	// Walk takes a missing directory for an empty store, which would hide
+	// a wrong path.
+	if fi, err := os.Stat(*dir); err != nil || !fi.IsDir() {
+		what := "not a directory"
+		if errors.Is(err, os.ErrNotExist) {
+			what = "no such directory"
+		} else if err != nil {
+			what = err.Error()
+		}
+		fmt.Fprintf(stderr, "auditpipe dlq %s: %s: %s\n", args[0], *dir, what)
+		return exitFailed
 	}
 	if args[0] == "list" {
 		return dlqList(*dir, *output, *asJSON, stdout, stderr)
-	}
-	if *output == "" || *configFile == "" {
-		fmt.Fprintln(stderr, "auditpipe dlq replay: --config and --output are required")
-		return exitUsage
 	}
 	letters := *output
 	if *from != "" {
