@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -96,17 +95,4 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
-}
-
-func removeTemps(dir string) error {
-	tmps, err := filepath.Glob(filepath.Join(dir, "*"+tmpSuffix))
-	if err != nil {
-		return err
-	}
-	for _, t := range tmps {
-		if err := os.Remove(t); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -14,6 +14,7 @@
 //	kafka.cursor               one cursor per consumer (output name with
 //	siem%2Eprod.cursor         anything outside [A-Za-z0-9_-] %-escaped)
 //	LOCK                       flock(2)ed while open, for older versions
+//	corrupt/                   original bytes of segments recovery repaired
 //
 // While a Queue is open it holds an exclusive flock(2) on Dir itself, so
 // that one process at a time appends. The lock is on the directory rather
@@ -25,7 +26,18 @@
 // process (or another Queue in this one) has it open.
 //
 // Sequence numbers start at 1 and increase by one per record, across
-// segments, for the life of the directory.
+// segments, for the life of the directory. Numbers lost to damage stay
+// taken: recovery marks them with a hole frame (below) and never reuses
+// them.
+//
+// corrupt/ holds one file per repaired segment, named after it plus the
+// repair's time in Unix nanoseconds (00000000000000004097.seg.<nanos>):
+// the segment as recovery found it, for an operator to examine. Nothing
+// in the queue reads it or deletes it, and it does not count toward
+// MaxBytes: it is evidence, not queue, and is left for an operator to
+// remove. It holds a hard link to the damaged file where the file system
+// allows (costing no space, since the repair writes a new file), a copy
+// otherwise.
 //
 // # Segment format
 //
@@ -39,8 +51,16 @@
 // length, seq, time and data. time is the commit time in Unix nanoseconds
 // (Record.Time, for measuring output lag). seq is redundant with the
 // position but lets recovery reject a record that is not where it should
-// be, such as the zeros a file system can leave after a crash. data is one
-// event's JSON, unchanged.
+// be, such as the zeros a file system can leave after a crash, and find
+// the next good record after damage. data is one event's JSON, unchanged.
+//
+// A hole frame is a record whose time is the smallest int64 and whose 8
+// bytes of data are a sequence number last: recovery writes one in place
+// of the records seq..last, lost to damage, so that every segment still
+// holds each number from its first to its last exactly once, as a record
+// or inside a hole. Readers pass over holes; a position or cursor inside
+// one moves to the record after it. (A version before hole frames would
+// deliver one as an 8-byte record and cut the rest of its segment.)
 //
 // A cursor file is "APQCUR01" | acknowledged seq (uint64) | CRC-32C of the
 // first 16 bytes, replaced with write, fsync, rename and a directory fsync
@@ -90,24 +110,66 @@
 //
 // # Recovery
 //
-// Open reads every segment and verifies every record. At the first record
-// that is short, fails its checksum, carries the wrong sequence number or
-// overlaps the next segment, it truncates the file (logging the segment,
-// offset, bytes cut and reason). In the last segment that is the torn tail
-// of a write interrupted by a crash (a warning); its records were never
-// acknowledged to a sender. In an earlier segment, which was fsync'd before
-// the next one began, it is damage (an error): the records after it are
-// lost, later segments are kept and readers skip the gap. Consumers resume
-// after their cursor; one without a cursor file starts at the oldest record
-// kept. Cursor files of consumers no longer configured are ignored and
-// hold nothing back.
+// Open reads every segment and verifies every frame. It trusts nothing
+// about a frame that does not verify, not even its length: at bad bytes
+// it moves on one byte at a time until a frame verifies whose sequence
+// number is above the last good one and within the segment's range (below
+// the next segment's first). What it then does depends on whether any
+// frame verifies after the bad bytes, since a record that made it to
+// disk after them means they were not the end of an interrupted write:
+//
+//   - In the last segment, bad bytes after which nothing verifies are the
+//     torn end of a write a crash interrupted, after the last fsync: its
+//     records were never acknowledged to a sender. Open cuts them (a
+//     warning, "cutting the torn end of the last segment", with the
+//     offset, bytes cut and reason) and their numbers are used again. So
+//     are the last segment's records lost with a damaged end: nothing
+//     tells the two apart.
+//   - Anything else is damage to records that were fsync'd, and so
+//     acknowledged: bad bytes followed by a good record, in any segment;
+//     bad bytes or a short end in a closed segment (one was fsync'd whole
+//     before the next began, so the numbers from its last good record to
+//     the next segment's first are lost); a deleted segment (its numbers
+//     are missing between its neighbours); a record number skipped with
+//     no hole frame for it. Open first links or copies the segment into
+//     corrupt/, then rewrites it (a new file, fsync'd, renamed over the
+//     old one) to hold its good records and a hole frame for each range
+//     lost, and logs each range at error level ("acknowledged records
+//     lost to damage; skipped", with its first and last number, the
+//     offset and size of the bad bytes, the reason and the evidence
+//     file). Stats.Damaged counts the records lost, exactly (the numbers
+//     between the good records on either side), and Stats.Damage lists
+//     the ranges. Every record that verifies is kept and delivered.
+//   - A damaged segment header (magic or first number) is rewritten from
+//     the file name, which is what gives a segment its first number,
+//     and the records after it are kept (an error, with the evidence). A
+//     segment with no good record at all is kept as one hole frame, so
+//     that its numbers stay accounted for until every consumer is past
+//     them. Only the last segment's header torn by a crash while it was
+//     being created, before any record, is rewritten in place (a
+//     warning).
+//
+// A repaired last segment is closed and a new one started, so that the
+// segment being written never holds a hole frame: that is what bounds
+// the search after a torn end, where a candidate record must be no
+// further in numbers than the bytes skipped could have held, so that a
+// torn end of arbitrary bytes costs a linear scan, not a quadratic one.
+// A repaired segment verifies like any other afterwards, so the next
+// Open finds nothing new and Damage lists what this Open found.
+//
+// Consumers resume after their cursor; one without a cursor file starts
+// at the oldest record kept, and so does one whose cursor file is
+// unreadable (an error: it duplicates, which ids make harmless, rather
+// than lose). Cursor files of consumers no longer configured are ignored
+// and hold nothing back.
 //
 // With fsync off (Config.Fsync false), a process crash loses nothing, since
 // the page cache survives it, but a power loss or kernel crash can lose
 // appends the senders were told were accepted, and cursors. If a cursor
-// then points past the end of the log, numbering resumes after the cursor
-// so that new records are not mistaken for acknowledged ones. Use it for
-// tests and benchmarks only.
+// then points past the end of the log (a warning), a hole frame takes the
+// numbers up to it and numbering resumes after it, so that new records
+// are not mistaken for acknowledged ones. Use it for tests and benchmarks
+// only.
 //
 // # Why a log of our own
 //

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,12 +114,20 @@ type Stats struct {
 	Segments  int
 	Head      uint64 // last appended seq
 	Consumers map[string]ConsumerStats
+	// Damaged is the number of acknowledged records found damaged and
+	// skipped by recovery (since this Open), counted exactly.
+	Damaged uint64
+	// Damage lists each damaged range recovery skipped.
+	Damage []Damage
+	// AppendErr is the last failed commit's error, nil once a later
+	// commit succeeds.
+	AppendErr error
 }
 
 // ConsumerStats describes one consumer's progress.
 type ConsumerStats struct {
 	Acked         uint64
-	Pending       uint64
+	Pending       uint64    // records after Acked, not counting numbers lost to damage
 	OldestPending time.Time // zero when none
 }
 
@@ -141,7 +150,12 @@ type Queue struct {
 	reserved int64 // bytes of appends not yet written
 	pending  []*appendReq
 	readers  []*Reader // in Open's order
-	dataCh   chan struct{}
+	holes    []hole    // hole frames in the segments, in order
+	damage   []Damage  // found by recovery
+	damaged  uint64    // records in damage
+	// appendErr is the last failed commit's error, nil after a success.
+	appendErr error
+	dataCh    chan struct{}
 
 	wake    chan struct{}
 	closeCh chan struct{}
@@ -168,8 +182,10 @@ type appendReq struct {
 }
 
 // Open opens or creates the queue in cfg.Dir and recovers it: it verifies
-// every record's checksum, cuts a torn or corrupt tail (logging what was
-// cut) and loads each consumer's cursor. consumers are the output names;
+// every record's checksum, cuts the torn end of the last segment, repairs
+// damaged segments around the records lost (logging them, keeping the
+// original bytes under corrupt/ and reporting them in Stats.Damage; see
+// the package documentation) and loads each consumer's cursor. consumers are the output names;
 // a consumer without a cursor starts at the oldest retained record, and
 // cursor files of consumers not listed are ignored: they hold nothing
 // back.
@@ -220,16 +236,19 @@ func Open(cfg Config, consumers []string, logger *slog.Logger) (*Queue, error) {
 
 // recover loads the segments and cursors and opens the tail for writing.
 func (q *Queue) recover(consumers []string) error {
-	if err := removeTemps(q.dir); err != nil {
-		return fmt.Errorf("dir: %w", err)
-	}
 	entries, err := os.ReadDir(q.dir)
 	if err != nil {
 		return fmt.Errorf("dir: %w", err)
 	}
 	var firsts []uint64
 	for _, e := range entries {
-		if first, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
+		if strings.HasSuffix(e.Name(), tmpSuffix) {
+			// A cursor or a repaired segment a crash interrupted: the
+			// file it was to replace is still whole.
+			if err := os.Remove(filepath.Join(q.dir, e.Name())); err != nil {
+				return fmt.Errorf("dir: %w", err)
+			}
+		} else if first, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
 			firsts = append(firsts, first)
 		}
 	}
@@ -243,10 +262,8 @@ func (q *Queue) recover(consumers []string) error {
 		if err != nil {
 			return err
 		}
-		if s != nil {
-			q.segs = append(q.segs, s)
-			q.used += s.size
-		}
+		q.segs = append(q.segs, s)
+		q.used += s.size
 	}
 
 	var maxAcked uint64
@@ -270,13 +287,28 @@ func (q *Queue) recover(consumers []string) error {
 		head = q.segs[n-1].last
 	}
 	q.head = max(head, maxAcked)
-	if len(q.segs) == 0 || maxAcked > head {
-		if len(q.segs) > 0 {
-			// Only possible with fsync off: a cursor outlived the records
-			// it acknowledged. Numbering continues after it so that new
-			// records are not mistaken for acknowledged ones.
-			q.log.Warn("queue: a cursor is ahead of the log; records were lost (fsync off?)", "head", head, "cursor", maxAcked)
+	switch n := len(q.segs); {
+	case n == 0:
+		s, err := q.createSegment(q.head + 1)
+		if err != nil {
+			return err
 		}
+		q.segs = append(q.segs, s)
+		q.used += s.size
+	case maxAcked > head:
+		// A cursor outlived the records it acknowledged: with fsync off
+		// after a power loss, or after a crash while a fully
+		// acknowledged segment was being replaced (reclaimTail).
+		// Numbering continues after it so that new records are not
+		// mistaken for acknowledged ones.
+		q.log.Warn("queue: a cursor is ahead of the log; numbering continues after it", "head", head, "cursor", maxAcked)
+		if err := q.skipTo(maxAcked); err != nil {
+			return fmt.Errorf("queue: recover: %w", err)
+		}
+	case q.segs[n-1].holes:
+		// A repaired segment is not written to again: in the segment
+		// being written, the lack of holes bounds the search for the
+		// records after a torn end (scanSegment).
 		s, err := q.createSegment(q.head + 1)
 		if err != nil {
 			return err
@@ -301,77 +333,87 @@ func (q *Queue) recover(consumers []string) error {
 	return nil
 }
 
-// recoverSegment verifies one segment file and cuts what follows its last
-// valid record. It returns nil for a closed segment with no valid record,
-// which it deletes.
-func (q *Queue) recoverSegment(first, maxSeq uint64, isTail bool) (*segment, error) {
-	path := filepath.Join(q.dir, segName(first))
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// skipTo makes the log continue after seq, which is past its last
+// record. An empty lone segment is renamed to start after seq. Otherwise
+// a hole frame for the numbers up to seq ends the last segment and a new
+// one starts, so that the next Open finds no unexplained gap.
+func (q *Queue) skipTo(seq uint64) error {
+	n := len(q.segs)
+	tail := q.segs[n-1]
+	wf, err := os.OpenFile(tail.path, os.O_WRONLY, 0)
 	if err != nil {
-		return nil, fmt.Errorf("dir: %w", err)
+		return err
 	}
-	fi, err := f.Stat()
+	if n == 1 && tail.last < tail.first {
+		s, err := q.rebase(tail, wf, seq+1)
+		if cerr := wf.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		tail.rf.Close()
+		tail.rfDone = true
+		q.segs[0] = s
+		q.used += s.size - tail.size
+		return nil
+	}
+	hf := appendHole(nil, tail.last+1, seq)
+	_, err = wf.WriteAt(hf, tail.size)
+	if err == nil && q.fsync {
+		err = datasync(wf)
+	}
+	if cerr := wf.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("dir: %w", err)
+		return err
 	}
-	res, err := scanSegment(f, fi.Size(), first, maxSeq)
+	q.holes = append(q.holes, hole{tail.last + 1, seq})
+	tail.holes = true
+	tail.size += int64(len(hf))
+	tail.wSize = tail.size
+	tail.last, tail.wLast = seq, seq
+	q.used += int64(len(hf))
+	s, err := q.createSegment(seq + 1)
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("queue: read %s: %w", path, err)
+		return err
 	}
-	if res.stop != "" {
-		level := slog.LevelWarn
-		if !isTail {
-			// A closed segment was fsync'd before the next one began, so
-			// this is damage, not a crash mid-write.
-			level = slog.LevelError
-		}
-		q.log.Log(context.Background(), level, "queue: cutting the torn or corrupt end of a segment",
-			"segment", path, "offset", res.valid, "bytes_cut", fi.Size()-res.valid, "records_kept", res.count, "reason", res.stop)
+	q.segs = append(q.segs, s)
+	q.used += s.size
+	return nil
+}
+
+// rebase empties s, whose every record every consumer has acknowledged,
+// and renames it to start at next. It reuses the file, so it needs no
+// free space: the way out of a full disk. A crash on the way leaves an
+// empty segment behind the cursors, which recovery rebases again.
+func (q *Queue) rebase(s *segment, wf *os.File, next uint64) (*segment, error) {
+	path := filepath.Join(q.dir, segName(next))
+	err := wf.Truncate(segHeaderSize)
+	if err == nil {
+		_, err = wf.WriteAt(appendSegHeader(nil, next), 0)
 	}
-	if !res.headerOK && !isTail {
-		f.Close()
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("dir: %w", err)
-		}
-		return nil, nil
+	if err == nil && q.fsync {
+		err = datasync(wf)
 	}
-	if !res.headerOK {
-		if err := f.Truncate(0); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("dir: %w", err)
-		}
-		if _, err := f.WriteAt(appendSegHeader(nil, first), 0); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("dir: %w", err)
-		}
-		res.valid = segHeaderSize
-		res.lastIdxOff = segHeaderSize
-	} else if res.valid < fi.Size() {
-		if err := f.Truncate(res.valid); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("dir: %w", err)
-		}
+	if err == nil {
+		err = os.Rename(s.path, path)
 	}
-	if res.stop != "" && q.fsync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("dir: %w", err)
-		}
+	if err == nil && q.fsync {
+		err = syncDir(q.dir)
 	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("dir: %w", err)
+	var rf *os.File
+	if err == nil {
+		rf, err = os.Open(path)
 	}
-	rf, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("dir: %w", err)
+		return nil, fmt.Errorf("replace segment %s with %s: %w", s.path, path, err)
 	}
-	last := first - 1 + res.count
 	return &segment{
-		first: first, path: path, rf: rf,
-		last: last, size: res.valid, index: res.index,
-		wSize: res.valid, wLast: last, lastIdxOff: res.lastIdxOff,
+		first: next, path: path, rf: rf,
+		last: next - 1, size: segHeaderSize,
+		wSize: segHeaderSize, wLast: next - 1, lastIdxOff: segHeaderSize,
 	}, nil
 }
 
@@ -495,6 +537,18 @@ func (q *Queue) Append(ctx context.Context, records [][]byte) (last uint64, err 
 func (q *Queue) canRotateLocked(size int64) bool {
 	return q.reserved == 0 && len(q.segs) == 1 && q.minAckedLocked() >= q.head &&
 		q.segs[0].last >= q.segs[0].first && 2*segHeaderSize+size <= q.maxBytes
+}
+
+// holesInLocked counts the numbers after acked, up to head, that holes
+// cover: they will never be read, so they are not pending.
+func (q *Queue) holesInLocked(acked uint64) uint64 {
+	var n uint64
+	for _, h := range q.holes {
+		if h.last > acked && h.first <= q.head {
+			n += min(h.last, q.head) - max(h.first, acked+1) + 1
+		}
+	}
+	return n
 }
 
 func (q *Queue) minAckedLocked() uint64 {
@@ -713,6 +767,12 @@ func (q *Queue) collectAckedLocked() []*segment {
 		s.removed = true
 		out = append(out, s)
 	}
+	if len(out) > 0 {
+		first := q.segs[0].first
+		for len(q.holes) > 0 && q.holes[0].last < first {
+			q.holes = q.holes[1:]
+		}
+	}
 	return out
 }
 
@@ -743,22 +803,28 @@ func (q *Queue) Reader(name string) (*Reader, error) {
 // lagging consumer from disk (usually from the page cache) unless known.
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
+	m := q.minAckedLocked()
 	st := Stats{
 		Bytes:     q.used,
 		MaxBytes:  q.maxBytes,
-		Records:   q.head - q.minAckedLocked(),
+		Records:   q.head - m - q.holesInLocked(m),
 		Segments:  len(q.segs),
 		Head:      q.head,
 		Consumers: make(map[string]ConsumerStats, len(q.readers)),
+		Damaged:   q.damaged,
+		Damage:    slices.Clone(q.damage),
+		AppendErr: q.appendErr,
 	}
 	acked := make([]uint64, len(q.readers))
+	pending := make([]uint64, len(q.readers))
 	for i, r := range q.readers {
 		acked[i] = r.acked
+		pending[i] = q.head - r.acked - q.holesInLocked(r.acked)
 	}
 	closed := q.closed
 	q.mu.Unlock()
 	for i, r := range q.readers {
-		cs := ConsumerStats{Acked: acked[i], Pending: st.Head - acked[i]}
+		cs := ConsumerStats{Acked: acked[i], Pending: pending[i]}
 		if cs.Pending > 0 && !closed {
 			cs.OldestPending = r.oldestAfter(acked[i])
 		}

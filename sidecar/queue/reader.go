@@ -119,7 +119,11 @@ func (r *Reader) collect(b *batch, maxRecords, maxBytes int) error {
 			if err != nil {
 				return fmt.Errorf("queue: %s: %w", r.name, err)
 			}
-			if h.seq >= r.pos {
+			if h.isHole() {
+				// Numbers lost to damage: nothing to return, and the
+				// position moves past them so that it never rests in one.
+				r.pos = max(r.pos, h.last+1)
+			} else if h.seq >= r.pos {
 				if maxBytes > 0 && len(b.recs) > 0 && b.bytes+len(data) > maxBytes {
 					b.full = true
 					return nil
@@ -219,39 +223,48 @@ func (r *Reader) oldestAfter(acked uint64) time.Time {
 		return r.oldestTime
 	}
 	q := r.q
-	q.mu.Lock()
-	if q.closed || acked >= q.head {
-		q.mu.Unlock()
-		return time.Time{}
-	}
-	i := sort.Search(len(q.segs), func(i int) bool { return q.segs[i].last > acked })
-	if i == len(q.segs) {
-		q.mu.Unlock()
-		return time.Time{}
-	}
-	s := q.segs[i]
-	s.refs++
-	off, at := s.seek(acked + 1)
-	end, last := s.size, s.last
-	q.mu.Unlock()
-
 	var fr frameReader
-	fr.reset(s, off, at)
 	var t time.Time
-	for fr.seq <= last {
-		h, _, err := fr.peek(end)
+	// A loop over segments: what follows acked may be a hole that ends
+	// its segment.
+	for seq := acked + 1; t.IsZero(); {
+		q.mu.Lock()
+		if q.closed || seq > q.head {
+			q.mu.Unlock()
+			break
+		}
+		i := sort.Search(len(q.segs), func(i int) bool { return q.segs[i].last >= seq })
+		if i == len(q.segs) {
+			q.mu.Unlock()
+			break
+		}
+		s := q.segs[i]
+		s.refs++
+		off, at := s.seek(seq)
+		end, last := s.size, s.last
+		q.mu.Unlock()
+
+		fr.reset(s, off, at)
+		var err error
+		for fr.seq <= last {
+			var h frameHeader
+			if h, _, err = fr.peek(end); err != nil {
+				break
+			}
+			if !h.isHole() && h.seq >= seq {
+				t = time.Unix(0, h.nanos).UTC()
+				break
+			}
+			fr.skip(h)
+		}
+		q.mu.Lock()
+		s.release()
+		q.mu.Unlock()
 		if err != nil {
 			break
 		}
-		if h.seq > acked {
-			t = time.Unix(0, h.nanos).UTC()
-			break
-		}
-		fr.skip(h)
+		seq = last + 1
 	}
-	q.mu.Lock()
-	s.release()
-	q.mu.Unlock()
 	if !t.IsZero() {
 		r.oldestFor, r.oldestTime = acked, t
 	}

@@ -1,12 +1,11 @@
 package queue
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +17,11 @@ const (
 	segHeaderSize   = 16 // magic + first seq
 	frameHeaderSize = 24 // crc32c + length + seq + time
 	segSuffix       = ".seg"
+
+	// holeNanos in a frame's time field marks a hole: recovery's record
+	// that the sequence numbers from the frame's seq to the uint64 in its
+	// 8 bytes of data were lost to damage. No commit has that time.
+	holeNanos = math.MinInt64
 
 	// indexEvery is the spacing of the sparse in-memory index: a reader
 	// seeking to a sequence number reads at most this much to find it,
@@ -50,6 +54,7 @@ type segment struct {
 	refs    int
 	removed bool // out of Queue.segs; rf is closed once refs drops to 0
 	rfDone  bool // rf closed
+	holes   bool // holds a hole frame
 
 	wSize      int64
 	wLast      uint64
@@ -100,101 +105,32 @@ func appendFrame(dst []byte, seq uint64, nanos int64, data []byte) []byte {
 	return dst
 }
 
+// appendHole encodes a hole frame for first..last.
+func appendHole(dst []byte, first, last uint64) []byte {
+	return appendFrame(dst, first, holeNanos, binary.LittleEndian.AppendUint64(nil, last))
+}
+
 // frameHeader is a decoded frame header.
 type frameHeader struct {
 	crc   uint32
 	n     uint32
 	seq   uint64
 	nanos int64
+	last  uint64 // seq, or for a hole the last number it covers (once its data is read)
 }
 
 func parseFrameHeader(b []byte) frameHeader {
-	return frameHeader{
+	h := frameHeader{
 		crc:   binary.LittleEndian.Uint32(b[0:]),
 		n:     binary.LittleEndian.Uint32(b[4:]),
 		seq:   binary.LittleEndian.Uint64(b[8:]),
 		nanos: int64(binary.LittleEndian.Uint64(b[16:])),
 	}
+	h.last = h.seq
+	return h
 }
 
-// scanResult is what recovery learns from reading a segment file.
-type scanResult struct {
-	headerOK   bool
-	count      uint64 // valid records
-	valid      int64  // bytes: header plus every valid frame
-	index      []indexEntry
-	lastIdxOff int64
-	stop       string // why the scan ended before the end of the file
-}
-
-// scanSegment verifies a segment read from r (size bytes long) whose
-// name says it starts at first. It stops at the first frame that is
-// short, fails its checksum, carries an unexpected sequence number, or
-// would pass maxSeq: everything from there on is a torn or corrupt tail.
-// A length field is trusted only as far as the bytes left in the file,
-// so garbage never causes a large allocation.
-func scanSegment(r io.Reader, size int64, first, maxSeq uint64) (scanResult, error) {
-	var res scanResult
-	br := bufio.NewReaderSize(r, 256<<10)
-	var hdr [frameHeaderSize]byte
-	if size < segHeaderSize {
-		res.stop = fmt.Sprintf("segment header is %d of %d bytes", size, segHeaderSize)
-		return res, nil
-	}
-	if _, err := io.ReadFull(br, hdr[:segHeaderSize]); err != nil {
-		return res, err
-	}
-	if string(hdr[:8]) != segMagic || binary.LittleEndian.Uint64(hdr[8:]) != first {
-		res.stop = "segment header does not match its name"
-		return res, nil
-	}
-	res.headerOK = true
-	res.valid = segHeaderSize
-	res.lastIdxOff = segHeaderSize
-	var data []byte
-	for res.valid < size {
-		left := size - res.valid
-		if left < frameHeaderSize {
-			res.stop = fmt.Sprintf("%d bytes, less than a record header", left)
-			return res, nil
-		}
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return res, err
-		}
-		h := parseFrameHeader(hdr[:])
-		want := first + res.count
-		switch {
-		case int64(h.n) > left-frameHeaderSize:
-			res.stop = fmt.Sprintf("record %d claims %d bytes, %d left", want, h.n, left-frameHeaderSize)
-			return res, nil
-		case h.seq != want:
-			res.stop = fmt.Sprintf("record %d carries sequence number %d", want, h.seq)
-			return res, nil
-		case h.seq > maxSeq:
-			res.stop = fmt.Sprintf("record %d overlaps the next segment", want)
-			return res, nil
-		}
-		if cap(data) < int(h.n) {
-			data = make([]byte, h.n)
-		}
-		data = data[:h.n]
-		if _, err := io.ReadFull(br, data); err != nil {
-			return res, err
-		}
-		crc := crc32.Update(crc32.Checksum(hdr[4:], castagnoli), castagnoli, data)
-		if crc != h.crc {
-			res.stop = fmt.Sprintf("record %d fails its checksum", want)
-			return res, nil
-		}
-		if res.valid-res.lastIdxOff >= indexEvery {
-			res.index = append(res.index, indexEntry{seq: want, off: res.valid})
-			res.lastIdxOff = res.valid
-		}
-		res.count++
-		res.valid += frameHeaderSize + int64(h.n)
-	}
-	return res, nil
-}
+func (h frameHeader) isHole() bool { return h.nanos == holeNanos && h.n == 8 }
 
 // seek returns where to start reading for seq in s: the indexed record
 // at or before it, or the first record. Called with Queue.mu held.
@@ -270,10 +206,18 @@ func (fr *frameReader) peek(end int64) (frameHeader, []byte, error) {
 	if h.seq != fr.seq || crc32.Checksum(b[4:], castagnoli) != h.crc {
 		return frameHeader{}, nil, fmt.Errorf("%w: record %d at offset %d of %s", errCorrupt, fr.seq, fr.off, fr.seg.path)
 	}
-	return h, b[frameHeaderSize:], nil
+	data := b[frameHeaderSize:]
+	if h.isHole() {
+		if h.last = binary.LittleEndian.Uint64(data); h.last < h.seq {
+			return frameHeader{}, nil, fmt.Errorf("%w: hole %d..%d at offset %d of %s", errCorrupt, h.seq, h.last, fr.off, fr.seg.path)
+		}
+	}
+	return h, data, nil
 }
 
+// skip moves past the frame peek returned; past a hole, the next frame
+// carries the number after the hole's last.
 func (fr *frameReader) skip(h frameHeader) {
 	fr.off += frameHeaderSize + int64(h.n)
-	fr.seq++
+	fr.seq = h.last + 1
 }
