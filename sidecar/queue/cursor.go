@@ -57,8 +57,18 @@ func readCursor(path string) (seq uint64, ok bool, err error) {
 }
 
 // writeCursor replaces path atomically: a crash leaves either the old
-// cursor or the new one, never a torn file.
+// cursor or the new one, never a torn file. On a full disk, where the
+// new file gets no block, it overwrites the cursor in place instead
+// (overwriteCursor).
 func writeCursor(dir, path string, seq uint64, fsync bool) error {
+	err := replaceCursor(dir, path, seq, fsync)
+	if err != nil && isNoSpace(err) && overwriteCursor(path, seq, fsync) == nil {
+		return nil
+	}
+	return err
+}
+
+func replaceCursor(dir, path string, seq uint64, fsync bool) error {
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -82,6 +92,27 @@ func writeCursor(dir, path string, seq uint64, fsync bool) error {
 		return syncDir(dir)
 	}
 	return nil
+}
+
+// overwriteCursor writes the cursor over the existing file's bytes, which
+// needs no free space: without it, consumers could not acknowledge on a
+// full disk, so nothing could ever be freed. A write of 20 bytes at
+// offset 0 tears only in a crash, and a torn cursor fails its checksum
+// and restarts its consumer at the oldest record: duplicates, which ids
+// make harmless, never a loss.
+func overwriteCursor(path string, seq uint64, fsync bool) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(encodeCursor(seq), 0)
+	if err == nil && fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // syncDir makes file creations, renames and removals in dir durable.

@@ -85,7 +85,8 @@
 // any segment the group created, because after a failed fsync the page
 // cache may hold pages the kernel will never write again. If that repair
 // fails too, every later Append fails until the process restarts and
-// recovery runs.
+// recovery runs. Stats.AppendErr holds the last failed group's error
+// until a group commits.
 //
 // # Reading, acknowledging and deleting
 //
@@ -95,18 +96,43 @@
 // full 1 GiB queue) finds a position after Open or Rewind without a full
 // scan. Ack writes the cursor; once every configured consumer has
 // acknowledged all of a closed segment, the segment file is deleted.
-// Segments are deleted whole, never rewritten, so disk space comes back at
-// segment granularity and the file system never has to punch holes.
+// Segments are deleted whole, so disk space comes back at segment
+// granularity and the file system never has to punch holes; only
+// recovery rewrites one (a damaged one), and only a full disk empties the
+// segment being written (below).
 //
 // # Space and back-pressure
 //
-// MaxBytes bounds the segment files on disk plus appends not yet written.
-// An Append that would pass it fails with ErrFull, which the sidecar turns
-// into 503 with Retry-After. Since segments go whole, up to SegmentBytes of
-// acknowledged records may still count; when the only thing in the way is
-// a current segment that every consumer has finished, Append starts a new
-// segment and the old one is deleted, so a queue can never stay full with
-// nothing left to deliver.
+// MaxBytes bounds the segment files on disk plus appends not yet written
+// (not corrupt/, which is not the queue's). An Append that would pass it
+// fails with ErrFull, which the sidecar turns into 503 with Retry-After.
+// Since segments go whole, up to SegmentBytes of acknowledged records may
+// still count; when the only thing in the way is a current segment that
+// every consumer has finished, Append starts a new segment and the old
+// one is deleted, so a queue can never stay full with nothing left to
+// deliver.
+//
+// The disk can fill before MaxBytes does: a disk smaller than MaxBytes, or
+// shared. A write or fsync that fails with ENOSPC or EDQUOT fails its
+// group with an error that is ErrFull (errors.Is) and wraps the system's
+// error, so the sidecar answers it as a full queue, and the log is cut
+// back, which returns what the partial write took. Nothing is lost and
+// the senders retry. Consumers can still acknowledge: when a new cursor
+// file gets no block, Ack overwrites the cursor in place (a crash that
+// tore those 20 bytes would only restart the consumer at the oldest
+// record), and Open creates each consumer's cursor file while it can.
+// Space then comes back as acknowledgements delete closed segments. The
+// segment being written is never closed on a disk smaller than
+// SegmentBytes, so when a group fails for lack of space and every
+// consumer has acknowledged everything, the writer empties that segment
+// (truncating it to its header, which needs no free block, rewriting the
+// header and renaming the file after the next number) and writes the
+// group again: the first append after the outputs have drained succeeds,
+// without a restart. A crash half way leaves an empty segment behind the
+// cursors, which Open renames the same way. Open needs no free space for
+// a clean log (a cursor file it cannot create is a warning), so it works
+// on a full disk; a repair it cannot write fails Open with an error that
+// names the segment and the cause.
 //
 // # Recovery
 //

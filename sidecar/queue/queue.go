@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -88,7 +89,9 @@ func (c Config) withDefaults() Config {
 
 var (
 	// ErrFull is returned by Append when the records would take the
-	// queue past max_bytes. It is transient: acknowledgements free space.
+	// queue past max_bytes, or when the disk has no space left for them
+	// (that error also wraps the system's, ENOSPC or EDQUOT). It is
+	// transient: acknowledgements free space.
 	ErrFull = errors.New("queue: full (max_bytes reached)")
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("queue: closed")
@@ -267,6 +270,7 @@ func (q *Queue) recover(consumers []string) error {
 	}
 
 	var maxAcked uint64
+	var noCursor []*Reader
 	for _, name := range consumers {
 		r := &Reader{q: q, name: name, path: filepath.Join(q.dir, cursorFile(name))}
 		seq, ok, err := readCursor(r.path)
@@ -278,6 +282,8 @@ func (q *Queue) recover(consumers []string) error {
 		if ok {
 			r.acked, r.persisted = seq, seq
 			maxAcked = max(maxAcked, seq)
+		} else {
+			noCursor = append(noCursor, r)
 		}
 		q.readers = append(q.readers, r)
 	}
@@ -320,6 +326,16 @@ func (q *Queue) recover(consumers []string) error {
 	for _, r := range q.readers {
 		r.acked = max(r.acked, oldest)
 		r.pos = r.acked + 1
+	}
+	for _, r := range noCursor {
+		// A cursor file from the start, while there is space for one,
+		// so that its consumer can acknowledge even on a full disk
+		// (overwriteCursor); it says what the absence of one says.
+		if err := writeCursor(q.dir, r.path, r.acked, q.fsync); err != nil {
+			q.log.Warn("queue: cannot create a cursor file; the consumer's first ack will try again", "consumer", r.name, "err", err)
+			continue
+		}
+		r.persisted = r.acked
 	}
 
 	tail := q.segs[len(q.segs)-1]
@@ -589,14 +605,38 @@ func (q *Queue) run() {
 	}
 }
 
-// commit writes one group. On failure it restores the log to what was
-// published, so sequence numbers and files stay consistent, and fails
-// every append of the group.
+// commit writes one group and publishes it, or fails every append of it.
+// A group that fails for lack of space while every consumer has
+// acknowledged everything gets a second try once the segment in the way
+// is emptied (reclaimTail): otherwise a disk smaller than a segment would
+// stay full with nothing left to deliver.
 func (q *Queue) commit(batch []*appendReq) {
+	w, err := q.write(batch)
+	if err != nil && isNoSpace(err) && q.reclaimTail() {
+		w, err = q.write(batch)
+	}
+	if err != nil {
+		q.fail(batch, err)
+		return
+	}
+	q.publish(batch, w)
+}
+
+// written is what a write leaves for publish.
+type written struct {
+	orig     *segment
+	created  []*segment
+	oldFiles []*os.File
+	seq      uint64
+}
+
+// write numbers, writes and syncs one group. On failure it restores the
+// log to what was published, so that sequence numbers and files stay
+// consistent.
+func (q *Queue) write(batch []*appendReq) (written, error) {
 	orig, origF := q.wseg, q.wf
 	origLastIdxOff := orig.lastIdxOff
-	var created []*segment
-	var oldFiles []*os.File
+	w := written{orig: orig}
 	now := time.Now().UnixNano()
 	seq := orig.wLast
 	q.wbuf = q.wbuf[:0]
@@ -615,8 +655,8 @@ func (q *Queue) commit(batch []*appendReq) {
 			os.Remove(s.path)
 			return fmt.Errorf("queue: open segment: %w", err)
 		}
-		oldFiles = append(oldFiles, q.wf)
-		created = append(created, s)
+		w.oldFiles = append(w.oldFiles, q.wf)
+		w.created = append(w.created, s)
 		q.wseg, q.wf = s, wf
 		return nil
 	}
@@ -653,40 +693,92 @@ func (q *Queue) commit(batch []*appendReq) {
 		return q.flush()
 	}()
 	if err != nil {
-		q.rollback(batch, orig, origF, origLastIdxOff, created, oldFiles, err)
-		return
+		if restore := q.undo(orig, origF, origLastIdxOff, w.created, w.oldFiles); restore != nil {
+			q.mu.Lock()
+			q.err = fmt.Errorf("queue: unusable until restarted: %w (and restoring the log: %v)", err, restore)
+			err = q.err
+			q.mu.Unlock()
+			q.log.Error("queue: cannot restore the log after a failed write; appends fail until restart", "err", restore)
+		}
+		return written{}, err
 	}
+	w.seq = seq
+	return w, nil
+}
 
+// publish makes a written group visible to readers and wakes its
+// appenders.
+func (q *Queue) publish(batch []*appendReq, w written) {
 	q.mu.Lock()
 	var reserved int64
 	for _, r := range batch {
 		reserved += r.size
 	}
 	q.reserved -= reserved
-	for _, s := range append([]*segment{orig}, created...) {
+	for _, s := range append([]*segment{w.orig}, w.created...) {
 		q.used += s.wSize - s.size
 		s.size, s.last = s.wSize, s.wLast
 		s.index = append(s.index, s.wIndex...)
 		s.wIndex = s.wIndex[:0]
 	}
-	q.segs = append(q.segs, created...)
-	q.head = seq
+	q.segs = append(q.segs, w.created...)
+	q.head = w.seq
+	q.appendErr = nil
 	close(q.dataCh)
 	q.dataCh = make(chan struct{})
 	var removed []*segment
-	if len(created) > 0 {
+	if len(w.created) > 0 {
 		removed = q.collectAckedLocked()
 	}
 	q.mu.Unlock()
 	for _, r := range batch {
 		close(r.done)
 	}
-	for _, f := range oldFiles {
+	for _, f := range w.oldFiles {
 		if err := f.Close(); err != nil {
 			q.log.Warn("queue: closing a full segment", "err", err)
 		}
 	}
 	q.removeSegments(removed)
+}
+
+// fail fails every append of a group that write could not commit.
+func (q *Queue) fail(batch []*appendReq, err error) {
+	q.mu.Lock()
+	if q.err == nil && isNoSpace(err) {
+		// Transient like a full queue, and answered the same way: 503
+		// and Retry-After. Acknowledgements free space.
+		err = &diskFullError{err}
+	}
+	// A full disk fails every retry alike: log the first of a run.
+	if q.appendErr == nil || q.appendErr.Error() != err.Error() {
+		q.log.Error("queue: append failed; the senders get an error and retry", "err", err)
+	}
+	q.appendErr = err
+	for _, r := range batch {
+		q.reserved -= r.size
+		r.last, r.err = 0, err
+	}
+	q.mu.Unlock()
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+// diskFullError is a write that failed for lack of space on the disk or
+// in the quota: ErrFull to the caller, and the system's error beneath.
+type diskFullError struct{ err error }
+
+func (e *diskFullError) Error() string {
+	return "queue: full (no space left on the disk): " + e.err.Error()
+}
+
+func (e *diskFullError) Unwrap() []error { return []error{ErrFull, e.err} }
+
+// isNoSpace reports a write that failed because the disk or the quota is
+// full.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // flush writes the buffered frames to the tail and syncs them.
@@ -713,7 +805,8 @@ func (q *Queue) flush() error {
 	return nil
 }
 
-func (q *Queue) rollback(batch []*appendReq, orig *segment, origF *os.File, lastIdxOff int64, created []*segment, oldFiles []*os.File, cause error) {
+// undo puts the writer back where the last published group left it.
+func (q *Queue) undo(orig *segment, origF *os.File, lastIdxOff int64, created []*segment, oldFiles []*os.File) error {
 	for _, s := range created {
 		s.rf.Close()
 		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -730,28 +823,49 @@ func (q *Queue) rollback(batch []*appendReq, orig *segment, origF *os.File, last
 	orig.wIndex = orig.wIndex[:0]
 	q.wbuf = q.wbuf[:0]
 	// A failed fsync may leave pages the kernel considers clean but never
-	// wrote; cutting back to what was published discards them.
+	// wrote; cutting back to what was published discards them. On a full
+	// disk the cut is also what gives back the space a partial write took.
 	restore := origF.Truncate(orig.size)
 	if restore == nil && q.fsync {
 		restore = datasync(origF)
 	}
-	q.log.Error("queue: append failed; the senders get an error and retry", "err", cause)
+	return restore
+}
 
+// reclaimTail empties the segment being written, if it is the only one
+// and every consumer has acknowledged all of it, and renames it to start
+// after its last record (rebase). Only closed segments are ever deleted,
+// so without this a disk smaller than segment_bytes would fill with
+// records nobody needs and stay full. It reuses the file rather than
+// creating the next one first, since a full disk may not have a block
+// for a new file.
+func (q *Queue) reclaimTail() bool {
 	q.mu.Lock()
-	err := cause
-	if restore != nil {
-		q.err = fmt.Errorf("queue: unusable until restarted: %w (and restoring the log: %v)", cause, restore)
-		err = q.err
-		q.log.Error("queue: cannot restore the log after a failed write; appends fail until restart", "err", restore)
-	}
-	for _, r := range batch {
-		q.reserved -= r.size
-		r.last, r.err = 0, err
-	}
+	s := q.wseg
+	ok := q.err == nil && len(q.segs) == 1 && q.segs[0] == s && s.last >= s.first && q.minAckedLocked() >= q.head
 	q.mu.Unlock()
-	for _, r := range batch {
-		close(r.done)
+	if !ok {
+		return false
 	}
+	ns, err := q.rebase(s, q.wf, s.last+1)
+	if err != nil {
+		q.mu.Lock()
+		q.err = fmt.Errorf("queue: unusable until restarted: %w", err)
+		q.mu.Unlock()
+		q.log.Error("queue: cannot empty a fully acknowledged segment; appends fail until restart", "err", err)
+		return false
+	}
+	q.mu.Lock()
+	q.segs[0] = ns
+	q.used += ns.size - s.size
+	q.holes = nil
+	s.removed = true
+	s.closeIfUnused()
+	q.mu.Unlock()
+	q.wseg = ns
+	q.log.Info("queue: disk full; emptied the fully acknowledged segment to make room",
+		"segment", s.path, "bytes", s.size, "now", ns.path)
+	return true
 }
 
 // collectAckedLocked takes out of the log the closed segments that every
