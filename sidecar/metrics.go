@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 )
 
@@ -62,6 +63,15 @@ func (m *metrics) watch(q *queue.Queue, routes []*builtin.Route, now func() time
 	gauge("auditpipe_queue_max_bytes", "The queue's size bound (queue.max_bytes).", func(s queue.Stats) float64 { return float64(s.MaxBytes) })
 	gauge("auditpipe_queue_events", "Events retained in the queue.", func(s queue.Stats) float64 { return float64(s.Records) })
 	gauge("auditpipe_queue_segments", "Segment files of the queue.", func(s queue.Stats) float64 { return float64(s.Segments) })
+	gauge("auditpipe_queue_append_failing", "1 while appends fail (a full disk, an I/O error): senders get 503.", func(s queue.Stats) float64 {
+		if s.AppendErr != nil {
+			return 1
+		}
+		return 0
+	})
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "auditpipe_queue_damaged_records_total",
+		Help: "Acknowledged records found damaged on disk and skipped when the queue was opened (the ranges are logged at ERROR and listed by /readyz)."},
+		func() float64 { return float64(q.Stats().Damaged) }))
 
 	for _, r := range routes {
 		r := r
@@ -99,6 +109,24 @@ func (m *metrics) watchInflight(f *inflight) {
 			Help: "Request bytes being read and transformed now."}, func() float64 { return float64(f.used.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_inflight_max_bytes",
 			Help: "The bound on request bytes in flight (server.max_inflight_bytes)."}, func() float64 { return float64(f.limit) }),
+	)
+}
+
+// watchDeadLetters exposes the dead-letter store's size and failures: when
+// it cannot write, malformed payloads get 503 instead of being kept.
+func (m *metrics) watchDeadLetters(d *dlq.Store) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_dead_letter_bytes",
+			Help: "Bytes held by the dead-letter store's files."}, func() float64 { return float64(d.Stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_dead_letter_max_bytes",
+			Help: "The dead-letter store's bound (dead_letter.max_bytes)."}, func() float64 { return float64(d.Stats().MaxBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_dead_letter_failing",
+			Help: "1 while the dead-letter store cannot write (full, or an I/O error)."}, func() float64 {
+			if d.Stats().Err != nil {
+				return 1
+			}
+			return 0
+		}),
 	)
 }
 

@@ -58,6 +58,10 @@ type Sidecar struct {
 	// number of concurrent senders.
 	inflight *inflight
 
+	// appendFailed is when an append last failed (Unix nanoseconds), for
+	// /readyz: see readyRetry.
+	appendFailed atomic.Int64
+
 	handler  http.Handler
 	draining atomic.Bool
 	ln       net.Listener
@@ -106,6 +110,7 @@ func (s *Sidecar) open(ctx context.Context, opts Options) (err error) {
 	}
 	s.metrics.watch(s.queue, s.outputs.Routes, s.now)
 	s.metrics.watchInflight(s.inflight)
+	s.metrics.watchDeadLetters(s.dlq)
 	if err = s.buildSources(ctx); err != nil {
 		return err
 	}
@@ -242,12 +247,38 @@ func serverTLS(c config.ServerTLS) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// readyRetry is how long a failed append keeps /readyz failing. Only an
+// append can show that appends work again, and a pod taken out of service
+// gets none: readiness that waited for one would never come back once the
+// disk had room. So it fails for a while after each failure, long enough
+// for a load balancer to send traffic elsewhere, then lets requests probe.
+const readyRetry = 5 * time.Second
+
+// serveReady answers 503 when the sidecar cannot take events it would
+// acknowledge: shutting down, appends to the queue failing (a full disk,
+// recently: see readyRetry), the queue past ready.max_fill, an output past
+// ready.max_lag. Two conditions are reported but keep it ready, because
+// valid events are still accepted and taking the pod out of service would
+// not help: the dead-letter store failing to write (malformed payloads get
+// 503 meanwhile), and records lost to damage found at startup (also in
+// auditpipe_queue_damaged_records_total, until the next restart).
 func (s *Sidecar) serveReady(w http.ResponseWriter, _ *http.Request) {
-	var problems []string
+	var problems, notes []string
 	if s.draining.Load() {
 		problems = append(problems, "shutting down")
 	}
 	st := s.queue.Stats()
+	if st.AppendErr != nil {
+		msg := "queue: appends failing: " + st.AppendErr.Error()
+		if s.now().Sub(time.Unix(0, s.appendFailed.Load())) < readyRetry {
+			problems = append(problems, msg)
+		} else {
+			notes = append(notes, msg+" (the next request will tell whether they work again)")
+		}
+	}
+	if ds := s.dlq.Stats(); ds.Err != nil {
+		notes = append(notes, "dead-letter store: writes failing, malformed payloads get 503: "+ds.Err.Error())
+	}
 	if st.MaxBytes > 0 && float64(st.Bytes) > s.cfg.Ready.MaxFill*float64(st.MaxBytes) {
 		problems = append(problems, fmt.Sprintf("queue %.0f%% full (ready.max_fill %.0f%%)", 100*float64(st.Bytes)/float64(st.MaxBytes), 100*s.cfg.Ready.MaxFill))
 	}
@@ -258,13 +289,23 @@ func (s *Sidecar) serveReady(w http.ResponseWriter, _ *http.Request) {
 			}
 		}
 	}
+	for _, d := range st.Damage {
+		note := fmt.Sprintf("queue: records %d-%d of %s were damaged on disk and skipped at startup", d.First, d.Last, d.Segment)
+		if d.Evidence != "" {
+			note += "; the original bytes are in " + d.Evidence
+		}
+		notes = append(notes, note)
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if len(problems) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		for _, p := range problems {
+		for _, p := range append(problems, notes...) {
 			fmt.Fprintln(w, p)
 		}
 		return
 	}
 	fmt.Fprintln(w, "ready")
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
+	}
 }

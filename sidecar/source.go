@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/sidecar/auth"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 	"github.com/auditpipe/auditpipe/transformers"
@@ -209,7 +210,14 @@ func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
 		// The payload passed authentication, so it is kept with its errors:
 		// nothing a sender sent is silently discarded.
 		if err := s.deadLetterPayload(r.Context(), name, body, errs, received); err != nil {
+			// Events of the same payload may be queued already; the retry
+			// duplicates them, which their ids make harmless, where answering
+			// 4xx without keeping the payload would lose it.
 			s.log.Error("dead-lettering a malformed payload", "source", name, "err", err)
+			if errors.Is(err, dlq.ErrFull) {
+				reject(http.StatusServiceUnavailable, "dead_letter_full", "the dead-letter store is full, so the malformed payload cannot be kept; retry")
+				return
+			}
 			reject(http.StatusServiceUnavailable, "dead_letter_error", "could not keep the malformed payload; retry")
 			return
 		}
@@ -258,6 +266,9 @@ func (s *Sidecar) enqueue(ctx context.Context, src *source, events []auditpipe.E
 		start = end
 	}
 	_, err := s.queue.Append(ctx, recs)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, queue.ErrTooLarge) {
+		s.appendFailed.Store(s.now().UnixNano())
+	}
 	return err
 }
 
