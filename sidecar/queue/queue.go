@@ -113,7 +113,7 @@ type Record struct {
 type Stats struct {
 	Bytes     int64 // retained on disk
 	MaxBytes  int64
-	Records   uint64 // retained records (from the oldest unacked by any consumer to head)
+	Records   uint64 // retained records (from the oldest unacked by any consumer to head, holes left out)
 	Segments  int
 	Head      uint64 // last appended seq
 	Consumers map[string]ConsumerStats
@@ -188,10 +188,11 @@ type appendReq struct {
 // every record's checksum, cuts the torn end of the last segment, repairs
 // damaged segments around the records lost (logging them, keeping the
 // original bytes under corrupt/ and reporting them in Stats.Damage; see
-// the package documentation) and loads each consumer's cursor. consumers are the output names;
-// a consumer without a cursor starts at the oldest retained record, and
-// cursor files of consumers not listed are ignored: they hold nothing
-// back.
+// the package documentation) and loads each consumer's cursor. consumers
+// are the output names; a consumer without a cursor starts at the oldest
+// retained record, and cursor files of consumers not listed are ignored:
+// they hold nothing back. Open fails if another process (or another
+// Queue in this one) has the directory open.
 func Open(cfg Config, consumers []string, logger *slog.Logger) (*Queue, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -847,8 +848,14 @@ func (q *Queue) reclaimTail() bool {
 	if !ok {
 		return false
 	}
+	// No reader needs s's records any more, since each has acknowledged
+	// them all. One still reading them (an output that acknowledged
+	// what it had not read) finds frames that fail to verify and gets an
+	// error, never another record's bytes.
 	ns, err := q.rebase(s, q.wf, s.last+1)
 	if err != nil {
+		// Whatever step failed, recovery finishes the job (an empty
+		// segment behind the cursors) or finds the segment as it was.
 		q.mu.Lock()
 		q.err = fmt.Errorf("queue: unusable until restarted: %w", err)
 		q.mu.Unlock()

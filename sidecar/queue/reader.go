@@ -40,7 +40,9 @@ type Reader struct {
 // caller's.
 //
 // Next moves an in-memory position only: after a restart, reading resumes
-// after the last Ack.
+// after the last Ack. Sequence numbers recovery found lost to damage
+// (Stats.Damage) are never returned: Next goes on to the record after
+// them, so a batch's numbers can jump.
 func (r *Reader) Next(ctx context.Context, maxRecords, maxBytes int, maxWait time.Duration) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
