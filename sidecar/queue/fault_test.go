@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -523,4 +524,68 @@ func TestReadAroundHoles(t *testing.T) {
 	if st := q.Stats(); st.Damaged != 0 || st.Consumers["b"].Pending != faultRecords-hole2.Last {
 		t.Fatalf("after the restart: %+v", st)
 	}
+}
+
+// A repaired segment large enough for the sparse index: seeks by Ack
+// and Rewind land right on both sides of the hole.
+func TestRepairKeepsIndex(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, SegmentBytes: 1 << 20, MaxBytes: 8 << 20, Fsync: boolp(false)}
+	q := openQueue(t, cfg, "a")
+	big := make([][]byte, 1500)
+	for i := range big {
+		big[i] = bytes.Repeat([]byte{byte('a' + i%26)}, 1000)
+	}
+	if _, err := q.Append(context.Background(), big); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	segs := segFiles(t, dir)
+	// Zero records 500 to 502 of the first segment, which holds 1..1016.
+	frame := int64(frameHeaderSize + 1000)
+	edit(t, segs[0], func(b []byte) []byte {
+		clear(b[segHeaderSize+499*frame : segHeaderSize+502*frame])
+		return b
+	})
+	q = openQueue(t, cfg, "a")
+	if st := q.Stats(); st.Damaged != 3 || st.Damage[0].First != 500 || st.Damage[0].Last != 502 {
+		t.Fatalf("damage %+v", st.Damage)
+	}
+	q.mu.Lock()
+	index := len(q.segs[0].index)
+	q.mu.Unlock()
+	if index < 10 {
+		t.Fatalf("%d index entries in the repaired segment", index)
+	}
+	// Cursors only go up (acknowledged segments are deleted at Open).
+	for _, tt := range []struct{ ack, next uint64 }{{499, 503}, {501, 503}, {502, 503}, {503, 504}, {1200, 1201}} {
+		q.Close()
+		if err := writeCursor(dir, filepath.Join(dir, cursorFile("a")), tt.ack, false); err != nil {
+			t.Fatal(err)
+		}
+		q = openQueue(t, cfg, "a")
+		r, _ := q.Reader("a")
+		got := readN(t, r, 1, 1)[0]
+		if got.Seq != tt.next || !bytes.Equal(got.Data, big[tt.next-1]) {
+			t.Fatalf("cursor at %d: next is %d, want %d", tt.ack, got.Seq, tt.next)
+		}
+		r.Rewind()
+		if got := readN(t, r, 1, 1)[0]; got.Seq != tt.next {
+			t.Fatalf("cursor at %d, rewound: next is %d, want %d", tt.ack, got.Seq, tt.next)
+		}
+	}
+}
+
+// Megabytes of random bytes after the last record: a torn tail, found
+// in a linear scan (the bound on candidates), with every record kept.
+func TestTornTailOfRandomBytes(t *testing.T) {
+	dir, segs := faultDir(t)
+	garbage := make([]byte, 8<<20)
+	rand.NewChaCha8([32]byte{1}).Read(garbage)
+	edit(t, segs[len(segs)-1].path, func(b []byte) []byte { return append(b, garbage...) })
+	// and in a closed segment, between two records
+	edit(t, segs[1].path, func(b []byte) []byte {
+		return slices.Concat(b[:segs[1].frames[1].off], garbage[:1<<20], b[segs[1].frames[1].off:])
+	})
+	checkFault(t, dir, segs, faultCase{name: "random bytes", level: "WARN", msg: msgTorn, evidence: true})
 }
