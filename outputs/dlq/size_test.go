@@ -14,6 +14,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
+	"github.com/auditpipe/auditpipe/testenv/tmpfs"
 )
 
 // snapshot returns the contents of dir's files by name.
@@ -138,7 +139,7 @@ func TestOpenMeasuresEarlierFiles(t *testing.T) {
 }
 
 func TestDeadLetterDiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, "1m")
+	mnt := tmpfs.Mount(t, "1m")
 	dir := filepath.Join(mnt, "dlq")
 	s, err := dlq.Open(dlq.Config{Dir: dir, MaxFileBytes: 128 << 10})
 	if err != nil {

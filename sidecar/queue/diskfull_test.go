@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/auditpipe/auditpipe/testenv/tmpfs"
 )
 
 // fillDisk appends 1 KB records until the disk is full and checks how
@@ -61,7 +63,7 @@ func drain(t *testing.T, q *Queue, name string) {
 // once every consumer has acknowledged everything the very next append
 // succeeds, without a restart; and the queue reopens on the full disk.
 func TestDiskFull(t *testing.T) {
-	vol := mountTmpfs(t, "2m")
+	vol := tmpfs.Mount(t, "2m")
 	dir := filepath.Join(vol, "queue")
 	cfg := Config{Dir: dir} // default segment_bytes (64 MiB) and max_bytes (1 GiB)
 	var logs logBuffer

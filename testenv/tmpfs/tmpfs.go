@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package tmpfs mounts small tmpfs file systems for tests that need a
 // disk that fills up: ENOSPC is the one failure a loopback peer cannot
 // fake, and a real file system is the only honest way to produce it.
