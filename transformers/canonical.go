@@ -237,7 +237,7 @@ func (c *Canonical) Release() {
 		return
 	}
 	*c.buf = c.b[:0]
-	bufPool.Put(c.buf)
+	putBuf(c.buf)
 	c.buf, c.b, c.clean = nil, nil, nil
 }
 
@@ -460,7 +460,7 @@ func (r *Root) Canonical(n Node, red *Redactor) (*Canonical, *Error) {
 	}
 	c.clean = make([]encoded, 0, len(spans))
 	i := 0
-	// fastjson keeps members in payload order, as the scan recorded them.
+	// The tree keeps members in payload order, as the scan recorded them.
 	o.Visit(func(_ []byte, v *fastjson.Value) {
 		if m := spans[i]; !m.dirty {
 			c.clean = append(c.clean, encoded{v, c.b[m.valStart:m.valEnd:m.valEnd]})

@@ -87,6 +87,14 @@ func (d *Details) Pairs(key string, ps []Pair) {
 	}
 }
 
+// Grow makes room for n more entries: a format adding every member of a
+// large object (unmapped members) sizes the entries once.
+func (d *Details) Grow(n int) {
+	if more := d.n + n - len(d.inline); more > 0 {
+		d.extra = slices.Grow(d.extra, more-len(d.extra))
+	}
+}
+
 func (d *Details) add(e detail) {
 	if d.n < len(d.inline) {
 		d.inline[d.n] = e
@@ -119,8 +127,18 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 		return compareUTF16([]byte(d.entry(a).key), []byte(d.entry(b).key))
 	})
 	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	out := append((*bp)[:0], '{')
+	defer putBuf(bp)
+	out := (*bp)[:0]
+	if d.n > len(d.inline) {
+		// Many entries: a format adding a payload's unmapped members,
+		// whose details may be most of the payload. Sized once, they
+		// cost their size; grown from a pooled buffer, nearly twice that
+		// while the last growth copies them.
+		if size := d.sizeEstimate(); size > maxPooled {
+			out = make([]byte, 0, size+size/8)
+		}
+	}
+	out = append(out, '{')
 	for oi, i := range order {
 		e := d.entry(i)
 		if oi+1 < len(order) && d.entry(order[oi+1]).key == e.key {
@@ -151,9 +169,66 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 		}
 	}
 	out = append(out, '}')
+	if cap(out) > maxPooled {
+		// Outsized details (a payload's worth): the buffer becomes the
+		// event's rather than be copied, which would briefly double them,
+		// and the pool keeps what it had.
+		return json.RawMessage(out[:len(out):len(out)]), nil
+	}
 	*bp = out[:0]
 	// One exact-size copy: the pooled buffer absorbs the growth.
 	return json.RawMessage(append(make([]byte, 0, len(out)), out...)), nil
+}
+
+// sizeEstimate is about the size of the encoded details, a little more
+// when values need escaping.
+func (d *Details) sizeEstimate() int {
+	n := 2
+	for i := range d.n {
+		e := d.entry(i)
+		n += len(e.key) + 4
+		switch {
+		case e.str:
+			n += len(e.s)
+		case e.m != nil:
+			for k, v := range e.m {
+				n += len(k) + len(v) + 6
+			}
+		case e.ps != nil:
+			for _, p := range e.ps {
+				n += len(p.Name) + len(p.Value) + 6
+			}
+		case e.raw != nil:
+			n += len(e.raw)
+		default:
+			n += valueSize(e.n.v)
+		}
+	}
+	return n
+}
+
+// valueSize is about the size of v's canonical encoding.
+func valueSize(v *fastjson.Value) int {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		n := 2
+		o.Visit(func(k []byte, c *fastjson.Value) { n += len(k) + 4 + valueSize(c) })
+		return n
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		n := 2
+		for _, c := range a {
+			n += 1 + valueSize(c)
+		}
+		return n
+	case fastjson.TypeString:
+		s, _ := v.StringBytes()
+		return len(s) + 2
+	case fastjson.TypeNumber:
+		return 16 // at most 24, seldom more than a few
+	}
+	return 5
 }
 
 func (d *Details) appendValue(out []byte, v *fastjson.Value, red *Redactor) ([]byte, error) {

@@ -25,37 +25,105 @@ type Root struct {
 	Raw    []byte
 	rawSHA string
 	// scan is the prescan of Raw (pooled, returned on Close); nil for a
-	// payload that arrived decoded.
+	// payload that arrived decoded, and for an NDJSON line but while Each
+	// visits it.
 	scan *scanResult
 	// compact is Raw without its whitespace, when that is its canonical
 	// form (scanResult.spaced); pooled, returned on Close.
 	compact *[]byte
-	// lazy: the root is a canonical object whose tree was not built
-	// (DecodeLazy); Parse builds it.
-	lazy bool
-	doc  *Document
+	// lazy tells whether the tree is built and, if not, how it will be.
+	lazy uint8
+	// canonical: an NDJSON line the prescan found canonical, whose scan
+	// Each repeats to serve Root.Canonical.
+	canonical bool
+	// plain: Raw holds no escape (scanResult.escaped), for the tree
+	// builder.
+	plain bool
+	// units is how many items Items makes of the root: its elements when
+	// it is an array, else 1.
+	units int
+	doc   *Document
 }
 
-// Parsed reports whether the root's tree is built. Only DecodeLazy leaves
-// it unbuilt, for an already-canonical object read through Member.
-func (r *Root) Parsed() bool { return !r.lazy }
+// How a root's tree is built (Root.lazy).
+const (
+	// built: the tree is there (or the payload arrived decoded).
+	built = iota
+	// lazyCanonical: a canonical object DecodeLazy left unbuilt; it is
+	// read through Member, and Parse builds it.
+	lazyCanonical
+	// lazyLine: an NDJSON line. Each builds one line's tree at a time, so
+	// that the trees of a whole stream are never alive at once.
+	lazyLine
+	// lazyArray: a top-level array, a batch. Each builds one element's
+	// tree at a time: a tree costs several times its JSON text.
+	lazyArray
+)
 
-// Parse builds the tree of a root DecodeLazy left unbuilt; the payload is
-// known to be valid JSON by then.
+// Parsed reports whether the root's tree is built. DecodeLazy leaves it
+// unbuilt for an already-canonical object read through Member; decoding
+// leaves it unbuilt for an NDJSON line and a top-level array, whose items
+// Each and Items build one at a time.
+func (r *Root) Parsed() bool { return r.lazy == built }
+
+// Parse builds the whole tree of a root left unbuilt; it stays until the
+// document is closed. The payload is known to be valid JSON by then. Each
+// and Items build trees themselves, an item at a time: Parse is for a
+// format that needs the root as a whole.
 func (r *Root) Parse() {
-	if !r.lazy {
+	if r.lazy == built {
 		return
 	}
-	p := parserPool.Get()
-	v, err := p.ParseBytes(r.Raw)
-	if err != nil {
-		// Cannot happen for a payload the prescan found well formed;
-		// leaving the root missing makes every access a typed error.
-		parserPool.Put(p)
-		return
+	// Nil cannot happen for a payload the prescan found well formed;
+	// leaving the root missing would make every access a typed error.
+	r.v, r.lazy = r.doc.keepTree(r.Raw, r.plain), built
+}
+
+// IsArray reports whether the root is a JSON array, built or not.
+func (r *Root) IsArray() bool {
+	if r.lazy == built {
+		return r.Node.IsArray()
 	}
-	r.doc.parsers = append(r.doc.parsers, p)
-	r.v, r.lazy = v, false
+	return r.lazy == lazyArray || r.rawKind() == "array"
+}
+
+// Kind names the JSON kind of the root, built or not.
+func (r *Root) Kind() string {
+	if r.lazy == built {
+		return r.Node.Kind()
+	}
+	return r.rawKind()
+}
+
+// rawKind is the kind of the JSON text of an unbuilt root, which the
+// prescan found valid: its first byte says.
+func (r *Root) rawKind() string {
+	switch b := bytes.TrimLeft(r.Raw, " \t\r\n"); {
+	case len(b) == 0:
+		return "nothing"
+	case b[0] == '{':
+		return "object"
+	case b[0] == '[':
+		return "array"
+	case b[0] == '"':
+		return "string"
+	case b[0] == 't' || b[0] == 'f':
+		return "boolean"
+	case b[0] == 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// Len is the number of elements of an array root, built or not, else 0.
+func (r *Root) Len() int {
+	if r.lazy == built {
+		return r.Node.Len()
+	}
+	if r.IsArray() {
+		return r.units
+	}
+	return 0
 }
 
 // Member returns the canonical JSON of a top-level member of a canonical
@@ -112,8 +180,15 @@ func (r *Root) CanonicalBytes() []byte {
 }
 
 // Document is a decoded payload. Close it when done: it holds pooled
-// parser memory that the events must not reference (they don't: every
+// tree memory that the events must not reference (they don't: every
 // string taken from a Node is copied).
+//
+// Memory follows the payload's size, not its shape: an NDJSON stream and
+// a top-level array (a batch) are checked whole when decoded, but their
+// trees are built one item at a time by Each and Items, so that only one
+// item's tree is alive at once. A tree costs several times its text (a
+// hundred bytes or so per value): a batch's trees all at once would cost
+// many times the payload.
 type Document struct {
 	Roots []Root
 	// Errors are NDJSON lines that did not parse; the other lines are in
@@ -122,16 +197,28 @@ type Document struct {
 	// NDJSON reports that the payload was newline-delimited documents.
 	NDJSON bool
 
-	parsers []*fastjson.Parser
-	arena   *fastjson.Arena
-	// tree holds a msgpack document's values, scratch its numbers; kept
-	// is the msgpack input, which events may keep views into.
+	arena *fastjson.Arena
+	// tree holds the values of the trees kept until Close (a msgpack
+	// document's, a JSON root's), scratch their numbers (msgpack) or
+	// unescaped strings (JSON); kept is the msgpack input, which events
+	// may keep views into.
 	tree    *tree
 	scratch *[]byte
 	kept    []byte
-	// One root and one parser are the common case; no allocation then.
-	rootsInline   [1]Root
-	parsersInline [1]*fastjson.Parser
+	// What decoding was asked for, which Each needs again for the scans
+	// of canonical NDJSON lines, and the size of the JSON text.
+	lim  Limits
+	red  *Redactor
+	size int
+	// itemTree and itemScratch hold the tree of the item Each visits,
+	// which the next one replaces; itemScan and itemCompact serve the
+	// lines' scans.
+	itemTree    *tree
+	itemScratch *[]byte
+	itemScan    *scanResult
+	itemCompact *[]byte
+	// One root is the common case; no allocation then.
+	rootsInline [1]Root
 	// open is set from decoding until Close, which does nothing on a
 	// closed document: documents are pooled, and a second Close must not
 	// hand one to two users.
@@ -142,46 +229,55 @@ type Document struct {
 // record, and a document is a few hundred bytes.
 var docPool = sync.Pool{New: func() any { return new(Document) }}
 
-// newDocument returns an empty open document with its inline roots and
-// parsers in place.
+// newDocument returns an empty open document with its inline root in
+// place.
 func newDocument() *Document {
 	d := docPool.Get().(*Document)
-	d.Roots, d.parsers, d.open = d.rootsInline[:0], d.parsersInline[:0], true
+	d.Roots, d.open = d.rootsInline[:0], true
 	return d
 }
 
 var (
-	parserPool fastjson.ParserPool
-	arenaPool  fastjson.ArenaPool
-	scanPool   = sync.Pool{New: func() any { return new(scanResult) }}
+	arenaPool fastjson.ArenaPool
+	scanPool  = sync.Pool{New: func() any { return new(scanResult) }}
 )
 
-// Close returns the document and its parser memory to the pools. Nothing
+// maxPooled is the largest buffer, in bytes, put back in a pool: one
+// outsized payload's memory must not stay behind it in a pool, for every
+// later small payload to carry around.
+const maxPooled = 1 << 20
+
+// Close returns the document and its tree memory to the pools. Nothing
 // read from the document may be used afterwards; closing it again does
 // nothing.
 func (d *Document) Close() {
 	if d == nil || !d.open {
 		return
 	}
-	for _, p := range d.parsers {
-		parserPool.Put(p)
-	}
 	for i := range d.Roots {
-		if c := d.Roots[i].compact; c != nil {
-			bufPool.Put(c)
+		if c := d.Roots[i].compact; c != nil && c != d.itemCompact {
+			putBuf(c)
 		}
-		if sc := d.Roots[i].scan; sc != nil {
+		if sc := d.Roots[i].scan; sc != nil && sc != d.itemScan {
 			*sc = scanResult{}
 			scanPool.Put(sc)
 		}
 	}
-	if d.tree != nil {
-		d.tree.reset()
-		treePool.Put(d.tree)
+	if d.itemScan != nil {
+		*d.itemScan = scanResult{}
+		scanPool.Put(d.itemScan)
 	}
+	if d.itemCompact != nil {
+		putBuf(d.itemCompact)
+	}
+	big := d.kept == nil && d.size > maxPooled
+	putTree(d.tree, big)
+	putTree(d.itemTree, big)
 	if d.scratch != nil {
-		*d.scratch = (*d.scratch)[:0]
-		bufPool.Put(d.scratch)
+		putBuf(d.scratch)
+	}
+	if d.itemScratch != nil {
+		putBuf(d.itemScratch)
 	}
 	if d.arena != nil {
 		d.arena.Reset()
@@ -191,6 +287,14 @@ func (d *Document) Close() {
 	// point into memory now back in the pools.
 	*d = Document{}
 	docPool.Put(d)
+}
+
+// putBuf returns a buffer to bufPool unless it grew outsized.
+func putBuf(b *[]byte) {
+	if cap(*b) <= maxPooled {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
 }
 
 // Strings sets each *dst to src[i] as a string an event can keep: a view
@@ -248,8 +352,8 @@ func Decode(in Input, lim Limits, format string) (*Document, error) {
 // DecodeLazy is DecodeWith for formats that can map an object straight
 // from its canonical bytes: when the payload is one JSON object already in
 // canonical form (whitespace aside), its tree is not built (Root.Parsed
-// reports false); the format reads it with Root.Member and calls
-// Root.Parse when it needs the tree after all. Anything else decodes as
+// reports false); the format reads it with Root.Member, and Items builds
+// the tree when the format needs it after all. Anything else decodes as
 // DecodeWith does.
 func DecodeLazy(in Input, opts Options, format string) (*Document, error) {
 	if in.Doc != nil || in.Body == nil {
@@ -279,6 +383,10 @@ func DecodeWith(in Input, opts Options, format string) (*Document, error) {
 	return decodeBytes(in.Body, lim, red, format, false)
 }
 
+// decodeBytes checks the whole payload in one prescan before any tree is
+// built: a payload that breaks a limit costs its bytes, never a tree of
+// them, and every error it gets is built from the scan (scanError), at
+// any depth the same short message.
 func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy bool) (*Document, error) {
 	whole := func(kind error) *Error { return &Error{Format: format, Item: -1, Path: "$", Kind: kind} }
 	if len(body) > lim.MaxPayloadBytes {
@@ -296,40 +404,81 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy boo
 		e.Expected, e.Got = "a JSON document", "empty payload"
 		return nil, e
 	}
-	if lazy {
-		if d := decodeCanonical(body, lim, red, format); d != nil {
-			return d, nil
+	d := newDocument()
+	d.lim, d.red, d.size = lim, red, len(body)
+	d.Roots = append(d.Roots, Root{Node: NewNode(format, nil), Raw: body, doc: d, units: 1, scan: scanPool.Get().(*scanResult)})
+	root := &d.Roots[0]
+	sc := root.scan
+	var compact *[]byte
+	if red != nil || lazy {
+		// Only DecodeWith and DecodeLazy callers use Root.Canonical and
+		// Root.Member.
+		compact = bufPool.Get().(*[]byte)
+	}
+	prescan(body, lim, red, sc, compact)
+	if compact != nil {
+		if sc.ok && sc.canonical && sc.spaced {
+			root.compact = compact
+		} else {
+			putBuf(compact)
 		}
 	}
-	d := newDocument()
-	p := parserPool.Get()
-	d.parsers = append(d.parsers, p)
-	v, err := p.ParseBytes(body)
-	if err == nil {
-		root := Root{Node: NewNode(format, v), Raw: body}
-		if e := strict(&root, lim, red); e != nil {
+	root.plain = !sc.escaped
+	if !sc.ok || !sc.wellFormed {
+		// Not one document: NDJSON when the first line stands on its own
+		// and another follows.
+		first, more, _ := bytes.Cut(bytes.TrimLeft(body, " \t\r\n"), []byte{'\n'})
+		if len(bytes.TrimSpace(more)) == 0 || !standsAlone(first) {
+			e := scanError(body, sc, lim, NewNode(format, nil))
 			d.Close()
 			return nil, e
 		}
-		d.Roots = append(d.Roots, root)
+		if e := d.decodeLines(body, format); e != nil {
+			d.Close()
+			return nil, e
+		}
 		return d, nil
 	}
-	// Not one document: NDJSON when the first line stands on its own.
-	first, _, _ := bytes.Cut(bytes.TrimLeft(body, " \t\r\n"), []byte{'\n'})
-	if _, ferr := p.ParseBytes(first); ferr != nil || bytes.Count(body, []byte{'\n'}) == 0 {
-		d.Close()
-		e := whole(ErrSyntax)
-		e.Detail = err.Error()
-		var r scanResult
-		if prescan(body, lim, nil, &r, nil); !r.ok && r.kind == ErrSyntax {
-			// More precise than the parser's "unparsed tail".
-			e.Detail = fmt.Sprintf("%s at byte offset %d", r.msg, r.off)
+	switch {
+	case lazy && sc.canonical && sc.nMembers > 0:
+		root.lazy = lazyCanonical
+	case root.rawKind() == "array":
+		root.lazy, root.units = lazyArray, sc.top
+	default:
+		if root.v = d.keepTree(body, root.plain); root.v == nil {
+			d.Close()
+			return nil, parserRefused(NewNode(format, nil))
 		}
-		return nil, e
 	}
+	return d, nil
+}
+
+// parserRefused is the error of JSON text the prescan passed and the tree
+// builder did not. It should not happen (FuzzBuildTree looks for it).
+func parserRefused(at Node) *Error {
+	return at.Errf(ErrSyntax, "", "the tree builder refused what the checks passed")
+}
+
+// decodeLines reads body as NDJSON: every line is checked whole now, so
+// that the lines' errors come first and in order, but none is parsed:
+// Each builds one line's tree at a time. What is kept per line is its
+// Root.
+func (d *Document) decodeLines(body []byte, format string) *Error {
+	lim := d.lim
 	d.NDJSON = true
-	d.parsers = d.parsers[:0]
-	parserPool.Put(p)
+	if sc := d.Roots[0].scan; sc != nil {
+		*sc = scanResult{}
+		scanPool.Put(sc)
+	}
+	if c := d.Roots[0].compact; c != nil {
+		putBuf(c)
+	}
+	d.Roots = d.Roots[:0]
+	if n := min(bytes.Count(body, []byte{'\n'})+1, lim.MaxItems); n > cap(d.Roots) {
+		d.Roots = make([]Root, 0, n)
+	}
+	sc := scanPool.Get().(*scanResult)
+	defer func() { *sc = scanResult{}; scanPool.Put(sc) }()
 	line := 0
 	for rest := body; len(rest) > 0; {
 		var l []byte
@@ -340,93 +489,325 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy boo
 		}
 		n := len(d.Roots) + len(d.Errors)
 		if n >= lim.MaxItems {
-			d.Close()
-			e := whole(ErrTooManyItems)
-			e.Expected, e.Got = fmt.Sprintf("at most %d NDJSON lines", lim.MaxItems), "more"
-			return nil, e
+			return &Error{Format: format, Item: -1, Path: "$", Kind: ErrTooManyItems,
+				Expected: fmt.Sprintf("at most %d NDJSON lines", lim.MaxItems), Got: "more"}
 		}
-		lp := parserPool.Get()
-		v, err := lp.ParseBytes(l)
-		if err != nil {
-			parserPool.Put(lp)
-			d.Errors = append(d.Errors, &Error{Format: format, Item: n, Line: line, Path: "$", Kind: ErrSyntax, Detail: err.Error()})
-			continue
-		}
-		d.parsers = append(d.parsers, lp)
-		node := NewNode(format, v).AsItem(n)
+		node := NewNode(format, nil).AsItem(n)
 		node.line = int32(line)
-		root := Root{Node: node, Raw: l}
-		if e := strict(&root, lim, red); e != nil {
-			d.Errors = append(d.Errors, e)
+		prescan(l, lim, nil, sc, nil)
+		if !sc.ok || !sc.wellFormed {
+			d.Errors = append(d.Errors, scanError(l, sc, lim, node))
 			continue
 		}
-		d.Roots = append(d.Roots, root)
-	}
-	return d, nil
-}
-
-// decodeCanonical is DecodeLazy's shortcut: the prescan first, and the tree
-// only if the payload is not a canonical object (or not even valid: then
-// nil, and the general path finds and reports what is wrong).
-func decodeCanonical(body []byte, lim Limits, red *Redactor, format string) *Document {
-	d := newDocument()
-	d.Roots = append(d.Roots, Root{Node: NewNode(format, nil), Raw: body, doc: d, scan: scanPool.Get().(*scanResult)})
-	root := &d.Roots[0]
-	compact := bufPool.Get().(*[]byte)
-	prescan(body, lim, red, root.scan, compact)
-	if root.scan.ok && root.scan.canonical && root.scan.spaced {
-		root.compact = compact
-	} else {
-		bufPool.Put(compact)
-	}
-	switch {
-	case !root.scan.ok:
-	case root.scan.canonical && root.scan.nMembers > 0:
-		root.lazy = true
-		return d
-	default:
-		p := parserPool.Get()
-		if v, err := p.ParseBytes(body); err == nil {
-			d.parsers = append(d.parsers, p)
-			root.v = v
-			return d
+		r := Root{Node: node, Raw: l, lazy: lazyLine, canonical: sc.canonical, plain: !sc.escaped, units: 1, doc: d}
+		if r.rawKind() == "array" {
+			r.units = sc.top
 		}
-		parserPool.Put(p)
+		d.Roots = append(d.Roots, r)
 	}
-	d.Close()
 	return nil
 }
 
-// strict holds a parsed document to the limits and the strict grammar
-// (prescan). Only when prescan objects is the tree walked, to name the
-// JSONPath of the problem.
-func strict(root *Root, lim Limits, red *Redactor) *Error {
-	if root.scan == nil {
-		root.scan = scanPool.Get().(*scanResult)
-	}
-	r := root.scan
-	var compact *[]byte
-	if red != nil {
-		// Only DecodeWith callers use Root.Canonical.
-		compact = bufPool.Get().(*[]byte)
-	}
-	prescan(root.Raw, lim, red, r, compact)
-	if compact != nil {
-		if r.ok && r.canonical && r.spaced {
-			root.compact = compact
-		} else {
-			bufPool.Put(compact)
+// standsAlone reports whether line holds one JSON value as far as its
+// brackets, quotes and tokens tell: whether a payload that is not one
+// document is NDJSON, whose first line stands on its own (a first line
+// that is only "{" is a broken document). What the value holds is not
+// checked: a first line with a bad number is a bad line of a stream.
+func standsAlone(line []byte) bool {
+	depth, values := 0, 0
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case isSpace(c):
+			continue
+		case c == '"':
+			i++
+			for i < len(line) && line[i] != '"' {
+				if line[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(line) {
+				return false
+			}
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth < 0 {
+				return false
+			}
+		case depth > 0:
+		case scanClass[c] == clsToken:
+			for i+1 < len(line) && scanClass[line[i+1]] == clsToken {
+				i++
+			}
+		default:
+			return false
+		}
+		if depth == 0 {
+			values++
 		}
 	}
-	if r.ok {
-		return nil
+	return depth == 0 && values == 1
+}
+
+// First is the first root as a format detector sees it (auto): its tree
+// built, except that of a top-level array only the first element is:
+// the node is then an array holding that element alone, as detectors only
+// look at the first item of a batch. A missing node when the document has
+// no root.
+func (d *Document) First() Node {
+	if len(d.Roots) == 0 {
+		return Node{}
 	}
-	if e := checkValue(root.Node, root.v, 1, lim); e != nil {
-		return e
+	r := &d.Roots[0]
+	if r.lazy != lazyArray {
+		r.Parse()
+		return r.Node
 	}
-	// Problems only visible in the raw text (a bad escape in a member
-	// name) have an offset but no path.
-	return &Error{Format: root.format, Item: int(root.item), Line: int(root.line), Path: "$", Kind: r.kind, Detail: fmt.Sprintf("%s at byte offset %d", r.msg, r.off)}
+	head := &treeValue{t: fastjson.TypeArray}
+	eachElement(r.Raw, func(_ int, elem []byte) bool {
+		head.a = []*fastjson.Value{d.keepTree(elem, r.plain)}
+		return false
+	})
+	n := r.Node
+	n.v = (*fastjson.Value)(unsafe.Pointer(head))
+	return n
+}
+
+// Each calls f for each unit of the document, in payload order: every
+// element of a root that is a JSON array, every other root as it is, with
+// the root it belongs to, until f returns false. The tree of an NDJSON
+// line or of an element of a top-level array is built just before f is
+// called and taken down after: whatever f read from unit is invalid once
+// it returns (events copy what they keep, and are made in f).
+func (d *Document) Each(f func(unit Node, root *Root) bool) {
+	for ri := range d.Roots {
+		r := &d.Roots[ri]
+		if r.lazy == lazyArray {
+			ok := true
+			eachElement(r.Raw, func(i int, elem []byte) bool {
+				ok = f(r.Node.child(pathSeg{idx: i}, d.build(elem, r.plain)), r)
+				return ok
+			})
+			if !ok {
+				return
+			}
+			continue
+		}
+		line := r.lazy == lazyLine
+		if line {
+			d.buildLine(r)
+		}
+		r.Parse()
+		ok := true
+		if r.Node.IsArray() {
+			for i := range r.Node.Len() {
+				if ok = f(r.Index(i), r); !ok {
+					break
+				}
+			}
+		} else {
+			ok = f(r.Node, r)
+		}
+		if line {
+			r.v, r.lazy, r.scan, r.compact = nil, lazyLine, nil, nil
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// EachRoot calls f for each root with its whole tree built, until f
+// returns false: for formats whose items are not Each's units (an
+// EventList's events). As with Each, the tree of an NDJSON line or a
+// top-level array is taken down after f returns.
+func (d *Document) EachRoot(f func(root *Root) bool) {
+	for ri := range d.Roots {
+		r := &d.Roots[ri]
+		was := r.lazy
+		switch was {
+		case lazyLine:
+			d.buildLine(r)
+		case lazyArray:
+			r.v, r.lazy = d.build(r.Raw, r.plain), built
+		default:
+			r.Parse()
+		}
+		ok := f(r)
+		if was == lazyLine || was == lazyArray {
+			r.v, r.lazy, r.scan, r.compact = nil, was, nil, nil
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// eachElement calls f with the text of each element of the array that is
+// b, valid JSON, until f returns false. The elements are found as they
+// are needed, rather than noted by the prescan: that would cost every
+// payload for the sake of batches.
+func eachElement(b []byte, f func(i int, elem []byte) bool) {
+	i := bytes.IndexByte(b, '[') + 1
+	for n := 0; ; n++ {
+		for i < len(b) && isSpace(b[i]) {
+			i++
+		}
+		if i >= len(b) || b[i] == ']' {
+			return
+		}
+		end := valueEnd(b, i)
+		if !f(n, b[i:end]) {
+			return
+		}
+		for i = end; i < len(b) && isSpace(b[i]); i++ {
+		}
+		if i < len(b) && b[i] == ',' {
+			i++
+		}
+	}
+}
+
+// valueEnd is the offset just past the value that starts at b[i], in
+// valid JSON.
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; {
+		case c == '"':
+			i++
+			for i < len(b) {
+				k := indexSpecial(b[i:])
+				if k < 0 {
+					return len(b)
+				}
+				if i += k; b[i] == '"' {
+					break
+				}
+				i += escapeEnd(b[i:])
+			}
+			i++
+		case c == '{' || c == '[':
+			depth++
+			i++
+			continue
+		case c == '}' || c == ']':
+			depth--
+			i++
+		case scanClass[c] == clsToken:
+			for i < len(b) && scanClass[b[i]] == clsToken {
+				i++
+			}
+		default:
+			i++
+			continue
+		}
+		if depth <= 0 {
+			return i
+		}
+	}
+	return i
+}
+
+// build builds the tree of valid JSON text (without escapes, if plain)
+// into the item tree, replacing the previous item's.
+func (d *Document) build(b []byte, plain bool) *fastjson.Value {
+	if d.itemTree == nil {
+		d.itemTree, d.itemScratch = treePool.Get().(*tree), bufPool.Get().(*[]byte)
+	}
+	d.itemTree.reset()
+	*d.itemScratch = (*d.itemScratch)[:0]
+	return jsonTree(b, d.itemTree, d.itemScratch, plain)
+}
+
+// keepTree builds the tree of valid JSON text (without escapes, if
+// plain) into the document's tree, where it stays until Close.
+func (d *Document) keepTree(b []byte, plain bool) *fastjson.Value {
+	if d.tree == nil {
+		d.tree, d.scratch = treePool.Get().(*tree), bufPool.Get().(*[]byte)
+		*d.scratch = (*d.scratch)[:0]
+	}
+	// Appends to scratch: the strings of trees built before point into it.
+	return jsonTree(b, d.tree, d.scratch, plain)
+}
+
+// buildLine builds an NDJSON line's tree as the item's and, for a
+// line the prescan found canonical, scans it again to serve
+// Root.Canonical, as a document's root is served (with the redactor
+// decoding had, and its compacted copy).
+func (d *Document) buildLine(r *Root) {
+	r.v, r.lazy = d.build(r.Raw, r.plain), built
+	if !r.canonical {
+		return
+	}
+	if d.itemScan == nil {
+		d.itemScan = scanPool.Get().(*scanResult)
+	}
+	var compact *[]byte
+	if d.red != nil {
+		if d.itemCompact == nil {
+			d.itemCompact = bufPool.Get().(*[]byte)
+		}
+		compact = d.itemCompact
+	}
+	prescan(r.Raw, d.lim, d.red, d.itemScan, compact)
+	r.scan = d.itemScan
+	if compact != nil && d.itemScan.spaced {
+		r.compact = compact
+	}
+}
+
+// Items calls f for every item of the document: each element of a root
+// that is a JSON array, each other root as it is, with the root it belongs
+// to (Each, numbered). Items are numbered across the whole document. More
+// than lim.MaxItems items is a payload error, found before f is called
+// for any: a payload refused as a whole leaves no events behind.
+func (d *Document) Items(lim Limits, f func(item Node, root *Root)) *Error {
+	lim = lim.WithDefaults()
+	n := 0
+	for ri := range d.Roots {
+		r := &d.Roots[ri]
+		if n += r.Units(); n > lim.MaxItems {
+			e := r.Err(ErrTooManyItems, fmt.Sprintf("at most %d items", lim.MaxItems))
+			e.Got = strconv.Itoa(n)
+			return e
+		}
+	}
+	n = 0
+	d.Each(func(unit Node, r *Root) bool {
+		if d.NDJSON || unit.v != r.v {
+			unit = unit.AsItem(n)
+		}
+		f(unit, r)
+		n++
+		return true
+	})
+	return nil
+}
+
+// Units is how many items Items makes of the root: its elements when it
+// is an array, else 1.
+func (r *Root) Units() int {
+	if r.lazy == built {
+		if r.Node.IsArray() {
+			return r.Node.Len()
+		}
+		return 1
+	}
+	return r.units
+}
+
+// Count is the number of items Items makes of the document: formats size
+// their results with it (Result.Grow).
+func (d *Document) Count() int {
+	n := 0
+	for i := range d.Roots {
+		n += d.Roots[i].Units()
+	}
+	return n
 }
 
 func invalidUTF8Offset(b []byte) int {
@@ -438,95 +819,6 @@ func invalidUTF8Offset(b []byte) int {
 		i += n
 	}
 	return -1
-}
-
-// checkValue walks a parsed tree for what prescan found wrong, to name its
-// JSONPath: depth, string lengths, raw control characters, number syntax.
-// It builds no path unless it finds a problem.
-func checkValue(at Node, v *fastjson.Value, depth int, lim Limits) *Error {
-	w := walker{lim: lim}
-	e, segs := w.checkChild(v, depth-1)
-	if e == nil {
-		return nil
-	}
-	e.Format, e.Item, e.Line, e.Path = at.format, int(at.item), int(at.line), appendStepsReversed(at.Path(), segs)
-	return e
-}
-
-type pathSeg struct {
-	key string
-	idx int
-}
-
-type walker struct {
-	lim     Limits
-	scratch [32]byte
-}
-
-func (w *walker) check(v *fastjson.Value, depth int) (*Error, []pathSeg) {
-	if depth > w.lim.MaxDepth {
-		return &Error{Kind: ErrTooDeep, Expected: fmt.Sprintf("at most %d levels of nesting", w.lim.MaxDepth)}, nil
-	}
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		var err *Error
-		var segs []pathSeg
-		o.Visit(func(k []byte, c *fastjson.Value) {
-			if err != nil {
-				return
-			}
-			switch {
-			case len(k) > w.lim.MaxStringLength:
-				err = &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("member names of at most %d bytes", w.lim.MaxStringLength)}
-			case hasControl(k):
-				err = &Error{Kind: ErrSyntax, Expected: "a JSON string", Detail: "control characters in member names must be escaped"}
-			default:
-				err, segs = w.checkChild(c, depth)
-			}
-			if err != nil {
-				segs = append(segs, pathSeg{key: string(k[:min(len(k), 256)]), idx: -1})
-			}
-		})
-		return err, segs
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		for i, c := range a {
-			if e, segs := w.checkChild(c, depth); e != nil {
-				return e, append(segs, pathSeg{idx: i})
-			}
-		}
-	}
-	return nil, nil
-}
-
-func (w *walker) checkChild(c *fastjson.Value, depth int) (*Error, []pathSeg) {
-	switch c.Type() {
-	case fastjson.TypeObject, fastjson.TypeArray:
-		return w.check(c, depth+1)
-	case fastjson.TypeString:
-		s, _ := c.StringBytes()
-		if len(s) > w.lim.MaxStringLength {
-			return &Error{Kind: ErrStringTooLong, Expected: fmt.Sprintf("at most %d bytes", w.lim.MaxStringLength), Got: fmt.Sprintf("%d bytes", len(s))}, nil
-		}
-		if hasControl(s) {
-			return &Error{Kind: ErrSyntax, Expected: "a JSON string", Detail: "control characters must be escaped"}, nil
-		}
-	case fastjson.TypeNumber:
-		if !validNumber(c.MarshalTo(w.scratch[:0])) {
-			return &Error{Kind: ErrSyntax, Expected: "a JSON number", Got: "malformed number"}, nil
-		}
-	}
-	return nil, nil
-}
-
-func hasControl(s []byte) bool {
-	for _, c := range s {
-		if c < 0x20 {
-			return true
-		}
-	}
-	return false
 }
 
 // escapeEnd is the length of the escape sequence at the start of s (a
@@ -663,6 +955,9 @@ func (c *converter) convert(val any, at Node, depth int) (*fastjson.Value, *Erro
 	case float64:
 		return c.float(x, at)
 	case map[string]any:
+		if err := c.members(len(x), at, true); err != nil {
+			return nil, err
+		}
 		o := c.a.NewObject()
 		for k, v := range x {
 			cv, err := c.member(k, v, at, depth)
@@ -673,6 +968,9 @@ func (c *converter) convert(val any, at Node, depth int) (*fastjson.Value, *Erro
 		}
 		return o, nil
 	case map[any]any:
+		if err := c.members(len(x), at, true); err != nil {
+			return nil, err
+		}
 		o := c.a.NewObject()
 		for k, v := range x {
 			var ks string
@@ -692,6 +990,9 @@ func (c *converter) convert(val any, at Node, depth int) (*fastjson.Value, *Erro
 		}
 		return o, nil
 	case []any:
+		if err := c.members(len(x), at, false); err != nil {
+			return nil, err
+		}
 		arr := c.a.NewArray()
 		for i, e := range x {
 			cv, err := c.convert(e, at.child(pathSeg{idx: i}, nil), depth+1)
@@ -710,6 +1011,16 @@ func (c *converter) convert(val any, at Node, depth int) (*fastjson.Value, *Erro
 		return c.a.NewNumberString(strconv.FormatUint(rv.Uint(), 10)), nil
 	}
 	return nil, at.Errf(ErrType, "a JSON-compatible value", fmt.Sprintf("Go type %T", val))
+}
+
+// members refuses an object or array of more than MaxMembers.
+func (c *converter) members(n int, at Node, object bool) *Error {
+	if n <= c.lim.MaxMembers {
+		return nil
+	}
+	e := at.Err(ErrTooManyMembers, tooManyMembers(c.lim.MaxMembers, object))
+	e.Got = ""
+	return e
 }
 
 func (c *converter) member(k string, v any, at Node, depth int) (*fastjson.Value, *Error) {
@@ -740,35 +1051,4 @@ func (c *converter) float(f float64, at Node) (*fastjson.Value, *Error) {
 		return nil, at.Err(ErrValue, "a finite number")
 	}
 	return c.a.NewNumberString(string(AppendES6Number(nil, f))), nil
-}
-
-// Items calls f for every item of the document: each element of a root
-// that is a JSON array, each other root as it is, with the root it belongs
-// to. Items are numbered across the whole document. More than lim.MaxItems
-// items is a payload error.
-func (d *Document) Items(lim Limits, f func(item Node, root *Root)) *Error {
-	lim = lim.WithDefaults()
-	n := 0
-	for ri := range d.Roots {
-		r := &d.Roots[ri]
-		if r.IsArray() {
-			if n+r.Len() > lim.MaxItems {
-				e := r.Err(ErrTooManyItems, fmt.Sprintf("at most %d items", lim.MaxItems))
-				e.Got = fmt.Sprintf("%d", n+r.Len())
-				return e
-			}
-			for i := range r.Len() {
-				f(r.Index(i).AsItem(n), r)
-				n++
-			}
-			continue
-		}
-		item := r.Node
-		if d.NDJSON {
-			item = item.AsItem(n)
-		}
-		f(item, r)
-		n++
-	}
-	return nil
 }

@@ -1,17 +1,22 @@
 package transformers
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/valyala/fastjson"
 )
 
 func TestDecodeLimitsAndBadInput(t *testing.T) {
-	lim := Limits{MaxPayloadBytes: 200, MaxDepth: 3, MaxItems: 2, MaxStringLength: 8}
+	lim := Limits{MaxPayloadBytes: 200, MaxDepth: 3, MaxItems: 2, MaxStringLength: 8, MaxMembers: 3}
 	tests := []struct {
 		name, body string
 		kind       error
@@ -24,7 +29,16 @@ func TestDecodeLimitsAndBadInput(t *testing.T) {
 		{"malformed", `{"a":`, ErrSyntax, "$"},
 		{"NaN", `{"a":NaN}`, ErrSyntax, "$.a"},
 		{"raw control character", "{\"a\":\"x\x01\"}", ErrSyntax, "$.a"},
-		{"bad escape in a name", `{"a\q":1}`, ErrSyntax, "$"},
+		// The name as sent: its escape is what is wrong with it.
+		{"bad escape in a name", `{"a\q":1}`, ErrSyntax, `$["a\\q"]`},
+		{"long name", `{"a":{"123456789":1}}`, ErrStringTooLong, `$.a["123456789"]`},
+		{"control character in a name", "{\"a\":{\"b\x01\":1}}", ErrSyntax, `$.a["b\x01"]`},
+		{"too many members", `{"a":[{"b":1,"c":2,"d":3,"e":4}]}`, ErrTooManyMembers, "$.a[0]"},
+		{"too many elements", `{"a":[1,2,3,4]}`, ErrTooManyMembers, "$.a"},
+		{"too many elements at the top", `[1,2,3,4]`, ErrTooManyMembers, "$"},
+		{"missing comma", `{"a":1 "b":2}`, ErrSyntax, "$"},
+		{"missing comma inside", `{"a":[1 2]}`, ErrSyntax, "$.a"},
+		{"ends too soon", `{"a":[1,2]`, ErrSyntax, "$"},
 		{"empty", "  \n", ErrSyntax, "$"},
 		{"too many NDJSON lines", "{}\n{}\n{}\n", ErrTooManyItems, "$"},
 	}
@@ -188,5 +202,210 @@ func TestDocumentStrings(t *testing.T) {
 	if p := uintptr(unsafe.Pointer(unsafe.StringData(gotS))); gotS != "label" ||
 		p >= uintptr(unsafe.Pointer(&body[0])) && p < uintptr(unsafe.Pointer(&body[0]))+uintptr(len(body)) {
 		t.Errorf("JSON string %q: want a copy", gotS)
+	}
+}
+
+// nested is JSON nested depth levels deep: objects ({"a":...}), arrays
+// ([...]) or both in turn.
+func nested(shape string, depth int) string {
+	var open, close strings.Builder
+	for i := range depth {
+		if shape == "arrays" || shape == "mixed" && i%2 == 1 {
+			open.WriteString("[")
+			close.WriteString("]")
+		} else {
+			open.WriteString(`{"a":`)
+			close.WriteString("}")
+		}
+	}
+	c := close.String()
+	return open.String() + "1" + c
+}
+
+// nestedMsgpack is nested as msgpack.
+func nestedMsgpack(shape string, depth int) []byte {
+	var b []byte
+	for i := range depth {
+		if shape == "arrays" || shape == "mixed" && i%2 == 1 {
+			b = append(b, 0x91) // an array of one
+		} else {
+			b = append(b, 0x81, 0xa1, 'a') // {"a": ...}
+		}
+	}
+	return append(b, 0x01)
+}
+
+// TestDeepNesting: however deep, wherever it is, nesting beyond the limit
+// is ErrTooDeep with the same short message, which quotes nothing of the
+// payload but its path (shortened).
+func TestDeepNesting(t *testing.T) {
+	for _, depth := range []int{65, 1000, 100000, 1000000} {
+		for _, shape := range []string{"objects", "arrays", "mixed"} {
+			deep := nested(shape, depth)
+			for _, in := range []struct {
+				where  string
+				in     Input
+				ndjson bool
+			}{
+				{"top level", Input{Body: []byte(deep)}, false},
+				{"NDJSON line", Input{Body: []byte("{\"ok\":1}\n" + deep + "\n{\"ok\":2}\n")}, true},
+				{"array item", Input{Body: []byte(`[{"ok":1},` + deep + `]`)}, false},
+				{"member", Input{Body: []byte(`{"data":` + deep + `}`)}, false},
+				{"msgpack", Input{Msgpack: nestedMsgpack(shape, depth)}, false},
+			} {
+				name := fmt.Sprintf("%s/%s/%d", in.where, shape, depth)
+				doc, err := Decode(in.in, Limits{}, "test")
+				if in.ndjson && err == nil {
+					if len(doc.Errors) != 1 || len(doc.Roots) != 2 {
+						t.Errorf("%s: %d errors, %d lines; want the deep line alone refused", name, len(doc.Errors), len(doc.Roots))
+						doc.Close()
+						continue
+					}
+					err = doc.Errors[0]
+					doc.Close()
+				}
+				var te *Error
+				if !errors.As(err, &te) || !errors.Is(err, ErrTooDeep) {
+					t.Errorf("%s: %v, want ErrTooDeep", name, err)
+					continue
+				}
+				if msg := te.Error(); len(msg) >= 200 || !strings.Contains(msg, "nesting too deep: expected at most 64 levels of nesting") {
+					t.Errorf("%s: message of %d bytes, want under 200 and clean: %.300s", name, len(msg), msg)
+				}
+			}
+		}
+	}
+}
+
+// TestErrorsQuoteLittle: whatever a payload holds, an error quotes at most
+// a short excerpt of it, in its path as elsewhere.
+func TestErrorsQuoteLittle(t *testing.T) {
+	long := strings.Repeat("k", 100000)
+	lim := Limits{MaxStringLength: 200000}
+	for _, c := range []struct {
+		name string
+		in   Input
+	}{
+		{"long name, bad number", Input{Body: []byte(`{"` + long + `":{"` + long + `":NaN}}`)}},
+		{"long name, control character", Input{Body: []byte("{\"" + long + "\":\"x\x01\"}")}},
+		{"long name, bad escape", Input{Body: []byte(`{"` + long + `\q":1}`)}},
+		{"long name, missing comma", Input{Body: []byte(`{"` + long + `":[1 2]}`)}},
+		{"long name, too many members", Input{Body: []byte(`{"` + long + `":[` + strings.Repeat("1,", DefaultMaxMembers) + `1]}`)}},
+		{"long name in a line", Input{Body: []byte("{}\n{\"" + long + "\":tru}\n")}},
+		{"long value in a line", Input{Body: []byte("{}\n{\"a\":\"" + long + "\x01\"}\n")}},
+		{"long msgpack name", Input{Msgpack: append(append([]byte{0x82, 0xda, 0x03, 0xe8}, strings.Repeat("k", 1000)...), append([]byte{0xc0, 0xda, 0x03, 0xe8}, strings.Repeat("k", 1000)+"\xc0"...)...)}},
+		{"long decoded name", Input{Value: map[string]any{long: map[string]any{long: math.NaN()}}}},
+	} {
+		doc, err := Decode(c.in, lim, "test")
+		if err == nil && len(doc.Errors) > 0 {
+			err = doc.Errors[0]
+		}
+		if doc != nil {
+			doc.Close()
+		}
+		if err == nil {
+			t.Errorf("%s: no error", c.name)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, strings.Repeat("k", MaxExcerpt+1)) || len(msg) > 300 {
+			t.Errorf("%s: the message quotes too much (%d bytes): %.400s", c.name, len(msg), msg)
+		}
+	}
+}
+
+// FuzzItems holds the items Items builds one at a time (NDJSON lines,
+// the elements of a top-level array) to the same items out of fastjson
+// trees of the whole payload or line.
+func FuzzItems(f *testing.F) {
+	f.Add([]byte(`[{"a":1},{"b":[2,3]},"x",4]`))
+	f.Add([]byte("{\"a\":1}\n[{\"b\":2},3]\n{\"c\":\n\n{\"d\":\"\\u00e9\"}\n"))
+	f.Add([]byte(` { "a" : [ 1 , 2 ] } `))
+	f.Add([]byte(wideArray(fuzzMembers + 1)))
+	f.Add([]byte("[]\n[" + wideObject(fuzzMembers) + "]\n"))
+	lim := Limits{MaxMembers: fuzzMembers}.WithDefaults()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		doc, err := decodeBytes(in, lim, nil, "fuzz", false)
+		if err != nil {
+			return
+		}
+		defer doc.Close()
+		var got [][]byte
+		if ierr := doc.Items(lim, func(item Node, _ *Root) { got = append(got, dumpTree(nil, item.Value())) }); ierr != nil {
+			return
+		}
+		var want [][]byte
+		add := func(text []byte) {
+			var p fastjson.Parser
+			v, err := p.ParseBytes(text)
+			if err != nil {
+				t.Fatalf("fastjson refuses %q, which decoded", text)
+			}
+			if a, err := v.Array(); err == nil {
+				for _, e := range a {
+					want = append(want, dumpTree(nil, e))
+				}
+				return
+			}
+			want = append(want, dumpTree(nil, v))
+		}
+		if !doc.NDJSON {
+			add(in)
+		} else {
+			for _, r := range doc.Roots {
+				add(r.Raw)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d items, want %d", in, len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("%q: item %d is %s, want %s", in, i, got[i], want[i])
+			}
+		}
+	})
+}
+
+// dumpTree writes v as fastjson reads it: strings unescaped, members in
+// order; two trees that read the same dump the same.
+func dumpTree(dst []byte, v *fastjson.Value) []byte {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		dst = append(dst, '{')
+		o.Visit(func(k []byte, c *fastjson.Value) {
+			dst = strconv.AppendQuote(dst, string(k))
+			dst = append(dst, ':')
+			dst = append(dumpTree(dst, c), ',')
+		})
+		return append(dst, '}')
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		dst = append(dst, '[')
+		for _, c := range a {
+			dst = append(dumpTree(dst, c), ',')
+		}
+		return append(dst, ']')
+	case fastjson.TypeString:
+		s, _ := v.StringBytes()
+		return strconv.AppendQuote(dst, string(s))
+	}
+	return v.MarshalTo(dst)
+}
+
+// TestMembersKind: too many members is a kind of its own, within too many
+// items (as the external protocol carries it).
+func TestMembersKind(t *testing.T) {
+	_, err := Decode(Input{Body: []byte(`{"a":[1,2,3]}`)}, Limits{MaxMembers: 2}, "test")
+	var te *Error
+	if !errors.As(err, &te) || !errors.Is(err, ErrTooManyMembers) || !errors.Is(err, ErrTooManyItems) || errors.Is(err, ErrTooDeep) {
+		t.Fatalf("%v: want ErrTooManyMembers, within ErrTooManyItems", err)
+	}
+	if want := "test: $.a: too many members: expected at most 2 elements in one array"; te.Error() != want {
+		t.Errorf("message %q, want %q", te.Error(), want)
+	}
+	if err := (Limits{MaxMembers: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "limits.max_members") {
+		t.Errorf("a negative max_members: %v, want an error naming limits.max_members", err)
 	}
 }

@@ -4,28 +4,40 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Sentinel kinds of transformer errors; test with errors.Is.
 var (
-	ErrSyntax        = errors.New("malformed JSON")
-	ErrInvalidUTF8   = errors.New("invalid UTF-8")
-	ErrTooLarge      = errors.New("payload too large")
-	ErrTooDeep       = errors.New("nesting too deep")
-	ErrTooManyItems  = errors.New("too many items")
-	ErrStringTooLong = errors.New("string too long")
-	ErrType          = errors.New("wrong type")
-	ErrMissing       = errors.New("missing field")
-	ErrValue         = errors.New("invalid value")
-	ErrUnsupported   = errors.New("unsupported payload")
-	ErrUnknownFormat = errors.New("unknown format")
-	ErrInvalidEvent  = errors.New("invalid event")
+	ErrSyntax       = errors.New("malformed JSON")
+	ErrInvalidUTF8  = errors.New("invalid UTF-8")
+	ErrTooLarge     = errors.New("payload too large")
+	ErrTooDeep      = errors.New("nesting too deep")
+	ErrTooManyItems = errors.New("too many items")
+	// ErrTooManyMembers: an object or array holds more than
+	// Limits.MaxMembers members or elements. It wraps ErrTooManyItems:
+	// both say the payload holds more than a limit allows, and the
+	// external transformers' protocol, which has no kind of its own for
+	// it, carries it as that.
+	ErrTooManyMembers error = membersKind{}
+	ErrStringTooLong        = errors.New("string too long")
+	ErrType                 = errors.New("wrong type")
+	ErrMissing              = errors.New("missing field")
+	ErrValue                = errors.New("invalid value")
+	ErrUnsupported          = errors.New("unsupported payload")
+	ErrUnknownFormat        = errors.New("unknown format")
+	ErrInvalidEvent         = errors.New("invalid event")
 	// ErrUnavailable is not about the payload: the transformer could not
 	// run (an external transformer's process died or hung). The payload is
 	// fine and should be sent again later: the sidecar answers 503, the
 	// Fluent Bit plugin FLB_RETRY.
 	ErrUnavailable = errors.New("transformer unavailable")
 )
+
+type membersKind struct{}
+
+func (membersKind) Error() string { return "too many members" }
+func (membersKind) Unwrap() error { return ErrTooManyItems }
 
 // Error is a transformer failure that names where it happened: the format,
 // the JSON path inside the payload and what was expected there. It is what
@@ -39,6 +51,9 @@ type Error struct {
 	// Line is the 1-based NDJSON line, 0 when the payload was one document.
 	Line int `json:"line,omitempty"`
 	// Path is a JSONPath to the offending value ($.alerts[3].labels.gvk).
+	// A path longer than MaxPathLength keeps its start and end around an
+	// ellipsis (…): member names are payload bytes, and a message must
+	// not grow with the payload.
 	Path string `json:"path"`
 	// Expected describes the shape that was required there.
 	Expected string `json:"expected,omitempty"`
@@ -47,7 +62,8 @@ type Error struct {
 	Got string `json:"got,omitempty"`
 	// Kind is one of the sentinel errors above.
 	Kind error `json:"-"`
-	// Detail is free text, for example the parser's own message.
+	// Detail is free text, for example where the JSON text went wrong.
+	// Whatever it quotes of the payload is cut to an Excerpt.
 	Detail string `json:"detail,omitempty"`
 }
 
@@ -88,17 +104,84 @@ func (e *Error) Unwrap() error { return e.Kind }
 
 // AsError returns err as an *Error, wrapping foreign errors as ErrValue at
 // the payload level so callers always have a path and format to report.
+// A foreign error's text is cut to maxDetail bytes: it may quote anything.
 func AsError(format string, err error) *Error {
 	var te *Error
 	if errors.As(err, &te) {
 		return te
 	}
-	return &Error{Format: format, Item: -1, Path: "$", Kind: ErrValue, Detail: err.Error()}
+	return &Error{Format: format, Item: -1, Path: "$", Kind: ErrValue, Detail: cut(err.Error(), maxDetail)}
+}
+
+// Bounds of what an error message may hold of a payload.
+const (
+	// MaxExcerpt is the most bytes of a payload value an error quotes.
+	MaxExcerpt = 64
+	// MaxPathLength is the longest Error.Path: deep or long-named paths
+	// keep their start and end.
+	MaxPathLength = 64
+	// maxDetail bounds a detail made of text this package does not control
+	// (a foreign error, a validation message that quotes fields).
+	maxDetail = 256
+)
+
+// Excerpt is s cut to MaxExcerpt bytes, at a character boundary, with an
+// ellipsis when cut: what an error message may quote of a payload value.
+func Excerpt(s string) string { return cut(s, MaxExcerpt) }
+
+// cut is s cut to at most n bytes, at a character boundary, ending in an
+// ellipsis when anything was cut (the ellipsis included in n).
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ell = "…"
+	s = s[:n-len(ell)]
+	for len(s) > 0 && !utf8.RuneStart(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	if len(s) > 0 {
+		if r, size := utf8.DecodeLastRuneInString(s); r == utf8.RuneError && size <= 1 {
+			s = s[:len(s)-1] // a character cut short
+		}
+	}
+	return s + ell
+}
+
+// boundPath shortens a path longer than MaxPathLength to its start and
+// end around an ellipsis, cut where a step begins when one is near, so
+// that the root and the innermost steps stay readable.
+func boundPath(p string) string {
+	if len(p) <= MaxPathLength {
+		return p
+	}
+	const ell = "…"
+	headMax := MaxPathLength / 3
+	tailMax := MaxPathLength - headMax - len(ell)
+	head := p[:headMax]
+	// End the head before a step, when one starts past its first half.
+	if i := strings.LastIndexAny(head, ".["); i > headMax/2 {
+		head = head[:i]
+	}
+	for len(head) > 0 && !utf8.RuneStart(p[len(head)]) {
+		head = head[:len(head)-1]
+	}
+	tail := p[len(p)-tailMax:]
+	// Start the tail at a step, when one starts in its first half.
+	if i := strings.IndexAny(tail, ".["); i > 0 && i < tailMax/2 {
+		tail = tail[i:]
+	}
+	for len(tail) > 0 && !utf8.RuneStart(tail[0]) {
+		tail = tail[1:]
+	}
+	return head + ell + tail
 }
 
 // appendPathKey extends a JSONPath with a member name, using the bracket
-// form when the name is not a plain identifier.
+// form when the name is not a plain identifier. A long name is cut: the
+// path would be shortened around it anyway (boundPath).
 func appendPathKey(path, key string) string {
+	key = cut(key, MaxPathLength)
 	plain := key != ""
 	for i := 0; i < len(key); i++ {
 		c := key[i]
@@ -113,8 +196,14 @@ func appendPathKey(path, key string) string {
 	return path + "[" + strconv.Quote(key) + "]"
 }
 
+// pathSeg is one step of a path: a member name, or an index when idx >= 0.
+type pathSeg struct {
+	key string
+	idx int
+}
+
 // appendStepsReversed appends steps collected innermost first (while an
-// error unwinds a recursion) to path.
+// error unwinds a recursion) to path, and bounds the result.
 func appendStepsReversed(path string, steps []pathSeg) string {
 	for i := len(steps) - 1; i >= 0; i-- {
 		if steps[i].idx >= 0 {
@@ -123,7 +212,7 @@ func appendStepsReversed(path string, steps []pathSeg) string {
 			path = appendPathKey(path, steps[i].key)
 		}
 	}
-	return path
+	return boundPath(path)
 }
 
 func appendPathIndex(path string, i int) string {

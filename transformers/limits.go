@@ -9,6 +9,8 @@ type Limits struct {
 	// MaxPayloadBytes is the largest payload accepted. Default 8 MiB.
 	MaxPayloadBytes int `yaml:"max_payload_bytes"`
 	// MaxDepth is the deepest nesting of objects and arrays. Default 64.
+	// JSON text nested deeper than 300 levels is refused whatever the
+	// setting: that is the parser's own bound.
 	MaxDepth int `yaml:"max_depth"`
 	// MaxItems is the most items in one batch (alerts, array elements of a
 	// top-level array, NDJSON lines). Default 10000.
@@ -16,6 +18,13 @@ type Limits struct {
 	// MaxStringLength is the longest string value or member name, in bytes
 	// after unescaping. Default 1 MiB.
 	MaxStringLength int `yaml:"max_string_length"`
+	// MaxMembers is the most members of any one object, or elements of any
+	// one array, at any depth. Default 10000. A tree costs about a hundred
+	// bytes per member whatever the member's size, so without this bound a
+	// payload of small members costs far more memory than its size; it is
+	// checked before any tree is built. A batch sent as one JSON array is
+	// bounded by this as well as by MaxItems.
+	MaxMembers int `yaml:"max_members"`
 }
 
 // Default limits.
@@ -24,7 +33,12 @@ const (
 	DefaultMaxDepth        = 64
 	DefaultMaxItems        = 10000
 	DefaultMaxStringLength = 1 << 20
+	DefaultMaxMembers      = 10000
 )
+
+// parserMaxDepth is the deepest nesting fastjson parses (fastjson.MaxDepth
+// counts from 0); deeper JSON text is refused as too deep at any MaxDepth.
+const parserMaxDepth = 300
 
 // WithDefaults fills zero fields with the defaults.
 func (l Limits) WithDefaults() Limits {
@@ -40,6 +54,9 @@ func (l Limits) WithDefaults() Limits {
 	if l.MaxStringLength == 0 {
 		l.MaxStringLength = DefaultMaxStringLength
 	}
+	if l.MaxMembers == 0 {
+		l.MaxMembers = DefaultMaxMembers
+	}
 	return l
 }
 
@@ -54,6 +71,8 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("limits.max_items: must not be negative, got %d", l.MaxItems)
 	case l.MaxStringLength < 0:
 		return fmt.Errorf("limits.max_string_length: must not be negative, got %d", l.MaxStringLength)
+	case l.MaxMembers < 0:
+		return fmt.Errorf("limits.max_members: must not be negative, got %d", l.MaxMembers)
 	}
 	return nil
 }

@@ -139,6 +139,9 @@ func (m *mpDecoder) value(dst *treeValue, b []byte, depth int) ([]byte, *mpError
 		if int(n) > len(o) {
 			return b, mpSyntax(msgp.ErrShortBytes)
 		}
+		if int(n) > m.lim.MaxMembers {
+			return b, mpErr(ErrTooManyMembers, tooManyMembers(m.lim.MaxMembers, false), "")
+		}
 		items := m.t.vals.take(int(n))
 		ptrs := m.t.ptrs.take(int(n))
 		*dst = treeValue{t: fastjson.TypeArray, a: ptrs}
@@ -236,6 +239,9 @@ func (m *mpDecoder) object(dst *treeValue, b []byte, depth int) ([]byte, *mpErro
 	}
 	if int(n) > len(o)/2 {
 		return b, mpSyntax(msgp.ErrShortBytes)
+	}
+	if int(n) > m.lim.MaxMembers {
+		return b, mpErr(ErrTooManyMembers, tooManyMembers(m.lim.MaxMembers, true), "")
 	}
 	kvs := m.t.kvs.take(int(n))
 	vals := m.t.vals.take(int(n))

@@ -1,10 +1,12 @@
 package transformers
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -199,6 +201,17 @@ func FuzzDecodeMsgpack(f *testing.F) {
 	f.Add([]byte{0x81, 0xa1, 'a', 0x92, 0x01, 0xc3})
 	f.Add(eventTime([]byte{0x81, 0xa1, 't'}, 1, 2))
 	f.Add([]byte{0x82, 0xa1, 'a', 0xc0, 0xa1, 'a', 0xc0})
+	// Wide ones, just over the member limit: an array of nils, and a map
+	// of them under distinct names.
+	n := DefaultMaxMembers + 1
+	wideArray := append([]byte{0xdc, byte(n >> 8), byte(n)}, bytes.Repeat([]byte{0xc0}, n)...)
+	f.Add(wideArray)
+	wideMap := []byte{0xde, byte(n >> 8), byte(n)}
+	for i := range n {
+		k := strconv.Itoa(i)
+		wideMap = append(append(append(wideMap, 0xa0|byte(len(k))), k...), 0xc0)
+	}
+	f.Add(wideMap)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		doc, err := Decode(Input{Msgpack: b}, Limits{}, "t")
 		if err != nil {
@@ -221,6 +234,7 @@ func FuzzDecodeMsgpack(f *testing.F) {
 			t.Fatalf("canonical encoding %q does not decode: %v", out, err)
 		}
 		defer again.Close()
+		again.Roots[0].Parse() // a top-level array is built item by item otherwise
 		if out2, _ := AppendCanonical(nil, again.Roots[0].Value(), nil); string(out2) != string(out) {
 			t.Fatalf("round trip %q != %q", out2, out)
 		}

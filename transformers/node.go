@@ -70,7 +70,8 @@ func (n Node) Line() int { return int(n.line) }
 // AsItem marks n as batch item i: errors under it report the index.
 func (n Node) AsItem(i int) Node { n.item = int32(i); return n }
 
-// Path is the JSONPath of the node ($ for a root).
+// Path is the JSONPath of the node ($ for a root), shortened around an
+// ellipsis past MaxPathLength bytes (see Error.Path).
 func (n Node) Path() string {
 	p := n.base
 	if p == "" {
@@ -83,7 +84,7 @@ func (n Node) Path() string {
 			p = appendPathKey(p, n.keys[i])
 		}
 	}
-	return p
+	return boundPath(p)
 }
 
 // Exists reports whether the node is present (null counts as present).
@@ -138,6 +139,15 @@ func (n Node) Len() int {
 	}
 	a, _ := n.v.Array()
 	return len(a)
+}
+
+// NumMembers is the number of members of an object node, else 0.
+func (n Node) NumMembers() int {
+	if !n.IsObject() {
+		return 0
+	}
+	o, _ := n.v.Object()
+	return o.Len()
 }
 
 // Index returns element i of an array node.

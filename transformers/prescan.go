@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -13,6 +14,14 @@ type scanResult struct {
 	off  int
 	kind error
 	msg  string
+	// why refines a failure (failControl...), for the message built from
+	// it (scanError).
+	why uint8
+	// name: the failure is in a member name rather than a value; object:
+	// the container with too many members is an object.
+	name, object bool
+	// n is the length, unescaped, of a string too long.
+	n int
 
 	// canonical reports that the payload, whitespace aside, is already in
 	// RFC 8785 form: keys sorted, no escapes, integers only. Go services
@@ -25,16 +34,33 @@ type scanResult struct {
 	// spaced reports whitespace outside strings before end: the canonical
 	// form is then a compacted copy rather than the payload itself.
 	spaced bool
+	// escaped reports a string with an escape: without one, a string
+	// ends at the next quote, which spares the tree builder a search.
+	escaped bool
 	// wellFormed reports that the structure (braces, brackets, commas,
 	// colons) is valid JSON too, so the payload is valid JSON as a whole.
+	// When it is not, the first misplaced byte is at badOff (len(b) for a
+	// payload that ends too soon), where the grammar expected badWant.
 	wellFormed bool
+	badOff     int
+	badWant    uint8
 	end        int
+	// top is the number of members or elements of a top-level object or
+	// array.
+	top int
 	// members are the top-level object members of a canonical payload
 	// (none when it has more than fit), in payload coordinates.
 	members  [maxMemberSpans]memberSpan
 	nMembers int
 	red      *Redactor // the redactor the dirty flags were computed for
 }
+
+// Refinements of a prescan failure (scanResult.why).
+const (
+	failOther   = iota
+	failControl // a raw control character in a string
+	failNumber  // a malformed number (or NaN, Inf): what fastjson reads as one
+)
 
 const maxMemberSpans = 16
 
@@ -87,14 +113,18 @@ const (
 	wantEnd                 // nothing (after the top-level value)
 )
 
-// prescan enforces, in one pass over the raw bytes and before anything is
-// parsed, what fastjson does not: the depth and string-length limits, and
-// the parts of the JSON grammar fastjson is lenient about (escapes, raw
-// control characters, unpaired surrogates, numbers such as NaN, +1, .5 or
-// 1.2.3). In the same pass it checks the structure (wellFormed), finds out
-// whether the payload is already canonical, and, with red, which top-level
-// members hold names to redact. It is on every payload's path, so string
-// contents, the bulk of any audit event, are skipped eight bytes at a time.
+// prescan enforces, in one pass over the raw bytes and before any tree is
+// built, the depth, string-length and member limits and the strict JSON
+// grammar, including what fastjson, whose trees the formats read, is
+// lenient about (escapes, raw control characters, unpaired surrogates,
+// numbers such as NaN, +1, .5 or 1.2.3): the tree builder relies on it.
+// In the same pass it checks the structure (wellFormed), counts the
+// top-level members, finds out whether the payload is already canonical,
+// and, with red, which top-level members hold names to redact. It is on
+// every payload's path, so string contents, the bulk of any audit event,
+// are skipped eight bytes at a time. What it refuses costs no tree: a
+// payload of many small members would cost a hundred bytes of tree per
+// member before any other check saw it.
 //
 // With a non-nil compact, it also copies the payload without its
 // whitespace outside strings into *compact as it goes (one copy per run
@@ -112,9 +142,22 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 	}
 	var prevKey [maxCanonicalDepth][2]int32 // per depth: last member name seen
 	var objects [1024 / 64]uint64           // per depth: is the container an object
+	// cur.commas are those of the open container, which has one member
+	// more when it is not empty; outer[d] holds those of the container at
+	// depth d-1 while one at depth d is open (past the inline part, it
+	// grows). The count is held to the limit when the container closes,
+	// which keeps a comma's own step to an increment: a container over
+	// the limit costs its bytes to scan, never a tree. The count is kept
+	// in memory on purpose: the loop has no register to spare, and taking
+	// one for it costs more than an increment in memory.
+	var cur struct{ commas int32 }
+	c0 := &cur
+	var outerInline [32]int32
+	outer := outerInline[:]
 	nm := 0
-	maxStr, maxDepth := lim.MaxStringLength, min(lim.MaxDepth, 1023)
-	want, wellFormed := wantValue, true
+	maxStr, maxDepth := lim.MaxStringLength, min(lim.MaxDepth, parserMaxDepth)
+	maxCommas := int32(min(lim.MaxMembers, 1<<31-1) - 1)
+	want := wantValue
 	afterValue := func(depth int) int {
 		if depth == 0 {
 			return wantEnd
@@ -154,19 +197,22 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 		case clsComma:
 			switch {
 			case want != wantCommaOrClose:
-				wellFormed = false
+				r.misplaced(i, want)
+				return
 			case objects[depth/64]&(1<<(depth%64)) != 0:
 				want = wantKey
 			default:
 				want = wantValue
 			}
+			c0.commas++
 			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
 				r.members[nm-1].valEnd = at(i)
 			}
 			i++
 		case clsColon:
 			if want != wantColon {
-				wellFormed = false
+				r.misplaced(i, want)
+				return
 			}
 			want = wantValue
 			if depth == 1 && nm > 0 && nm <= maxMemberSpans {
@@ -188,6 +234,8 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 				}
 				if b[j] < 0x20 {
 					fail(j, ErrSyntax, fmt.Sprintf("control character 0x%02x in a string must be escaped", b[j]))
+					r.why = failControl
+					r.name = want == wantKeyOrClose || want == wantKey
 					return
 				}
 				n := escapeEnd(b[j:])
@@ -198,12 +246,19 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 				escapes = true
 				j += n
 			}
-			if j-i-1 > maxStr && (!escapes || unescapedLen(b[i+1:j]) > maxStr) {
-				fail(i, ErrStringTooLong, fmt.Sprintf("a string longer than %d bytes", maxStr))
-				return
+			if j-i-1 > maxStr {
+				if n := j - i - 1; !escapes || unescapedLen(b[i+1:j]) > maxStr {
+					if escapes {
+						n = unescapedLen(b[i+1 : j])
+					}
+					fail(i, ErrStringTooLong, fmt.Sprintf("a string longer than %d bytes", maxStr))
+					r.name, r.n = want == wantKeyOrClose || want == wantKey, n
+					return
+				}
 			}
 			if escapes {
 				r.canonical = false // minimal escaping is not worth verifying
+				r.escaped = true
 			}
 			switch want {
 			case wantValue, wantValueOrClose:
@@ -238,18 +293,24 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 					}
 				}
 			default:
-				wellFormed = false
+				r.misplaced(i, want)
+				return
 			}
 			i = j + 1
 		case clsOpen:
 			if want != wantValue && want != wantValueOrClose {
-				wellFormed = false
+				r.misplaced(i, want)
+				return
 			}
 			depth++
 			if depth > maxDepth {
-				fail(i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", lim.MaxDepth))
+				fail(i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", maxDepth))
 				return
 			}
+			if depth == len(outer) {
+				outer = append(outer, make([]int32, len(outer))...)
+			}
+			outer[depth], c0.commas = c0.commas, 0
 			if c == '{' {
 				objects[depth/64] |= 1 << (depth % 64)
 				want = wantKeyOrClose
@@ -267,16 +328,29 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 				return
 			}
 			isObject := objects[depth/64]&(1<<(depth%64)) != 0
+			if c0.commas > maxCommas {
+				fail(i, ErrTooManyMembers, "too many members")
+				r.object = isObject
+				return
+			}
 			switch {
 			case isObject != (c == '}'):
-				wellFormed = false
+				r.misplaced(i, want)
+				return
 			case want == wantCommaOrClose, isObject && want == wantKeyOrClose, !isObject && want == wantValueOrClose:
 			default:
-				wellFormed = false
+				r.misplaced(i, want)
+				return
 			}
-			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
-				r.members[nm-1].valEnd = at(i)
+			if depth == 1 {
+				if nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
+					r.members[nm-1].valEnd = at(i)
+				}
+				if r.top = int(c0.commas); want != wantKeyOrClose && want != wantValueOrClose {
+					r.top++ // not empty
+				}
 			}
+			c0.commas = outer[depth]
 			depth--
 			want = afterValue(depth)
 			i++
@@ -292,6 +366,9 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			default:
 				if !validNumber(tok) {
 					fail(i, ErrSyntax, "malformed number or literal")
+					if numberLike(tok) {
+						r.why = failNumber
+					}
 					return
 				}
 				if r.canonical && (!isPlainInt(tok) || string(tok) == "-0") {
@@ -299,7 +376,8 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 				}
 			}
 			if want != wantValue && want != wantValueOrClose {
-				wellFormed = false
+				r.misplaced(i, want)
+				return
 			}
 			want = afterValue(depth)
 			i = j
@@ -308,11 +386,11 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			return
 		}
 	}
-	r.ok = true
-	r.wellFormed = wellFormed && want == wantEnd
-	if !r.wellFormed {
-		r.canonical = false
+	if want != wantEnd {
+		r.misplaced(len(b), want)
+		return
 	}
+	r.ok, r.wellFormed = true, true
 	if compact != nil && r.canonical && r.spaced {
 		out = append(out, b[runStart:max(runStart, r.end)]...)
 		*compact = out
@@ -321,6 +399,93 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 		nm = 0
 	}
 	r.nMembers = nm
+}
+
+// numberLike reports a token that reads as a number, malformed or not (the
+// error then says "malformed number"): it starts like one, or spells NaN
+// or Inf.
+func numberLike(tok []byte) bool {
+	switch c := tok[0]; {
+	case c >= '0' && c <= '9', c == '-', c == '+', c == '.':
+		return true
+	}
+	l := strings.ToLower(string(tok[:min(len(tok), 3)]))
+	return l == "nan" || l == "inf"
+}
+
+// misplaced records the first byte the structure did not allow, at i,
+// where the grammar wanted want; the scan stops there: the payload is not
+// one document, and NDJSON is scanned line by line anyway. Not inlined:
+// it is never on the way of a valid payload, whose loop has no register
+// to spare.
+//
+//go:noinline
+func (r *scanResult) misplaced(i int, want int) {
+	r.ok, r.wellFormed, r.canonical = true, false, false
+	r.badOff, r.badWant = i, uint8(want)
+}
+
+// misplacedMsg says what the structure of b expected at r.badOff and what
+// it found, naming only JSON's own characters: nothing of the payload's
+// content.
+func (r *scanResult) misplacedMsg(b []byte) string {
+	var want string
+	switch r.badWant {
+	case wantValue:
+		want = "a value"
+	case wantValueOrClose:
+		want = "a value or ']'"
+	case wantKeyOrClose:
+		want = "a member name or '}'"
+	case wantKey:
+		want = "a member name"
+	case wantColon:
+		want = "':'"
+	case wantCommaOrClose:
+		want = "',' or ']'"
+		if innermostObject(b, r.badOff) {
+			want = "',' or '}'"
+		}
+	default:
+		want = "the end of the document"
+	}
+	var got string
+	switch {
+	case r.badOff >= len(b):
+		got = "the end of the input"
+	case b[r.badOff] == '"':
+		got = "a string"
+	case scanClass[b[r.badOff]] == clsToken && (b[r.badOff] == '-' || b[r.badOff] >= '0' && b[r.badOff] <= '9'):
+		got = "a number"
+	case scanClass[b[r.badOff]] == clsToken:
+		got = "a literal"
+	default:
+		got = "'" + string(rune(b[r.badOff])) + "'"
+	}
+	return fmt.Sprintf("expected %s, got %s at byte offset %d", want, got, r.badOff)
+}
+
+// innermostObject reports whether the innermost container open at off in
+// b, read as far as off, is an object.
+func innermostObject(b []byte, off int) bool {
+	var open []byte
+	for i := 0; i < off && i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			open = append(open, c)
+		case '}', ']':
+			if len(open) > 0 {
+				open = open[:len(open)-1]
+			}
+		}
+	}
+	return len(open) > 0 && open[len(open)-1] == '{'
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

@@ -1,7 +1,9 @@
 package transformers
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -58,24 +60,96 @@ func TestIndexSpecial(t *testing.T) {
 
 // FuzzPrescan: whatever stdlib calls valid JSON within the limits passes,
 // except unpaired surrogates, which Go decodes to U+FFFD and JCS rejects.
+// The member limit is low here, so that small inputs reach it.
 func FuzzPrescan(f *testing.F) {
 	f.Add([]byte(`{"a":[1,"b\u00e9",{"c":null}]}`))
 	f.Add([]byte(`[1e5,-0.5,"\ud83d\ude00"]`))
 	f.Add([]byte(`{"a":1 "b":2}`))
 	f.Add([]byte(`{"a":[1,],"b":{}}`))
 	f.Add([]byte(`[{"a" : {"b":[]} }, 2] 3`))
-	lim := Limits{}.WithDefaults()
+	f.Add([]byte(wideObject(fuzzMembers + 1)))
+	f.Add([]byte(`{"a":` + wideArray(fuzzMembers+1) + `}`))
+	f.Add([]byte(wideArray(fuzzMembers)))
+	lim := Limits{MaxMembers: fuzzMembers}.WithDefaults()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r scanResult
 		prescan(b, lim, nil, &r, nil)
 		msg, ok := r.msg, r.ok
-		if json.Valid(b) && !ok && !strings.Contains(msg, "nesting") && !strings.Contains(msg, "longer") && !strings.Contains(msg, "surrogate") {
+		if json.Valid(b) && !ok && !strings.Contains(msg, "nesting") && !strings.Contains(msg, "longer") &&
+			!strings.Contains(msg, "surrogate") && r.kind != ErrTooManyMembers {
 			t.Fatalf("prescan rejects valid JSON %q: %s", b, msg)
+		}
+		if !ok && r.kind == ErrTooManyMembers && b[r.off] != '}' && b[r.off] != ']' {
+			t.Fatalf("prescan(%q): too many members at byte %d, which closes nothing", b, r.off)
 		}
 		// Whatever passes, the structural check agrees with encoding/json
 		// (what the tree-less path relies on).
 		if ok && r.wellFormed != json.Valid(b) {
 			t.Fatalf("prescan(%q).wellFormed = %v, json.Valid = %v", b, r.wellFormed, json.Valid(b))
 		}
+		if !ok || !r.wellFormed {
+			return
+		}
+		// A top-level array's elements are as many as it counted, and
+		// eachElement finds each where encoding/json does.
+		var top []json.RawMessage
+		if tb := bytes.TrimSpace(b); len(tb) > 0 && tb[0] == '[' && json.Unmarshal(b, &top) == nil {
+			var elems [][]byte
+			eachElement(b, func(_ int, e []byte) bool { elems = append(elems, e); return true })
+			if len(elems) != len(top) || r.top != len(top) {
+				t.Fatalf("prescan(%q): %d elements, top %d; want %d", b, len(elems), r.top, len(top))
+			}
+			for i, e := range elems {
+				if !bytes.Equal(bytes.TrimSpace(top[i]), e) {
+					t.Fatalf("eachElement(%q): element %d is %q, want %q", b, i, e, top[i])
+				}
+			}
+		}
 	})
+}
+
+// fuzzMembers is the member limit of the fuzz targets: low, so that small
+// inputs reach it.
+const fuzzMembers = 8
+
+// wideObject is an object of n members; wideArray an array of n elements.
+func wideObject(n int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"k%d":%d`, i, i)
+	}
+	return b.String() + "}"
+}
+
+func wideArray(n int) string {
+	return "[" + strings.TrimSuffix(strings.Repeat("1,", n), ",") + "]"
+}
+
+func TestPrescanMembers(t *testing.T) {
+	lim := Limits{MaxMembers: 3}.WithDefaults()
+	tests := []struct {
+		in     string
+		ok     bool
+		object bool
+	}{
+		{`{"a":1,"b":2,"c":3}`, true, false},
+		{`{"a":1,"b":2,"c":3,"d":4}`, false, true},
+		{`[1,2,3]`, true, false},
+		{`[1,2,3,4]`, false, false},
+		{`[[1,2,3],[1,2,3],[1,2,3]]`, true, false},
+		{`[[1,2,3],[1,2,3],[1,2,3,4]]`, false, false},
+		{`{"a":{"b":[{},{},{"c":1,"d":2,"e":3,"f":4}]}}`, false, true},
+		{`[{},[],""]`, true, false},
+	}
+	for _, tt := range tests {
+		var r scanResult
+		prescan([]byte(tt.in), lim, nil, &r, nil)
+		if r.ok != tt.ok || !r.ok && (r.kind != ErrTooManyMembers || r.object != tt.object) {
+			t.Errorf("prescan(%s) = ok %v, %v, object %v; want ok %v, object %v", tt.in, r.ok, r.kind, r.object, tt.ok, tt.object)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -128,6 +129,39 @@ func (r *Result) Emit(ev auditpipe.Event, err *Error, meta Meta, rawSHA, format 
 	r.Events = append(r.Events, ev)
 }
 
+// Grow makes room for n more events. A format that knows how many items
+// a payload holds (Document.Count) sizes the event slice once: grown by
+// doubling, it would be up to twice as large, and briefly three times
+// while it moves, for a batch whose events are most of the memory a
+// transform keeps.
+func (r *Result) Grow(n int) { r.Events = slices.Grow(r.Events, n) }
+
+// Mark is what a Result held at some point; Rollback returns to it.
+type Mark struct {
+	events, errors int
+	skipped        map[string]int
+}
+
+// Mark notes what r holds, for Rollback.
+func (r *Result) Mark() Mark {
+	m := Mark{events: len(r.Events), errors: len(r.Errors)}
+	if len(r.Skipped) > 0 {
+		m.skipped = maps.Clone(r.Skipped)
+	}
+	return m
+}
+
+// Rollback takes back whatever was added to r since m. A format that maps
+// items as it reads them and then finds the payload unusable as a whole
+// (a limit crossed further on) leaves nothing of it behind: front doors
+// queue the events a Result holds even when Transform fails.
+func (r *Result) Rollback(m Mark) {
+	clear(r.Events[m.events:])
+	r.Events = r.Events[:m.events]
+	r.Errors = r.Errors[:m.errors]
+	r.Skipped = m.skipped
+}
+
 // Merge appends o's events, errors and skips to r.
 func (r *Result) Merge(o Result) {
 	r.Events = append(r.Events, o.Events...)
@@ -197,7 +231,8 @@ func Finish(ev *auditpipe.Event, meta Meta, rawSHA string, format string, item N
 	}
 	ev.RawSHA256 = rawSHA
 	if err := ev.ValidateFields(); err != nil {
-		return &Error{Format: format, Item: item.Item(), Line: item.Line(), Path: item.Path(), Kind: ErrInvalidEvent, Detail: err.Error()}
+		// Field problems may quote what the payload set (a label name).
+		return &Error{Format: format, Item: item.Item(), Line: item.Line(), Path: item.Path(), Kind: ErrInvalidEvent, Detail: cut(err.Error(), maxDetail)}
 	}
 	return nil
 }

@@ -10,10 +10,13 @@ import (
 // fastjson builds trees only by parsing JSON text or through its Arena,
 // which escapes every string on the way in, unescapes it again on first
 // read and searches an object's members on every Set: for a msgpack
-// record, that was most of its cost. tree writes the values directly
-// instead, through types that mirror fastjson.Value's layout (v1.6);
-// TestTreeMirrorsFastjson compares the two field by field, so an upgrade
-// that changes the layout fails the tests rather than memory.
+// record, that was most of its cost. Its parser copies the text and keeps
+// every value array it outgrew: for JSON, that was several times the
+// payload. tree holds the values both decoders (msgpack.go, jsontree.go)
+// write directly instead, through types that mirror fastjson.Value's
+// layout (v1.6); TestTreeMirrorsFastjson compares the two field by field,
+// so an upgrade that changes the layout fails the tests rather than
+// memory.
 
 // treeValue mirrors fastjson.Value.
 type treeValue struct {
@@ -51,6 +54,29 @@ type tree struct {
 }
 
 var treePool = sync.Pool{New: func() any { return new(tree) }}
+
+// putTree returns t to its pool, unless an outsized payload grew it or
+// its stale pointers (see reset) would keep an outsized payload alive
+// (big): a JSON tree's strings point into the payload.
+func putTree(t *tree, big bool) {
+	if t == nil || big {
+		return
+	}
+	t.reset()
+	size := 0
+	for _, v := range t.vals.spare {
+		size += cap(v) * int(unsafe.Sizeof(treeValue{}))
+	}
+	for _, kv := range t.kvs.spare {
+		size += cap(kv) * int(unsafe.Sizeof(treeKV{}))
+	}
+	for _, p := range t.ptrs.spare {
+		size += cap(p) * int(unsafe.Sizeof((*fastjson.Value)(nil)))
+	}
+	if size <= maxPooled {
+		treePool.Put(t)
+	}
+}
 
 // reset keeps the slabs for the next document. They are not cleared: the
 // stale pointers they hold are overwritten before they are read again,

@@ -116,13 +116,35 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res 
 	}
 	defer doc.Close()
 	res.Errors = append(res.Errors, doc.Errors...)
-	var one [1]notification // the common case: one notification
-	notes, err := t.notifications(doc, res, one[:0])
-	if err != nil {
-		return err
-	}
-	item := 0
-	for _, n := range notes {
+	// A payload unusable as a whole fails the request when it is the only
+	// one; in a batch it is reported beside the others, so one bad line
+	// of an archive does not hold back the rest. Notifications are mapped
+	// as they are read, one tree at a time; a payload found over
+	// Limits.MaxItems further on is refused whole all the same: what was
+	// mapped of it is taken back.
+	single := !doc.NDJSON && len(doc.Roots) == 1 && !doc.Roots[0].IsArray()
+	maxItems := t.opts.Limits.WithDefaults().MaxItems
+	mark := res.Mark()
+	alerts, item := 0, 0
+	var whole *transformers.Error
+	// The roots are batches themselves (of alerts), which is why their
+	// units are not Document.Items.
+	doc.Each(func(p transformers.Node, r *transformers.Root) bool {
+		n, err := readNotification(p.AsItem(-1), res)
+		if err != nil {
+			if single {
+				whole = err
+				return false
+			}
+			res.Fail(err)
+			return true
+		}
+		if alerts += n.alerts.Len(); alerts > maxItems {
+			whole = n.alerts.Err(transformers.ErrTooManyItems, fmt.Sprintf("at most %d alerts", maxItems))
+			whole.Got = fmt.Sprintf("at least %d", alerts)
+			return false
+		}
+		n.raw, n.doc = r.RawSHA256(), doc
 		for i := range n.alerts.Len() {
 			alert := n.alerts.Index(i).AsItem(item)
 			item++
@@ -133,6 +155,11 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res 
 			}
 			res.Emit(ev, ierr, in.Meta, n.raw, Format, alert)
 		}
+		return true
+	})
+	if whole != nil {
+		res.Rollback(mark)
+		return whole
 	}
 	return nil
 }
@@ -154,50 +181,11 @@ type notification struct {
 	doc    *transformers.Document
 	alerts transformers.Node
 	raw    string
-	// Views into the document, valid while it is open: they only feed
-	// comparisons and the details, which are encoded before it closes.
+	// Views into the notification's tree, valid while Document.Each
+	// visits it: they only feed comparisons and the details, which are
+	// encoded before.
 	status                          []byte
 	receiver, groupKey, externalURL []byte
-}
-
-// notifications lists the document's webhook payloads: each root, or each
-// element of a root that is an array. The roots are batches themselves, which
-// is why this does not use Document.Items. A payload unusable as a whole
-// fails the request when it is the only one; in a batch it is reported
-// beside the others, so one bad line of an archive does not hold back the
-// rest.
-func (t *Transformer) notifications(doc *transformers.Document, res *transformers.Result, out []notification) ([]notification, error) {
-	single := !doc.NDJSON && len(doc.Roots) == 1 && !doc.Roots[0].IsArray()
-	maxItems := t.opts.Limits.WithDefaults().MaxItems
-	alerts := 0
-	for _, r := range doc.Roots {
-		count, array := 1, r.IsArray()
-		if array {
-			count = r.Len()
-		}
-		for i := range count {
-			p := r.Node
-			if array {
-				p = r.Index(i)
-			}
-			n, err := readNotification(p.AsItem(-1), res)
-			if err != nil {
-				if single {
-					return nil, err
-				}
-				res.Fail(err)
-				continue
-			}
-			if alerts += n.alerts.Len(); alerts > maxItems {
-				e := n.alerts.Err(transformers.ErrTooManyItems, fmt.Sprintf("at most %d alerts", maxItems))
-				e.Got = fmt.Sprintf("at least %d", alerts)
-				return nil, e
-			}
-			n.raw, n.doc = r.RawSHA256(), doc
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }
 
 func readNotification(p transformers.Node, res *transformers.Result) (notification, *transformers.Error) {

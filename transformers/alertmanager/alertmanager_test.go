@@ -162,10 +162,15 @@ func TestMaxItems(t *testing.T) {
 	if res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(line)}); err != nil || res.Skipped["alertname"] != 2 {
 		t.Fatalf("2 alerts under a limit of 2: %+v, %v", res, err)
 	}
-	_, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(line + "\n" + line + "\n")})
+	res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(line + "\n" + line + "\n")})
 	var te *transformers.Error
 	if !errors.As(err, &te) || !errors.Is(err, transformers.ErrTooManyItems) || te.Line != 2 || te.Path != "$.alerts" {
 		t.Errorf("4 alerts over two NDJSON lines under a limit of 2: got %v, want too many items at line 2 $.alerts", err)
+	}
+	// The first line was mapped before the second crossed the limit: the
+	// payload is refused whole all the same.
+	if len(res.Events) != 0 || len(res.Skipped) != 0 || len(res.Errors) != 0 {
+		t.Errorf("a refused payload left %d events, skips %v, errors %v", len(res.Events), res.Skipped, res.Errors)
 	}
 }
 
@@ -183,7 +188,7 @@ func TestDetect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := tr.Detect(doc.Roots[0].Node, transformers.Meta{})
+		got, ok := tr.Detect(doc.First(), transformers.Meta{})
 		if got != want || ok != (want != "") {
 			t.Errorf("Detect(%s) = %q, %v; want %q", body, got, ok, want)
 		}

@@ -170,6 +170,7 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res 
 			Expected: "a JSON array of CloudEvents (" + ContentTypeBatch + ")", Got: got}
 	}
 	res.Errors = append(res.Errors, doc.Errors...)
+	res.Grow(doc.Count())
 	dups := make(map[string]int) // derived id -> times seen in this batch
 	if err := doc.Items(t.opts.Limits, func(item transformers.Node, root *transformers.Root) {
 		ev, ierr := t.item(item, flavor, dups, now)
@@ -365,6 +366,7 @@ func message(who, action string, r auditpipe.Resource, outcome auditpipe.Outcome
 // unmapped adds the members of n that the flavor does not map to details,
 // so nothing the app said is lost.
 func unmapped(n transformers.Node, d *transformers.Details, mapped ...string) {
+	d.Grow(n.NumMembers() - len(mapped))
 	n.Members(func(k string, v transformers.Node) {
 		for _, m := range mapped {
 			if k == m {

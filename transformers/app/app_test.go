@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -181,7 +182,7 @@ func TestDetect(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer doc.Close()
-			got, ok := tr.Detect(doc.Roots[0].Node, transformers.Meta{Headers: h})
+			got, ok := tr.Detect(doc.First(), transformers.Meta{Headers: h})
 			if ok != (tt.want != "") || got != tt.want {
 				t.Errorf("Detect = %q, %v; want %q", got, ok, tt.want)
 			}
@@ -380,6 +381,44 @@ func TestOutcomeValue(t *testing.T) {
 	for in, want := range tests {
 		if got := app.OutcomeValue(in); got != want {
 			t.Errorf("OutcomeValue(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestDeepCloudEventData: nesting beyond the limit in a CloudEvent's data,
+// as JSON or as data_base64, alone or in a batch, is ErrTooDeep with a
+// short message, at any depth.
+func TestDeepCloudEventData(t *testing.T) {
+	tr := newTransformer(t, app.Config{})
+	batch := http.Header{}
+	batch.Set("Content-Type", app.ContentTypeBatch)
+	for _, depth := range []int{65, 1000, 100000, 1000000} {
+		deep := strings.Repeat(`{"a":[`, (depth+1)/2) + "1" + strings.Repeat("]}", (depth+1)/2)
+		envelope := `{"specversion":"1.0","id":"1","source":"s","type":"t","time":"2024-01-01T00:00:00Z",`
+		for _, c := range []struct {
+			name   string
+			body   string
+			header http.Header
+		}{
+			{"data", envelope + `"data":` + deep + `}`, nil},
+			{"data in a batch", `[` + envelope + `"data":{"ok":1}},` + envelope + `"data":` + deep + `}]`, batch},
+			{"data_base64", envelope + `"data_base64":"` + base64.StdEncoding.EncodeToString([]byte(deep)) + `"}`, nil},
+		} {
+			if c.name == "data_base64" && depth > 100000 {
+				continue // its base64 is longer than a string may be
+			}
+			res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: []byte(c.body), Meta: transformers.Meta{Headers: c.header}})
+			if err == nil && len(res.Errors) == 1 {
+				err = res.Errors[0]
+			}
+			var te *transformers.Error
+			if !errors.As(err, &te) || !errors.Is(err, transformers.ErrTooDeep) {
+				t.Errorf("%s, depth %d: %v, want ErrTooDeep", c.name, depth, err)
+				continue
+			}
+			if msg := te.Error(); len(msg) >= 200 || !strings.Contains(msg, "nesting too deep: expected at most 64 levels of nesting") {
+				t.Errorf("%s, depth %d: message of %d bytes, want under 200 and clean: %.300s", c.name, depth, len(msg), msg)
+			}
 		}
 	}
 }

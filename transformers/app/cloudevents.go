@@ -88,6 +88,7 @@ func (t *Transformer) structured(item transformers.Node, now time.Time) (auditpi
 	if doc.NDJSON || len(doc.Roots) != 1 {
 		return ev, b64.Err(transformers.ErrValue, "base64 of one JSON object")
 	}
+	doc.Roots[0].Parse()
 	return t.cloudEvent(env, doc.Roots[0].Node, now, missingTime, inner)
 }
 
@@ -142,7 +143,8 @@ func (t *Transformer) binary(in transformers.Input, res *transformers.Result, no
 		return &transformers.Error{Format: FormatCloudEvents, Item: -1, Path: "$", Kind: transformers.ErrUnsupported,
 			Expected: "one JSON object as the event data", Got: "NDJSON"}
 	}
-	root := doc.Roots[0]
+	root := &doc.Roots[0]
+	root.Parse()
 	missingTime := func() *transformers.Error {
 		return hdrErr("ce-time", transformers.ErrMissing, "a time in the data or the ce-time header")
 	}

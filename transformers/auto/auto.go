@@ -76,8 +76,9 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res 
 		doc.Close()
 		return nil
 	}
+	first := doc.First()
 	for _, c := range t.candidates {
-		decidedBy, ok := c.Detector.Detect(doc.Roots[0].Node, in.Meta)
+		decidedBy, ok := c.Detector.Detect(first, in.Meta)
 		if !ok {
 			continue
 		}

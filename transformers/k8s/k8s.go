@@ -120,28 +120,15 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res 
 	}
 	defer doc.Close()
 	res.Errors = append(res.Errors, doc.Errors...)
-	if err := t.countItems(doc); err != nil {
-		return err
-	}
-	for _, r := range doc.Roots {
-		if err := t.root(res, r, in.Meta); err != nil {
-			if !doc.NDJSON {
-				return err
-			}
-			res.Fail(err)
-		}
-	}
-	return nil
-}
-
-// countItems enforces Limits.MaxItems over the events of all roots before
-// any is mapped, so an oversized payload is refused whole, not half
-// delivered.
-func (t *Transformer) countItems(doc *transformers.Document) *transformers.Error {
+	// Roots are mapped as they are read, one tree at a time; a payload
+	// found over Limits.MaxItems further on is refused whole all the same:
+	// what was mapped of it is taken back.
+	mark := res.Mark()
+	res.Grow(doc.Count())
 	limit := t.opts.Limits.WithDefaults().MaxItems
 	n := 0
-	var over *transformers.Error
-	for _, r := range doc.Roots {
+	var over, whole *transformers.Error
+	doc.EachRoot(func(r *transformers.Root) bool {
 		at := r.Get("items")
 		if kind, _ := r.Get("kind").OptString(); kind == kindEventList && at.IsArray() {
 			n += at.Len()
@@ -152,17 +139,33 @@ func (t *Transformer) countItems(doc *transformers.Document) *transformers.Error
 		if n > limit && over == nil {
 			over = at.Err(transformers.ErrTooManyItems, fmt.Sprintf("at most %d items", limit))
 		}
-	}
+		if over != nil {
+			return true // counting on, for the total the error reports
+		}
+		if err := t.root(res, r, in.Meta); err != nil {
+			if !doc.NDJSON {
+				whole = err
+				return false
+			}
+			res.Fail(err)
+		}
+		return true
+	})
 	if over != nil {
 		over.Got = strconv.Itoa(n)
+		whole = over
 	}
-	return over
+	if whole != nil {
+		res.Rollback(mark)
+		return whole
+	}
+	return nil
 }
 
 // root maps one document, an Event or an EventList. Problems with the
 // document itself are returned; problems with one of its events are
 // recorded in res.
-func (t *Transformer) root(res *transformers.Result, r transformers.Root, meta transformers.Meta) *transformers.Error {
+func (t *Transformer) root(res *transformers.Result, r *transformers.Root, meta transformers.Meta) *transformers.Error {
 	isList, err := envelope(r.Node, true)
 	if err != nil {
 		return err
@@ -221,10 +224,7 @@ func envelope(n transformers.Node, listOK bool) (isList bool, err *transformers.
 // unsupported names the value it refuses: an apiVersion or kind is a schema
 // name, never a secret, and it is what the sender needs to see.
 func unsupported(n transformers.Node, expected, got string) *transformers.Error {
-	if len(got) > 64 {
-		got = got[:64] + "..."
-	}
-	e := n.Errf(transformers.ErrUnsupported, expected, "got "+strconv.Quote(got))
+	e := n.Errf(transformers.ErrUnsupported, expected, "got "+strconv.Quote(transformers.Excerpt(got)))
 	e.Got = ""
 	return e
 }

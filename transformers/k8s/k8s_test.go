@@ -82,6 +82,18 @@ func TestMaxItems(t *testing.T) {
 	if te := transformers.AsError(k8s.Format, err); te.Path != "$.items" {
 		t.Errorf("path %q, want $.items", te.Path)
 	}
+	// A log whose second line crosses the limit, after the first was
+	// mapped: refused whole all the same, and the total counted.
+	list := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + item + "," + item + `]}`
+	held := transformers.Result{Events: []auditpipe.Event{{ID: "held"}}, Skipped: map[string]int{"stage": 1}}
+	err = tr.Transform(context.Background(), transformers.Input{Body: []byte(item + "\n" + list + "\n")}, &held)
+	var te *transformers.Error
+	if !errors.As(err, &te) || !errors.Is(err, transformers.ErrTooManyItems) || te.Line != 2 || te.Got != "3" {
+		t.Errorf("NDJSON over the limit: %v, want too many items at line 2, got 3", err)
+	}
+	if len(held.Events) != 1 || held.Events[0].ID != "held" || held.Skipped["stage"] != 1 || len(held.Skipped) != 1 {
+		t.Errorf("a refused payload changed the result: %+v", held)
+	}
 }
 
 func TestNew(t *testing.T) {
@@ -108,7 +120,7 @@ func TestDetect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := tr.Detect(doc.Roots[0].Node, transformers.Meta{})
+		got, ok := tr.Detect(doc.First(), transformers.Meta{})
 		if got != tt.want || ok != (tt.want != "") {
 			t.Errorf("Detect(%s) = %q, %v; want %q", tt.body, got, ok, tt.want)
 		}

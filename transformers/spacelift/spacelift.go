@@ -46,17 +46,18 @@ func (t *Transformer) Transform(ctx context.Context, in transformers.Input, res 
 		return err
 	}
 	defer doc.Close()
-	if len(doc.Roots) == 1 && !doc.Roots[0].Parsed() {
+	if len(doc.Roots) == 1 && !doc.Roots[0].Parsed() && !doc.NDJSON {
 		root := &doc.Roots[0]
 		// An already-canonical payload, Spacelift's usual: mapped from its
-		// bytes, unless it holds anything the fast path does not handle.
+		// bytes, unless it holds anything the fast path does not handle
+		// (or is an array): Items builds its tree then.
 		if ev, ok := t.canonicalEvent(root); ok {
 			res.Emit(ev, nil, in.Meta, root.RawSHA256(), Format, root.Node)
 			return nil
 		}
-		root.Parse()
 	}
 	res.Errors = append(res.Errors, doc.Errors...)
+	res.Grow(doc.Count())
 	if err := doc.Items(t.opts.Limits, func(item transformers.Node, root *transformers.Root) {
 		ev, ierr := t.event(item, root)
 		res.Emit(ev, ierr, in.Meta, root.RawSHA256(), Format, item)
