@@ -251,7 +251,7 @@ func Seed(f *testing.F, dir string) {
 
 // Check is the body of every format's fuzz target: any input may fail, but
 // never panic, every event must validate and every error must be a located
-// *transformers.Error.
+// *transformers.Error, whose message stays short whatever the input.
 func Check(t *testing.T, tr transformers.Transformer, body []byte) {
 	res, err := transformers.Run(context.Background(), tr, transformers.Input{Body: body, Meta: transformers.Meta{SourceName: "fuzz", ReceivedAt: ReceivedAt}})
 	if err != nil {
@@ -259,11 +259,13 @@ func Check(t *testing.T, tr transformers.Transformer, body []byte) {
 		if !errors.As(err, &te) || te.Path == "" || te.Format == "" {
 			t.Fatalf("payload error is not a located *transformers.Error: %#v", err)
 		}
+		checkShort(t, te)
 	}
 	for _, e := range res.Errors {
 		if e.Path == "" || e.Format == "" {
 			t.Fatalf("item error without path or format: %#v", e)
 		}
+		checkShort(t, e)
 	}
 	for i := range res.Events {
 		if verr := res.Events[i].Validate(); verr != nil {
@@ -272,6 +274,17 @@ func Check(t *testing.T, tr transformers.Transformer, body []byte) {
 		if _, err := json.Marshal(res.Events[i]); err != nil {
 			t.Fatalf("event %d does not encode: %v", i, err)
 		}
+	}
+}
+
+// maxMessage bounds an error message: a path, a kind, what was expected and
+// short excerpts, never a payload's worth.
+const maxMessage = 1024
+
+func checkShort(t *testing.T, e *transformers.Error) {
+	t.Helper()
+	if len(e.Path) > transformers.MaxPathLength || len(e.Error()) > maxMessage {
+		t.Fatalf("error message of %d bytes (path %d): %.2000s", len(e.Error()), len(e.Path), e.Error())
 	}
 }
 
