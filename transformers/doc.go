@@ -12,9 +12,27 @@
 // deliberately skipped. A returned error means the payload as a whole was
 // unusable.
 //
-// Payloads are parsed once into a [Document] (github.com/valyala/fastjson:
-// see the README's performance section for why) under configurable [Limits].
-// Format packages navigate it with [Node], whose errors carry the JSON path,
-// build details with the redacting canonical encoder, and finish each event
-// with [Finish].
+// Payloads are parsed once into a [Document] (a github.com/valyala/fastjson
+// tree: see the README's performance section for why) under configurable
+// [Limits]. Format packages navigate it with [Node], whose errors carry the
+// JSON path, build details with the redacting canonical encoder, and finish
+// each event with [Finish].
+//
+// Memory follows the payload's size, not its shape. One pass over the
+// bytes (the prescan) checks the whole payload against the limits and the
+// strict grammar before any tree is built, so a payload refused for its
+// depth, a string or the members of one object ([Limits].MaxMembers) costs
+// its bytes and no more. The tree is then built from the text without
+// copying it (strings are views into the payload). An NDJSON stream and a
+// batch sent as one JSON array are not built whole: [Document.Each] and
+// [Document.Items] build one line's or one element's tree at a time, which
+// the next replaces, so what a transform keeps alive is one item's tree
+// plus the events made so far. Formats that need a root whole call
+// [Document.EachRoot] or [Root.Parse].
+//
+// Errors name where, never quote what: a message holds the path (cut to
+// [MaxPathLength] bytes around an ellipsis, as member names are payload
+// bytes), the kind and what was expected, and at most an [Excerpt] of a
+// value. The same malformed input gets the same short message at any depth
+// or size.
 package transformers
