@@ -474,7 +474,9 @@ func (d *Document) decodeLines(body []byte, format string) *Error {
 		putBuf(c)
 	}
 	d.Roots = d.Roots[:0]
-	if n := min(bytes.Count(body, []byte{'\n'})+1, lim.MaxItems); n > cap(d.Roots) {
+	// Sized once, to the lines that hold something (blank lines cost
+	// nothing, however many): a root is a few hundred bytes.
+	if n := contentLines(body, lim.MaxItems); n > cap(d.Roots) {
 		d.Roots = make([]Root, 0, n)
 	}
 	sc := scanPool.Get().(*scanResult)
@@ -506,6 +508,22 @@ func (d *Document) decodeLines(body []byte, format string) *Error {
 		d.Roots = append(d.Roots, r)
 	}
 	return nil
+}
+
+// contentLines counts the lines of body that are not blank, up to most.
+func contentLines(body []byte, most int) int {
+	n := 0
+	for rest := body; len(rest) > 0 && n < most; {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		for _, c := range l {
+			if !isSpace(c) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // standsAlone reports whether line holds one JSON value as far as its

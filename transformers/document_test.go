@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -407,5 +408,25 @@ func TestMembersKind(t *testing.T) {
 	}
 	if err := (Limits{MaxMembers: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "limits.max_members") {
 		t.Errorf("a negative max_members: %v, want an error naming limits.max_members", err)
+	}
+}
+
+// TestBlankLinesCostNothing: the roots of an NDJSON stream are sized to
+// its lines that hold something, not to its line breaks.
+func TestBlankLinesCostNothing(t *testing.T) {
+	body := []byte("{}\n" + strings.Repeat("\n", 1<<20) + "{}\n")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	doc, err := Decode(Input{Body: body}, Limits{MaxItems: 1 << 30, MaxPayloadBytes: 2 << 20}, "test")
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doc.Close()
+	if len(doc.Roots) != 2 {
+		t.Fatalf("%d roots, want 2", len(doc.Roots))
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Errorf("decoding two lines among a million blank ones allocated %d bytes", n)
 	}
 }
