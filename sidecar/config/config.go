@@ -77,7 +77,8 @@ type Config struct {
 	// transformers' list (password, secret, token, ...).
 	Redact transformers.RedactConfig `yaml:"redact"`
 	// Limits bound what decoding one payload may cost. Defaults: the
-	// transformers' (8 MiB payload, depth 64, 10000 items, 1 MiB strings).
+	// transformers' (8 MiB payload, depth 64, 10000 items, 1 MiB strings,
+	// 10000 members per object or array).
 	Limits transformers.Limits `yaml:"limits"`
 	// Log configures the sidecar's own logs.
 	Log Log `yaml:"log"`
