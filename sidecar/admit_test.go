@@ -4,13 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/auditpipe/auditpipe/sidecar"
+	"github.com/auditpipe/auditpipe/sidecar/config"
 )
 
 func gzipped(t *testing.T, b []byte) []byte {
@@ -139,5 +144,37 @@ func TestSlowBodyIsRetryable(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "timed out") {
 		t.Fatalf("%d %v %s", resp.StatusCode, resp.Header, b)
+	}
+}
+
+// A rejection's debug log line carries one msg key: the refusal's text is
+// under "error", not a second "msg" that JSON readers would drop.
+func TestRejectionLogHasOneMsg(t *testing.T) {
+	var logs lockedBuffer
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(baseConfig, "${DIR}", t.TempDir())), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sidecar.New(context.Background(), cfg, sidecar.Options{
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	got := post(t, "http://"+s.Addr().String()+"/v1/sources/k8s", []byte(`{}`), map[string]string{"Content-Type": "text/html"})
+	if got.code != http.StatusUnsupportedMediaType {
+		t.Fatalf("%d %s", got.code, got.raw)
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "request rejected") {
+			line = l
+		}
+	}
+	if n := strings.Count(line, `"msg":`); n != 1 || !strings.Contains(line, `"error":"Content-Type`) {
+		t.Errorf("%d msg keys in %s", n, line)
 	}
 }
