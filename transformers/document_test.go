@@ -430,3 +430,44 @@ func TestBlankLinesCostNothing(t *testing.T) {
 		t.Errorf("decoding two lines among a million blank ones allocated %d bytes", n)
 	}
 }
+
+// TestMaxValues: limits.max_values bounds the values of one tree, the sum
+// that max_members does not: a document over it is refused before a tree
+// is built, while a batch array or an NDJSON stream counts each item on
+// its own.
+func TestMaxValues(t *testing.T) {
+	lim := Limits{MaxValues: 6}
+	for _, tc := range []struct {
+		name, body string
+		refused    bool
+	}{
+		{"nested arrays over the sum", `{"a":[[1,1],[1,1],[1,1]]}`, true},
+		{"one object's members over the sum", `{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8}`, true},
+		{"deep within the sum", `{"a":[[[1]]]}`, false},
+		{"a batch of items each within", `[{"a":[1,1,1]},{"a":[1,1,1]},{"a":[1,1,1]}]`, false},
+		{"a batch with one item over", `[{"a":[1,1]},{"a":[1,1,1,1,1,1,1,1]}]`, true},
+		{"NDJSON lines each within", "{\"a\":[1,1,1]}\n{\"a\":[1,1,1]}\n{\"a\":[1,1,1]}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := Decode(Input{Body: []byte(tc.body)}, lim, "test")
+			if doc != nil {
+				defer doc.Close()
+			}
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if len(doc.Errors) > 0 {
+					t.Fatalf("line errors: %v", doc.Errors)
+				}
+				return
+			}
+			if !errors.Is(err, ErrTooManyMembers) || !strings.Contains(err.Error(), "at most 6 values in one document (limits.max_values)") {
+				t.Fatalf("%v: want too many values", err)
+			}
+		})
+	}
+	if err := (Limits{MaxValues: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "limits.max_values") {
+		t.Errorf("a negative max_values: %v", err)
+	}
+}

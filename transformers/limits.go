@@ -25,6 +25,13 @@ type Limits struct {
 	// checked before any tree is built. A batch sent as one JSON array is
 	// bounded by this as well as by MaxItems.
 	MaxMembers int `yaml:"max_members"`
+	// MaxValues is the most values (objects, arrays and the members and
+	// elements in them, at any depth) in one tree: the payload, one NDJSON
+	// line, or one item of a batch sent as a JSON array. Default 500000.
+	// MaxMembers bounds each container, not their sum: 8 MB of nested
+	// arrays of small numbers within it cost 400 MB of tree before this
+	// bound, about 50 MB at it.
+	MaxValues int `yaml:"max_values"`
 }
 
 // Default limits.
@@ -34,6 +41,7 @@ const (
 	DefaultMaxItems        = 10000
 	DefaultMaxStringLength = 1 << 20
 	DefaultMaxMembers      = 10000
+	DefaultMaxValues       = 500000
 )
 
 // parserMaxDepth is the deepest nesting fastjson parses (fastjson.MaxDepth
@@ -57,6 +65,9 @@ func (l Limits) WithDefaults() Limits {
 	if l.MaxMembers == 0 {
 		l.MaxMembers = DefaultMaxMembers
 	}
+	if l.MaxValues == 0 {
+		l.MaxValues = DefaultMaxValues
+	}
 	return l
 }
 
@@ -73,6 +84,8 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("limits.max_string_length: must not be negative, got %d", l.MaxStringLength)
 	case l.MaxMembers < 0:
 		return fmt.Errorf("limits.max_members: must not be negative, got %d", l.MaxMembers)
+	case l.MaxValues < 0:
+		return fmt.Errorf("limits.max_values: must not be negative, got %d", l.MaxValues)
 	}
 	return nil
 }

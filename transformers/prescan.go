@@ -1,6 +1,7 @@
 package transformers
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -60,6 +61,7 @@ const (
 	failOther   = iota
 	failControl // a raw control character in a string
 	failNumber  // a malformed number (or NaN, Inf): what fastjson reads as one
+	failValues  // more values in one tree than Limits.MaxValues
 )
 
 const maxMemberSpans = 16
@@ -157,6 +159,13 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 	nm := 0
 	maxStr, maxDepth := lim.MaxStringLength, min(lim.MaxDepth, parserMaxDepth)
 	maxCommas := int32(min(lim.MaxMembers, 1<<31-1) - 1)
+	// values counts the containers and commas of the tree being scanned,
+	// which bound its values to within the nesting depth; a batch sent as
+	// a JSON array is built an item at a time, so each of its items
+	// starts the count again.
+	values, maxValues := 0, lim.MaxValues
+	rootArray := r.end > 0 && bytes.TrimLeft(b[:r.end], " \t\r\n")[0] == '['
+
 	want := wantValue
 	afterValue := func(depth int) int {
 		if depth == 0 {
@@ -205,6 +214,13 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 				want = wantValue
 			}
 			c0.commas++
+			if values++; depth == 1 && rootArray {
+				values = 0
+			} else if values > maxValues {
+				fail(i, ErrTooManyMembers, "too many values")
+				r.why = failValues
+				return
+			}
 			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
 				r.members[nm-1].valEnd = at(i)
 			}
@@ -305,6 +321,11 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			depth++
 			if depth > maxDepth {
 				fail(i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", maxDepth))
+				return
+			}
+			if values++; values > maxValues {
+				fail(i, ErrTooManyMembers, "too many values")
+				r.why = failValues
 				return
 			}
 			if depth == len(outer) {

@@ -18,6 +18,8 @@ func scanError(b []byte, r *scanResult, lim Limits, at Node) *Error {
 		off, container = r.badOff, true
 	case r.kind == ErrTooDeep:
 		e.Expected = fmt.Sprintf("at most %d levels of nesting", min(lim.MaxDepth, parserMaxDepth))
+	case r.kind == ErrTooManyMembers && r.why == failValues:
+		e.Expected, container = fmt.Sprintf("at most %d values in one document (limits.max_values)", lim.MaxValues), true
 	case r.kind == ErrTooManyMembers:
 		e.Expected, container = tooManyMembers(lim.MaxMembers, r.object), true
 	case r.kind == ErrStringTooLong && r.name:

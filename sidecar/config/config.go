@@ -78,7 +78,7 @@ type Config struct {
 	Redact transformers.RedactConfig `yaml:"redact"`
 	// Limits bound what decoding one payload may cost. Defaults: the
 	// transformers' (8 MiB payload, depth 64, 10000 items, 1 MiB strings,
-	// 10000 members per object or array).
+	// 10000 members per object or array, 500000 values per tree).
 	Limits transformers.Limits `yaml:"limits"`
 	// Log configures the sidecar's own logs.
 	Log Log `yaml:"log"`

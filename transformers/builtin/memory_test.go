@@ -114,6 +114,16 @@ func memShapes(tb testing.TB, size int) []memShape {
 	huge.WriteByte('}')
 
 	// Nesting as deep as the payload allows, of arrays and of objects.
+	// Arrays of single digits, each within max_members, nested one
+	// level: two bytes a value, about fifty times the body in tree
+	// before limits.max_values.
+	var dense bytes.Buffer
+	inner := "[" + strings.Repeat("1,", 4999) + "1]"
+	dense.WriteString(`{"x":[` + inner)
+	for dense.Len()+len(inner)+3 < size {
+		dense.WriteString("," + inner)
+	}
+	dense.WriteString("]}")
 	deepArrays := []byte(strings.Repeat("[", size/2) + strings.Repeat("]", size/2))
 	deepObjects := []byte(strings.Repeat(`{"a":`, size/6) + "1" + strings.Repeat("}", size/6))
 
@@ -127,6 +137,7 @@ func memShapes(tb testing.TB, size int) []memShape {
 		{name: "cloudevents-batch", format: "app", body: ce.Bytes(), header: h},
 		{name: "wide-object", format: "app", body: wide.Bytes()},
 		{name: "600k-members", format: "app", body: huge.Bytes(), refused: true},
+		{name: "dense-arrays", format: "app", body: dense.Bytes(), refused: true},
 		{name: "deep-arrays", format: "app", body: deepArrays, refused: true},
 		{name: "deep-objects", format: "app", body: deepObjects, refused: true},
 	}
