@@ -63,7 +63,9 @@ $(STATICCHECK):
 $(BENCHSTAT):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
-lint: vet $(STATICCHECK) ## go vet + staticcheck
+lint: vet $(STATICCHECK) ## gofmt, go vet and staticcheck
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
 	$(STATICCHECK) ./...
 
 # Every Fuzz target in the module, each for FUZZTIME (go test -fuzz takes
