@@ -13,7 +13,7 @@
 // unusable.
 //
 // Payloads are parsed once into a [Document] (a github.com/valyala/fastjson
-// tree: see the README's performance section for why) under configurable
+// tree: see docs/performance.md for why) under configurable
 // [Limits]. Format packages navigate it with [Node], whose errors carry the
 // JSON path, build details with the redacting canonical encoder, and finish
 // each event with [Finish].
