@@ -58,10 +58,6 @@ type Sidecar struct {
 	// number of concurrent senders.
 	inflight *inflight
 
-	// appendFailed is when an append last failed (Unix nanoseconds), for
-	// /readyz: see readyRetry.
-	appendFailed atomic.Int64
-
 	handler  http.Handler
 	draining atomic.Bool
 	ln       net.Listener
@@ -270,7 +266,7 @@ func (s *Sidecar) serveReady(w http.ResponseWriter, _ *http.Request) {
 	st := s.queue.Stats()
 	if st.AppendErr != nil {
 		msg := "queue: appends failing: " + st.AppendErr.Error()
-		if s.now().Sub(time.Unix(0, s.appendFailed.Load())) < readyRetry {
+		if s.now().Sub(st.AppendErrAt) < readyRetry {
 			problems = append(problems, msg)
 		} else {
 			notes = append(notes, msg+" (the next request will tell whether they work again)")

@@ -266,9 +266,6 @@ func (s *Sidecar) enqueue(ctx context.Context, src *source, events []auditpipe.E
 		start = end
 	}
 	_, err := s.queue.Append(ctx, recs)
-	if err != nil && ctx.Err() == nil && !errors.Is(err, queue.ErrTooLarge) {
-		s.appendFailed.Store(s.now().UnixNano())
-	}
 	return err
 }
 

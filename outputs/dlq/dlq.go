@@ -65,6 +65,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditpipe/auditpipe/internal/durable"
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -265,7 +266,7 @@ func (s *Store) undo(off int64, giveUp bool, err error) error {
 // storeErr marks a full disk as ErrFull; the syscall error stays
 // reachable with errors.Is.
 func storeErr(err error) error {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+	if durable.NoSpace(err) {
 		return fmt.Errorf("%w: %w", ErrFull, err)
 	}
 	return fmt.Errorf("dead letter: %w", err)
@@ -357,7 +358,7 @@ func (s *Store) rotate() error {
 		return err
 	}
 	// The new name must survive a crash as well as the data written to it.
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		f.Close()
 		return err
 	}
@@ -377,18 +378,6 @@ func (s *Store) Close() error {
 	defer s.mu.Unlock()
 	if s.f != nil {
 		s.closeFile()
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/internal/durable"
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -253,7 +254,7 @@ func rewrite(path string, data []byte) error {
 		if err := os.Remove(path); err != nil {
 			return err
 		}
-		return syncDir(dir)
+		return durable.SyncDir(dir)
 	}
 	tmp, err := os.CreateTemp(dir, ".replay-*")
 	if err != nil {
@@ -274,5 +275,5 @@ func rewrite(path string, data []byte) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/auditpipe/auditpipe/internal/durable"
 )
 
 // stateVersion is bumped when the file's meaning changes; a file of
@@ -107,16 +109,7 @@ func saveState(path string, st state) (err error) {
 	if err = os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("rename pull watermark: %w", err)
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync pull watermark directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("sync pull watermark directory: %w", err)
 	}
 	return nil

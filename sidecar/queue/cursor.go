@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"os"
 	"strings"
+
+	"github.com/auditpipe/auditpipe/internal/durable"
 )
 
 const (
@@ -62,7 +64,7 @@ func readCursor(path string) (seq uint64, ok bool, err error) {
 // (overwriteCursor).
 func writeCursor(dir, path string, seq uint64, fsync bool) error {
 	err := replaceCursor(dir, path, seq, fsync)
-	if err != nil && isNoSpace(err) && overwriteCursor(path, seq, fsync) == nil {
+	if err != nil && durable.NoSpace(err) && overwriteCursor(path, seq, fsync) == nil {
 		return nil
 	}
 	return err
@@ -89,7 +91,7 @@ func replaceCursor(dir, path string, seq uint64, fsync bool) error {
 		return err
 	}
 	if fsync {
-		return syncDir(dir)
+		return durable.SyncDir(dir)
 	}
 	return nil
 }
@@ -110,19 +112,6 @@ func overwriteCursor(path string, seq uint64, fsync bool) error {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir makes file creations, renames and removals in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	return err

@@ -34,8 +34,8 @@ func fillDisk(t *testing.T, q *Queue) uint64 {
 		break
 	}
 	st := q.Stats()
-	if !errors.Is(st.AppendErr, ErrFull) || !errors.Is(st.AppendErr, syscall.ENOSPC) || st.Head != last {
-		t.Fatalf("stats on a full disk: AppendErr %v, head %d, last appended %d", st.AppendErr, st.Head, last)
+	if !errors.Is(st.AppendErr, ErrFull) || !errors.Is(st.AppendErr, syscall.ENOSPC) || st.AppendErrAt.IsZero() || st.Head != last {
+		t.Fatalf("stats on a full disk: AppendErr %v at %v, head %d, last appended %d", st.AppendErr, st.AppendErrAt, st.Head, last)
 	}
 	return last
 }

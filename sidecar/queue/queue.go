@@ -12,8 +12,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/auditpipe/auditpipe/internal/durable"
 )
 
 const (
@@ -123,8 +124,9 @@ type Stats struct {
 	// Damage lists each damaged range recovery skipped.
 	Damage []Damage
 	// AppendErr is the last failed commit's error, nil once a later
-	// commit succeeds.
-	AppendErr error
+	// commit succeeds; AppendErrAt is when it failed.
+	AppendErr   error
+	AppendErrAt time.Time
 }
 
 // ConsumerStats describes one consumer's progress.
@@ -156,9 +158,11 @@ type Queue struct {
 	holes    []hole    // hole frames in the segments, in order
 	damage   []Damage  // found by recovery
 	damaged  uint64    // records in damage
-	// appendErr is the last failed commit's error, nil after a success.
-	appendErr error
-	dataCh    chan struct{}
+	// appendErr is the last failed commit's error, nil after a success;
+	// appendErrAt is when it failed.
+	appendErr   error
+	appendErrAt time.Time
+	dataCh      chan struct{}
 
 	wake    chan struct{}
 	closeCh chan struct{}
@@ -418,7 +422,7 @@ func (q *Queue) rebase(s *segment, wf *os.File, next uint64) (*segment, error) {
 		err = os.Rename(s.path, path)
 	}
 	if err == nil && q.fsync {
-		err = syncDir(q.dir)
+		err = durable.SyncDir(q.dir)
 	}
 	var rf *os.File
 	if err == nil {
@@ -450,7 +454,7 @@ func (q *Queue) createSegment(first uint64) (*segment, error) {
 		err = cerr
 	}
 	if err == nil && q.fsync {
-		err = syncDir(q.dir)
+		err = durable.SyncDir(q.dir)
 	}
 	var rf *os.File
 	if err == nil {
@@ -613,7 +617,7 @@ func (q *Queue) run() {
 // stay full with nothing left to deliver.
 func (q *Queue) commit(batch []*appendReq) {
 	w, err := q.write(batch)
-	if err != nil && isNoSpace(err) && q.reclaimTail() {
+	if err != nil && durable.NoSpace(err) && q.reclaimTail() {
 		w, err = q.write(batch)
 	}
 	if err != nil {
@@ -746,7 +750,7 @@ func (q *Queue) publish(batch []*appendReq, w written) {
 // fail fails every append of a group that write could not commit.
 func (q *Queue) fail(batch []*appendReq, err error) {
 	q.mu.Lock()
-	if q.err == nil && isNoSpace(err) {
+	if q.err == nil && durable.NoSpace(err) {
 		// Transient like a full queue, and answered the same way: 503
 		// and Retry-After. Acknowledgements free space.
 		err = &diskFullError{err}
@@ -755,7 +759,7 @@ func (q *Queue) fail(batch []*appendReq, err error) {
 	if q.appendErr == nil || q.appendErr.Error() != err.Error() {
 		q.log.Error("queue: append failed; the senders get an error and retry", "err", err)
 	}
-	q.appendErr = err
+	q.appendErr, q.appendErrAt = err, time.Now()
 	for _, r := range batch {
 		q.reserved -= r.size
 		r.last, r.err = 0, err
@@ -775,12 +779,6 @@ func (e *diskFullError) Error() string {
 }
 
 func (e *diskFullError) Unwrap() []error { return []error{ErrFull, e.err} }
-
-// isNoSpace reports a write that failed because the disk or the quota is
-// full.
-func isNoSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
-}
 
 // flush writes the buffered frames to the tail and syncs them.
 func (q *Queue) flush() error {
@@ -926,15 +924,16 @@ func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	m := q.minAckedLocked()
 	st := Stats{
-		Bytes:     q.used,
-		MaxBytes:  q.maxBytes,
-		Records:   q.head - m - q.holesInLocked(m),
-		Segments:  len(q.segs),
-		Head:      q.head,
-		Consumers: make(map[string]ConsumerStats, len(q.readers)),
-		Damaged:   q.damaged,
-		Damage:    slices.Clone(q.damage),
-		AppendErr: q.appendErr,
+		Bytes:       q.used,
+		MaxBytes:    q.maxBytes,
+		Records:     q.head - m - q.holesInLocked(m),
+		Segments:    len(q.segs),
+		Head:        q.head,
+		Consumers:   make(map[string]ConsumerStats, len(q.readers)),
+		Damaged:     q.damaged,
+		Damage:      slices.Clone(q.damage),
+		AppendErr:   q.appendErr,
+		AppendErrAt: q.appendErrAt,
 	}
 	acked := make([]uint64, len(q.readers))
 	pending := make([]uint64, len(q.readers))

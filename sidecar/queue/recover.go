@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/auditpipe/auditpipe/internal/durable"
 )
 
 // corruptDir, under Dir, keeps the original bytes of every segment
@@ -385,7 +387,7 @@ func (q *Queue) repairSegment(f *os.File, path string, size int64, first, maxSeq
 		err = os.Rename(tmp, path)
 	}
 	if err == nil && q.fsync {
-		err = syncDir(q.dir)
+		err = durable.SyncDir(q.dir)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -461,10 +463,10 @@ func (q *Queue) keepEvidence(path string) (string, error) {
 		}
 	}
 	if q.fsync {
-		if err := syncDir(dir); err != nil {
+		if err := durable.SyncDir(dir); err != nil {
 			return "", err
 		}
-		if err := syncDir(q.dir); err != nil {
+		if err := durable.SyncDir(q.dir); err != nil {
 			return "", err
 		}
 	}
