@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 )
@@ -53,8 +52,6 @@ type refusal struct {
 	reason string
 	msg    string
 }
-
-func (r *refusal) Error() string { return r.msg }
 
 // bodyReservation is what readBody reserved; release gives it back once
 // the request is answered.
@@ -151,7 +148,7 @@ func readRefusal(err error, max int64) *refusal {
 		return &refusal{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body exceeds %d bytes (max_body_bytes) once decompressed", max)}
 	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum), errors.As(err, &corrupt):
 		return &refusal{http.StatusBadRequest, "content_encoding", "Content-Encoding gzip, but the body is not valid gzip: " + err.Error()}
-	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case errors.As(err, &ne) && ne.Timeout(): // os.ErrDeadlineExceeded among them
 		return &refusal{http.StatusServiceUnavailable, "read_timeout", "reading the body timed out (server.read_timeout); retry"}
 	default:
 		return &refusal{http.StatusServiceUnavailable, "read", "reading the body failed; retry: " + err.Error()}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -155,16 +154,10 @@ func TestRejectionLogHasOneMsg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sidecar.New(context.Background(), cfg, sidecar.Options{
+	url, stop := serve(t, cfg, sidecar.Options{
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	got := post(t, "http://"+s.Addr().String()+"/v1/sources/k8s", []byte(`{}`), map[string]string{"Content-Type": "text/html"})
+	defer stop()
+	got := post(t, url+"/v1/sources/k8s", []byte(`{}`), map[string]string{"Content-Type": "text/html"})
 	if got.code != http.StatusUnsupportedMediaType {
 		t.Fatalf("%d %s", got.code, got.raw)
 	}

@@ -248,13 +248,7 @@ func metricsText(t *testing.T, base string) string {
 
 func waitMetric(t *testing.T, base, line string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(metricsText(t, base), line) {
-		if time.Now().After(deadline) {
-			t.Fatalf("metric %q never appeared", line)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, fmt.Sprintf("metric %q", line), func() bool { return strings.Contains(metricsText(t, base), line) })
 }
 
 func grep(s, sub string) string {

@@ -2,7 +2,6 @@ package sidecar_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -218,14 +217,7 @@ outputs:
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		s, err := sidecar.New(ctx, cfg, sidecar.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		return "http://" + s.Addr().String(), func() { cancel(); <-done }
+		return serve(t, cfg, sidecar.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	}
 	// First run: the destination is down, so everything stays queued.
 	url, stop := run(`{name: events, type: webhook, webhook: {url: "http://127.0.0.1:1/down"}}`, io.Discard)

@@ -65,7 +65,7 @@ func startBinary(t *testing.T, conf string) (*exec.Cmd, string, *lockedBuffer) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	base := "http://" + addr
-	waitFor(t, func() bool {
+	waitFor(t, "/readyz 200", func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false

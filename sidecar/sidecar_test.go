@@ -30,7 +30,6 @@ const spaceliftSecret = "spacelift-secret-0123456789"
 type running struct {
 	url  string
 	dir  string
-	s    *sidecar.Sidecar
 	stop func()
 }
 
@@ -50,17 +49,26 @@ func start(t *testing.T, yaml string, env map[string]string) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	url, stop := serve(t, cfg, sidecar.Options{Env: lookup})
+	r := &running{url: url, dir: dir, stop: stop}
+	t.Cleanup(r.stop)
+	return r
+}
+
+// serve runs a sidecar built from cfg until stop, which reports an error
+// from Run and may be called more than once.
+func serve(t *testing.T, cfg *config.Config, opts sidecar.Options) (url string, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := sidecar.New(ctx, cfg, sidecar.Options{Env: lookup})
+	s, err := sidecar.New(ctx, cfg, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	r := &running{url: "http://" + s.Addr().String(), dir: dir, s: s}
 	var once bool
-	r.stop = func() {
+	return "http://" + s.Addr().String(), func() {
 		if once {
 			return
 		}
@@ -70,8 +78,6 @@ func start(t *testing.T, yaml string, env map[string]string) *running {
 			t.Errorf("Run: %v", err)
 		}
 	}
-	t.Cleanup(r.stop)
-	return r
 }
 
 const baseConfig = `
@@ -368,14 +374,7 @@ func TestRestartResumesFromTheCursor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		s, err := sidecar.New(ctx, cfg, sidecar.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		return "http://" + s.Addr().String(), func() { cancel(); <-done }
+		return serve(t, cfg, sidecar.Options{})
 	}
 	url, stop := run()
 	body := seed(t, "k8s-audit.log.ndjson")

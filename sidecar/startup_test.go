@@ -131,7 +131,7 @@ func TestStartupErrorsExitWithOneLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { holder.Process.Kill(); holder.Wait() }()
-	waitFor(t, func() bool { return strings.Contains(stderr.String(), "sidecar listening") })
+	waitFor(t, "the first sidecar listening", func() bool { return strings.Contains(stderr.String(), "sidecar listening") })
 	os.Remove(filepath.Join(dir, "queue", "LOCK"))
 	cases = append(cases, struct{ name, dir, listen, tls, want string }{"data_dir in use", dir, "127.0.0.1:0", "", "lock"})
 	for _, tc := range cases {

@@ -28,14 +28,15 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// waitFor polls cond until it holds, for at most 20 s: the condition is
-// the synchronisation, the poll interval only its granularity.
-func waitFor(t *testing.T, cond func() bool) {
+// waitFor polls cond until it holds, for at most 20 s, and fails naming
+// what it waited for: the condition is the synchronisation, the poll
+// interval only its granularity.
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition never held")
+			t.Fatalf("%s never happened", what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
