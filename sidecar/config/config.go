@@ -25,10 +25,10 @@ const (
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
 	// DefaultMaxInflightBytes admits two bodies of the default 8 MiB at
-	// once: transforming one costs about five times its size in live
-	// memory, and on two cores a third would only wait for CPU. Measured:
-	// 64 concurrent 8 MB bodies peak at about 205 MiB RSS with it, 365 MiB
-	// with 32 MiB (TestMemoryBoundedUnderBigBodies).
+	// once: a body, its transform (about twice its size) and its encoded
+	// events are alive together, and on two cores a third body would only
+	// wait for CPU. Measured by TestMemoryBoundedUnderBigBodies: 64
+	// concurrent 8 MB bodies peak at 172-204 MiB RSS with it.
 	DefaultMaxInflightBytes = 16 << 20
 	DefaultWriteTimeout     = 30 * time.Second
 	DefaultIdleTimeout      = 120 * time.Second
