@@ -242,31 +242,3 @@ func TestReclaimCrashWindows(t *testing.T) {
 		})
 	}
 }
-
-// A cursor ahead of the log with fsync off (TestCursorAheadOfLog) leaves
-// a hole for the numbers skipped, so the next Open sees no damage.
-func TestCursorAheadLeavesAHole(t *testing.T) {
-	dir := t.TempDir()
-	q := openQueue(t, Config{Dir: dir}, "a")
-	appendRange(t, q, 0, 5)
-	q.Close()
-	if err := writeCursor(dir, filepath.Join(dir, cursorFile("a")), 9, true); err != nil {
-		t.Fatal(err)
-	}
-	q = openQueue(t, Config{Dir: dir}, "a", "b")
-	if st := q.Stats(); st.Head != 9 || st.Consumers["b"].Pending != 5 || st.Damaged != 0 {
-		t.Fatalf("stats %+v", st)
-	}
-	q.Close()
-	var logs logBuffer
-	q, err := Open(Config{Dir: dir}, []string{"a", "b"}, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	if st := q.Stats(); st.Head != 9 || st.Damaged != 0 || st.Consumers["b"].Pending != 5 || logs.String() != "" {
-		t.Fatalf("second Open: %+v\n%s", st, logs.String())
-	}
-	r, _ := q.Reader("b")
-	checkRecords(t, readN(t, r, 5, 10), 1)
-}
