@@ -29,10 +29,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/auditpipe/auditpipe"
-	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/config"
 	"github.com/auditpipe/auditpipe/transformers"
-	tbuiltin "github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
 // The tests run in examples/; the repository root is its parent.
@@ -367,7 +367,7 @@ func TestQuickStartContract(t *testing.T) {
 				if !maps.Equal(got, wantSources) {
 					t.Errorf("sources (name: format) = %v, want %v", got, wantSources)
 				}
-				var file *builtin.OutputConfig
+				var file *fanout.OutputConfig
 				for i := range cfg.Outputs {
 					if cfg.Outputs[i].Type == "file" {
 						file = &cfg.Outputs[i]
@@ -396,7 +396,7 @@ func TestAllOutputsRouting(t *testing.T) {
 			t.Errorf("all-outputs.yaml has no %s output", want)
 		}
 	}
-	reg, err := tbuiltin.NewRegistry(tbuiltin.Config{})
+	reg, err := formats.NewRegistry(formats.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

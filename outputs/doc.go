@@ -14,5 +14,5 @@
 // The destinations live in sub-packages (outputs/kafka, outputs/elasticsearch,
 // outputs/s3, outputs/webhook, outputs/file), the dead-letter store in
 // outputs/dlq, and the configuration that builds them by name in
-// outputs/builtin.
+// outputs/fanout.
 package outputs

@@ -8,7 +8,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/outputs"
-	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 )
 
@@ -17,7 +17,7 @@ import (
 // (which retries and dead-letters), acknowledge the batch. A batch is
 // acknowledged only once every event in it is delivered or dead-lettered,
 // so a crash or a shutdown re-sends at most the batch in flight.
-func (s *Sidecar) deliverLoop(ctx context.Context, r *builtin.Route) {
+func (s *Sidecar) deliverLoop(ctx context.Context, r *fanout.Route) {
 	log := s.log.With("output", r.Name())
 	rd, err := s.queue.Reader(r.Name())
 	if err != nil {

@@ -6,8 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/auditpipe/auditpipe/outputs/builtin"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 )
 
@@ -55,7 +55,7 @@ func newMetrics() *metrics {
 }
 
 // watch registers the collectors that read the queue and the outputs.
-func (m *metrics) watch(q *queue.Queue, routes []*builtin.Route, now func() time.Time) {
+func (m *metrics) watch(q *queue.Queue, routes []*fanout.Route, now func() time.Time) {
 	gauge := func(name, help string, f func(queue.Stats) float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(q.Stats()) }))
 	}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/auditpipe/auditpipe/outputs/builtin"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/config"
 	"github.com/auditpipe/auditpipe/sidecar/pull"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
@@ -42,7 +42,7 @@ type Sidecar struct {
 	now     func() time.Time
 	queue   *queue.Queue
 	dlq     *dlq.Store
-	outputs *builtin.Set
+	outputs *fanout.Set
 	sources map[string]*source
 	pulls   []*pullSource
 	metrics *metrics
@@ -94,7 +94,7 @@ func (s *Sidecar) open(ctx context.Context, opts Options) (err error) {
 	if s.dlq, err = dlq.Open(cfg.DeadLetter); err != nil {
 		return err
 	}
-	if s.outputs, err = builtin.Build(ctx, cfg.Outputs, builtin.Deps{Logger: s.log, DeadLetters: s.dlq, Version: opts.Version}); err != nil {
+	if s.outputs, err = fanout.Build(ctx, cfg.Outputs, fanout.Deps{Logger: s.log, DeadLetters: s.dlq, Version: opts.Version}); err != nil {
 		return err
 	}
 	names := make([]string, len(s.outputs.Routes))

@@ -19,8 +19,8 @@ import (
 	"github.com/auditpipe/auditpipe/sidecar/auth"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 	"github.com/auditpipe/auditpipe/transformers"
-	tbuiltin "github.com/auditpipe/auditpipe/transformers/builtin"
 	"github.com/auditpipe/auditpipe/transformers/external"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
 // source is one configured source, ready to serve.
@@ -47,7 +47,7 @@ func (s *Sidecar) buildSources(ctx context.Context) error {
 			s.closers = append(s.closers, ext.Close)
 			tr = ext
 		} else {
-			reg, err := tbuiltin.NewRegistry(tbuiltin.Config{Limits: s.cfg.Limits, Redact: s.cfg.Redact,
+			reg, err := formats.NewRegistry(formats.Config{Limits: s.cfg.Limits, Redact: s.cfg.Redact,
 				Alertmanager: sc.Alertmanager, App: sc.App, K8s: sc.K8s})
 			if err != nil {
 				return fmt.Errorf("%s: %w", at, err)

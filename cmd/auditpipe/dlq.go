@@ -16,8 +16,8 @@ import (
 	"github.com/auditpipe/auditpipe/sidecar/config"
 
 	"github.com/auditpipe/auditpipe/outputs"
-	obuiltin "github.com/auditpipe/auditpipe/outputs/builtin"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 )
 
 // deliveryConfig is the part of the sidecar's configuration file the dlq
@@ -26,7 +26,7 @@ import (
 // unknown keys refused), but it need not hold sources: a file of outputs
 // alone will do.
 type deliveryConfig struct {
-	Outputs    []obuiltin.OutputConfig
+	Outputs    []fanout.OutputConfig
 	DeadLetter dlq.Config
 }
 
@@ -48,18 +48,18 @@ func loadDeliveryConfig(path string) (deliveryConfig, error) {
 
 // openOutputs builds the outputs a configuration file describes, with its
 // dead-letter store (by default <data_dir>/dlq, as the sidecar's).
-func openOutputs(ctx context.Context, path string, stdout, stderr io.Writer) (*obuiltin.Set, func(), error) {
+func openOutputs(ctx context.Context, path string, stdout, stderr io.Writer) (*fanout.Set, func(), error) {
 	cfg, err := loadDeliveryConfig(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	deps := obuiltin.Deps{Stdout: stdout, Version: version, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	deps := fanout.Deps{Stdout: stdout, Version: version, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	store, err := dlq.Open(cfg.DeadLetter)
 	if err != nil {
 		return nil, nil, err
 	}
 	deps.DeadLetters = store
-	set, err := obuiltin.Build(ctx, cfg.Outputs, deps)
+	set, err := fanout.Build(ctx, cfg.Outputs, deps)
 	if err != nil {
 		store.Close()
 		return nil, nil, err
@@ -202,11 +202,11 @@ func dlqList(dir, output string, asJSON bool, stdout, stderr io.Writer) int {
 }
 
 func dlqReplay(ctx context.Context, cfg deliveryConfig, dir, output, letters string, maxElapsed time.Duration, stdout, stderr io.Writer) int {
-	if err := obuiltin.Validate(cfg.Outputs); err != nil {
+	if err := fanout.Validate(cfg.Outputs); err != nil {
 		fmt.Fprintf(stderr, "auditpipe dlq replay: %v\n", err)
 		return exitUsage
 	}
-	var oc *obuiltin.OutputConfig
+	var oc *fanout.OutputConfig
 	for i := range cfg.Outputs {
 		if cfg.Outputs[i].Name == output {
 			oc = &cfg.Outputs[i]
@@ -217,7 +217,7 @@ func dlqReplay(ctx context.Context, cfg deliveryConfig, dir, output, letters str
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	out, err := obuiltin.NewOutput(ctx, oc, obuiltin.Deps{Stdout: stdout, Logger: log, Version: version})
+	out, err := fanout.NewOutput(ctx, oc, fanout.Deps{Stdout: stdout, Logger: log, Version: version})
 	if err != nil {
 		fmt.Fprintf(stderr, "auditpipe dlq replay: output %s: %v\n", output, err)
 		return exitFailed

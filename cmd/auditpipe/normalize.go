@@ -18,7 +18,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
 // normalize reads payloads from files or stdin and writes one normalized
@@ -43,14 +43,14 @@ func normalize(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		return exitUsage
 	}
-	var cfg builtin.Config
+	var cfg formats.Config
 	if *configFile != "" {
 		if err := loadYAML(*configFile, &cfg); err != nil {
 			fmt.Fprintf(stderr, "auditpipe normalize: %v\n", err)
 			return exitUsage
 		}
 	}
-	reg, err := builtin.NewRegistry(cfg)
+	reg, err := formats.NewRegistry(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "auditpipe normalize: %v\n", err)
 		return exitUsage

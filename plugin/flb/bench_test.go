@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	tbuiltin "github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
 // BenchmarkFlushPath measures what a flush costs without the network: a
@@ -25,7 +25,7 @@ func BenchmarkFlushPath(b *testing.B) {
 		one["alerts"] = []any{alerts[i%len(alerts)]}
 		chunk = appendRecord(b, chunk, v2, eventTime, map[string]any{}, one)
 	}
-	reg, err := tbuiltin.NewRegistry(tbuiltin.Config{})
+	reg, err := formats.NewRegistry(formats.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/config"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/alertmanager"
@@ -38,7 +38,7 @@ type Config struct {
 	PayloadKey string
 	// Outputs are the outputs the events go to: one built from Output and
 	// its <Output>_<Key> keys, or those of the Config file.
-	Outputs []builtin.OutputConfig
+	Outputs []fanout.OutputConfig
 	// Labels are added to every event (Config file's labels).
 	Labels map[string]string
 	// Transformers configures the built-in formats (Alertname key; Config
@@ -57,7 +57,7 @@ type Config struct {
 	keyOf map[string]string
 }
 
-// tbuiltinConfig mirrors transformers/builtin.Config's sections; it is an
+// tbuiltinConfig mirrors transformers/formats.Config's sections; it is an
 // alias so the Config file decodes into the real types.
 type tbuiltinConfig = struct {
 	Limits       transformers.Limits       `yaml:"limits"`
@@ -70,7 +70,7 @@ type tbuiltinConfig = struct {
 // fileConfig is the YAML file the Config key names: the sidecar's outputs,
 // labels, redact, limits, dead_letter and format sections.
 type fileConfig struct {
-	Outputs      []builtin.OutputConfig    `yaml:"outputs"`
+	Outputs      []fanout.OutputConfig     `yaml:"outputs"`
 	Labels       map[string]string         `yaml:"labels"`
 	Redact       transformers.RedactConfig `yaml:"redact"`
 	Limits       transformers.Limits       `yaml:"limits"`
@@ -137,15 +137,15 @@ func ParseConfig(get func(key string) string) (*Config, error) {
 		}
 		errs = append(errs, strayOutputKeys(get, "")...)
 	case typ == "":
-		errs = append(errs, keyErr("Output", "required: one of %v, or set Config to a YAML file", builtin.Types()))
-	case !slices.Contains(builtin.Types(), typ):
-		errs = append(errs, keyErr("Output", "%q is not one of %v", typ, builtin.Types()))
+		errs = append(errs, keyErr("Output", "required: one of %v, or set Config to a YAML file", fanout.Types()))
+	case !slices.Contains(fanout.Types(), typ):
+		errs = append(errs, keyErr("Output", "%q is not one of %v", typ, fanout.Types()))
 	default:
 		oc, oerrs := c.outputFromKeys(get, typ, val("Output_Name"))
 		errs = append(errs, oerrs...)
 		errs = append(errs, strayOutputKeys(get, typ)...)
 		if len(oerrs) == 0 {
-			c.Outputs = []builtin.OutputConfig{oc}
+			c.Outputs = []fanout.OutputConfig{oc}
 		}
 	}
 	if c.DLQDir == "" {
@@ -164,7 +164,7 @@ func ParseConfig(get func(key string) string) (*Config, error) {
 		}
 	}
 	if len(errs) == 0 {
-		if err := builtin.Validate(c.Outputs); err != nil {
+		if err := fanout.Validate(c.Outputs); err != nil {
 			errs = append(errs, c.rename(err))
 		}
 		if err := c.Transformers.Limits.Validate(); err != nil {
@@ -198,7 +198,7 @@ func (c *Config) loadFile(path string) error {
 	if len(fc.Outputs) == 0 {
 		return keyErr("Config", "%s: outputs: at least one required", path)
 	}
-	if err := builtin.Validate(fc.Outputs); err != nil {
+	if err := fanout.Validate(fc.Outputs); err != nil {
 		return keyErr("Config", "%s: %v", path, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	c.Outputs = fc.Outputs
@@ -259,7 +259,7 @@ func OutputKeys(typ string) []string {
 }
 
 func outputKeys(typ string) []outKey {
-	t := reflect.TypeFor[builtin.OutputConfig]()
+	t := reflect.TypeFor[fanout.OutputConfig]()
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if f.Tag.Get("yaml") != typ || f.Type.Kind() != reflect.Pointer {
@@ -321,7 +321,7 @@ func flbKey(path []string) string {
 }
 
 // outputFromKeys builds the output entry from Output and its keys.
-func (c *Config) outputFromKeys(get func(string) string, typ, name string) (builtin.OutputConfig, []error) {
+func (c *Config) outputFromKeys(get func(string) string, typ, name string) (fanout.OutputConfig, []error) {
 	var errs []error
 	if name == "" {
 		name = typ
@@ -367,7 +367,7 @@ func (c *Config) outputFromKeys(get func(string) string, typ, name string) (buil
 			}
 		}
 	}
-	var oc builtin.OutputConfig
+	var oc fanout.OutputConfig
 	if len(errs) > 0 {
 		return oc, errs
 	}
@@ -381,7 +381,7 @@ func (c *Config) outputFromKeys(get func(string) string, typ, name string) (buil
 // would otherwise silently ignore them.
 func strayOutputKeys(get func(string) string, typ string) []error {
 	var errs []error
-	for _, t := range builtin.Types() {
+	for _, t := range fanout.Types() {
 		if t == typ {
 			continue
 		}

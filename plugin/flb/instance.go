@@ -14,10 +14,10 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/outputs"
-	"github.com/auditpipe/auditpipe/outputs/builtin"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/transformers"
-	tbuiltin "github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -74,7 +74,7 @@ type Instance struct {
 	cfg    *Config
 	log    *slog.Logger
 	tr     transformers.Transformer
-	set    *builtin.Set
+	set    *fanout.Set
 	dlq    *dlq.Store
 	labels map[string]string
 
@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	reg, err := tbuiltin.NewRegistry(tbuiltin.Config(cfg.Transformers))
+	reg, err := formats.NewRegistry(formats.Config(cfg.Transformers))
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 	if err != nil {
 		return nil, keyErr("DLQ_Dir", "%v", err)
 	}
-	set, err := builtin.Build(ctx, cfg.Outputs, builtin.Deps{Logger: logger, DeadLetters: store, Version: "fluent-bit-plugin"})
+	set, err := fanout.Build(ctx, cfg.Outputs, fanout.Deps{Logger: logger, DeadLetters: store, Version: "fluent-bit-plugin"})
 	if err != nil {
 		store.Close()
 		return nil, cfg.rename(err)
@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 	return newInstance(cfg, logger, tr, set, store), nil
 }
 
-func newInstance(cfg *Config, logger *slog.Logger, tr transformers.Transformer, set *builtin.Set, store *dlq.Store) *Instance {
+func newInstance(cfg *Config, logger *slog.Logger, tr transformers.Transformer, set *fanout.Set, store *dlq.Store) *Instance {
 	in := &Instance{cfg: cfg, log: logger, tr: tr, set: set, dlq: store, labels: cfg.Labels}
 	in.batches.New = func() any { return new(batch) }
 	return in

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe/outputs"
-	obuiltin "github.com/auditpipe/auditpipe/outputs/builtin"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/alertmanager"
@@ -60,9 +60,9 @@ type Config struct {
 	// Default dir: data_dir/queue; the other defaults are the queue
 	// package's.
 	Queue queue.Config `yaml:"queue"`
-	// Outputs are where events go (outputs/builtin). Default: one stdout
+	// Outputs are where events go (outputs/fanout). Default: one stdout
 	// output, applied when the outputs are built.
-	Outputs []obuiltin.OutputConfig `yaml:"outputs"`
+	Outputs []fanout.OutputConfig `yaml:"outputs"`
 	// DeadLetter stores events an output rejected for good. Default dir:
 	// data_dir/dlq.
 	DeadLetter dlq.Config `yaml:"dead_letter"`

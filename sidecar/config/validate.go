@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	obuiltin "github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/alertmanager"
 	"github.com/auditpipe/auditpipe/transformers/app"
@@ -74,7 +74,7 @@ func (c *Config) Validate() error {
 	if err := d.DeadLetter.Validate(); err != nil {
 		v.wrap("dead_letter.", err)
 	}
-	if err := obuiltin.Validate(d.Outputs); err != nil {
+	if err := fanout.Validate(d.Outputs); err != nil {
 		v.wrap("", err)
 	}
 	validateLabels(v, "labels", d.Labels)

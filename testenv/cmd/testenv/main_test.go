@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
 
-	obuiltin "github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
 	"github.com/auditpipe/auditpipe/testenv/s3test"
 )
@@ -60,13 +60,13 @@ func TestStackReceivesEventsInAllFour(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg struct {
-		Outputs []obuiltin.OutputConfig `yaml:"outputs"`
+		Outputs []fanout.OutputConfig `yaml:"outputs"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&cfg); err != nil {
 		t.Fatal(err)
 	}
-	set, err := obuiltin.Build(ctx, cfg.Outputs, obuiltin.Deps{})
+	set, err := fanout.Build(ctx, cfg.Outputs, fanout.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package builtin_test
+package fanout_test
 
 import (
 	"bytes"
@@ -10,14 +10,14 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/auditpipe/auditpipe/outputs/builtin"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
 )
 
-func parse(t *testing.T, src string) []builtin.OutputConfig {
+func parse(t *testing.T, src string) []fanout.OutputConfig {
 	t.Helper()
 	var c struct {
-		Outputs []builtin.OutputConfig `yaml:"outputs"`
+		Outputs []fanout.OutputConfig `yaml:"outputs"`
 	}
 	dec := yaml.NewDecoder(strings.NewReader(src))
 	dec.KnownFields(true)
@@ -47,7 +47,7 @@ outputs:
   - name: f
     type: file
 `)
-	err := builtin.Validate(cfgs)
+	err := fanout.Validate(cfgs)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -79,11 +79,11 @@ outputs:
   - {name: f, type: file, file: {path: /tmp/x.ndjson}}
   - {name: o, type: stdout}
 `)
-	if err := builtin.Validate(cfgs); err != nil {
+	if err := fanout.Validate(cfgs); err != nil {
 		t.Fatal(err)
 	}
-	if len(cfgs) != len(builtin.Types()) {
-		t.Errorf("%d entries for %d types", len(cfgs), len(builtin.Types()))
+	if len(cfgs) != len(fanout.Types()) {
+		t.Errorf("%d entries for %d types", len(cfgs), len(fanout.Types()))
 	}
 }
 
@@ -100,7 +100,7 @@ outputs:
     match: [{source_types: [k8s]}, {source_types: [app], outcomes: [success]}]
     file: {path: `+filepath.Join(dir, "k8s.ndjson")+`}
 `)
-	set, err := builtin.Build(context.Background(), cfgs, builtin.Deps{})
+	set, err := fanout.Build(context.Background(), cfgs, fanout.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ outputs:
 
 func TestDefaultIsStdout(t *testing.T) {
 	var out bytes.Buffer
-	set, err := builtin.Build(context.Background(), nil, builtin.Deps{Stdout: &out})
+	set, err := fanout.Build(context.Background(), nil, fanout.Deps{Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,17 +155,17 @@ outputs:
   - {name: ok, type: stdout}
   - {name: broken, type: file, file: {path: /proc/none/x.ndjson}}
 `)
-	_, err := builtin.Build(context.Background(), cfgs, builtin.Deps{})
+	_, err := fanout.Build(context.Background(), cfgs, fanout.Deps{})
 	if err == nil || !strings.Contains(err.Error(), "outputs[1] (broken)") {
 		t.Errorf("err = %v", err)
 	}
 }
 
 func TestDefaultBatch(t *testing.T) {
-	if b := builtin.DefaultBatch("s3"); b.MaxEvents != 10000 {
+	if b := fanout.DefaultBatch("s3"); b.MaxEvents != 10000 {
 		t.Errorf("s3 batch %+v", b)
 	}
-	if b := builtin.DefaultBatch("kafka"); b.MaxEvents != 500 {
+	if b := fanout.DefaultBatch("kafka"); b.MaxEvents != 500 {
 		t.Errorf("kafka batch %+v", b)
 	}
 }

@@ -1,4 +1,4 @@
-package builtin_test
+package formats_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
 // memShape is one payload shape of the memory measurements: a body of
@@ -213,7 +213,7 @@ func measure(tr transformers.Transformer, in transformers.Input, gcPercent int) 
 // BenchmarkTransformMemory reports them with the heap at the default GOGC
 // too.
 func TestTransformMemory(t *testing.T) {
-	reg, err := builtin.NewRegistry(builtin.Config{})
+	reg, err := formats.NewRegistry(formats.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestTransformMemory(t *testing.T) {
 // peak with the default GOGC=100, garbage included, as a process sees it;
 // alloc-x, the bytes allocated. Not timing: run it with -benchtime 1x.
 func BenchmarkTransformMemory(b *testing.B) {
-	reg, err := builtin.NewRegistry(builtin.Config{})
+	reg, err := formats.NewRegistry(formats.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package builtin_test
+package formats_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
 // BenchmarkInstructionCount is the workload of `make icount`, run once
@@ -37,7 +37,7 @@ func BenchmarkInstructionCount(b *testing.B) {
 		}
 		return
 	}
-	reg, err := builtin.NewRegistry(builtin.Config{})
+	reg, err := formats.NewRegistry(formats.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

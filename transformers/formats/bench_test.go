@@ -1,4 +1,4 @@
-package builtin_test
+package formats_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 	"github.com/valyala/fastjson"
 )
 
@@ -35,7 +35,7 @@ func benchCases(b *testing.B) map[string][]byte {
 // redaction, canonical id, raw hash, validation) per payload. events/s is
 // per core: run with -cpu 1 for the single-core figure.
 func BenchmarkTransform(b *testing.B) {
-	reg, err := builtin.NewRegistry(builtin.Config{})
+	reg, err := formats.NewRegistry(formats.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

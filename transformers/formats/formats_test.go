@@ -1,4 +1,4 @@
-package builtin_test
+package formats_test
 
 import (
 	"bytes"
@@ -8,12 +8,12 @@ import (
 	"testing"
 
 	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/auditpipe/auditpipe/transformers/builtin"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 	"github.com/auditpipe/auditpipe/transformers/transformertest"
 )
 
 func registry(t testing.TB) *transformers.Registry {
-	reg, err := builtin.NewRegistry(builtin.Config{})
+	reg, err := formats.NewRegistry(formats.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestAutoRejectsUnknownShape(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
-	tests := map[string]builtin.Config{
+	tests := map[string]formats.Config{
 		"limits.max_depth":       {Limits: transformers.Limits{MaxDepth: -1}},
 		"redact.keys[0]":         {Redact: transformers.RedactConfig{Keys: []string{"--"}}},
 		"k8s.stages[0]":          {K8s: k8sStages("Sometimes")},
@@ -77,7 +77,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"alertmanager.alertname": {Alertmanager: alertname(" audit ")},
 	}
 	for key, cfg := range tests {
-		if _, err := builtin.NewRegistry(cfg); err == nil || !strings.Contains(err.Error(), key) {
+		if _, err := formats.NewRegistry(cfg); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("NewRegistry: error %v must name %s", err, key)
 		}
 	}

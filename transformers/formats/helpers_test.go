@@ -1,4 +1,4 @@
-package builtin_test
+package formats_test
 
 import (
 	"github.com/auditpipe/auditpipe/transformers/alertmanager"

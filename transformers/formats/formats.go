@@ -1,7 +1,7 @@
-// Package builtin assembles the formats auditpipe ships into a registry,
+// Package formats assembles the formats auditpipe ships into a registry,
 // from the one configuration model the sidecar YAML and the Fluent Bit
 // plugin keys share.
-package builtin
+package formats
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-// Package builtin builds auditpipe's outputs by name from configuration:
+// Package fanout builds auditpipe's outputs by name from configuration:
 // the `outputs` list shared by the sidecar's YAML and the Fluent Bit
 // plugin. Each entry names an output, its type, the events it takes
 // (match), how it retries and how big its batches are; the type's own
@@ -17,7 +17,7 @@
 //
 // A Set is the built outputs with their Deliverers; both front doors hand
 // events to it.
-package builtin
+package fanout
 
 import (
 	"context"
