@@ -143,9 +143,41 @@ func (c *SealerConfig) Validate() error {
 // the output's cursor, and advance it only when the batch it came from is
 // acknowledged.
 type State struct {
+	Stream    string // the chain's name, so a restart continues the same one
 	Seq       uint64 // the last sealed event's; 0 before the first
 	Head      Hash   // the last sealed event's hash
 	SignedSeq uint64 // the last signed event's
+}
+
+const stateVersion = 1
+
+// MarshalBinary encodes the state for a cursor file. Its size depends
+// only on the stream name, so a chain's state always has one size.
+func (s State) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 1+2+len(s.Stream)+8+len(s.Head)+8)
+	b = append(b, stateVersion)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s.Stream)))
+	b = append(b, s.Stream...)
+	b = binary.BigEndian.AppendUint64(b, s.Seq)
+	b = append(b, s.Head[:]...)
+	return binary.BigEndian.AppendUint64(b, s.SignedSeq), nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote.
+func (s *State) UnmarshalBinary(b []byte) error {
+	if len(b) < 3 || b[0] != stateVersion {
+		return errors.New("integrity state: unknown version")
+	}
+	n := int(binary.BigEndian.Uint16(b[1:]))
+	if len(b) != 3+n+8+len(s.Head)+8 {
+		return errors.New("integrity state: wrong size")
+	}
+	s.Stream = string(b[3 : 3+n])
+	b = b[3+n:]
+	s.Seq = binary.BigEndian.Uint64(b)
+	copy(s.Head[:], b[8:])
+	s.SignedSeq = binary.BigEndian.Uint64(b[8+len(s.Head):])
+	return nil
 }
 
 // Sealer fills events' integrity blocks. It holds no chain state of its
@@ -183,6 +215,13 @@ func (s *Sealer) Stream() string { return s.cfg.Stream }
 // events and State give the same result, signatures included (Ed25519 is
 // deterministic). It returns the State after the last event.
 func (s *Sealer) Seal(st State, events []auditpipe.Event) (State, error) {
+	switch st.Stream {
+	case "":
+		st.Stream = s.cfg.Stream
+	case s.cfg.Stream:
+	default:
+		return st, fmt.Errorf("state of stream %q given to the sealer of %q", st.Stream, s.cfg.Stream)
+	}
 	for i := range events {
 		ev := &events[i]
 		ev.Integrity = nil

@@ -77,6 +77,25 @@ func TestRotation(t *testing.T) {
 	}
 }
 
+func TestStateRoundTrip(t *testing.T) {
+	st := integrity.State{Stream: "siem/gw-0/1764760000", Seq: 99, Head: integrity.Hash{1, 2, 3}, SignedSeq: 98}
+	b, _ := st.MarshalBinary()
+	var back integrity.State
+	if err := back.UnmarshalBinary(b); err != nil || back != st {
+		t.Fatalf("%+v %v", back, err)
+	}
+	for _, bad := range [][]byte{nil, {2}, b[:len(b)-1], append(b, 0)} {
+		if err := back.UnmarshalBinary(bad); err == nil {
+			t.Errorf("%x accepted", bad)
+		}
+	}
+	priv, _ := key(t, 1)
+	s, _ := integrity.NewSealer(integrity.SealerConfig{Stream: "other", Key: priv})
+	if _, err := s.Seal(st, events(1)); err == nil {
+		t.Error("a state of another stream was sealed on")
+	}
+}
+
 func TestEveryEventMode(t *testing.T) {
 	priv, pub := key(t, 3)
 	lines := seal(t, priv, integrity.SignEveryEvent, events(7), 7)
