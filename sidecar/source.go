@@ -149,7 +149,7 @@ func (s *Sidecar) handle(w http.ResponseWriter, r *http.Request, src *source) in
 // and the sender retries.
 func (s *Sidecar) transform(r *http.Request, src *source, body []byte, at time.Time) (ingest.Outcome, *refusal) {
 	var res transformers.Result
-	out, err := src.stage.Ingest(r.Context(), transformers.Input{Body: body,
+	out, err := src.stage.Ingest(r.Context(), &transformers.Input{Body: body,
 		Meta: transformers.Meta{SourceName: src.name, Headers: r.Header, ReceivedAt: at}}, nil, &res)
 	if err != nil {
 		return out, &refusal{http.StatusServiceUnavailable, "unavailable", "transformer unavailable; retry"}

@@ -42,8 +42,8 @@ func newStage(t *testing.T, cfg Config) *Stage {
 	return s
 }
 
-func input() transformers.Input {
-	return transformers.Input{Meta: transformers.Meta{SourceName: "src"}}
+func in() *transformers.Input {
+	return &transformers.Input{Meta: transformers.Meta{SourceName: "src"}}
 }
 
 func TestNewNeedsATransformer(t *testing.T) {
@@ -63,7 +63,7 @@ func TestLabelPrecedence(t *testing.T) {
 	from.Add("tag", "audit.x")
 	from.Add("env", "origin")
 	var res transformers.Result
-	o, err := s.Ingest(context.Background(), input(), &from, &res)
+	o, err := s.Ingest(context.Background(), in(), &from, &res)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestLabelPrecedence(t *testing.T) {
 		t.Error("events without labels of their own do not share one set")
 	}
 	// A second payload of the same origin shares the same set still.
-	if _, err := s.Ingest(context.Background(), input(), &from, &res); err != nil {
+	if _, err := s.Ingest(context.Background(), in(), &from, &res); err != nil {
 		t.Fatal(err)
 	}
 	if reflect.ValueOf(res.Events[3].Labels).UnsafePointer() != reflect.ValueOf(o.Events[0].Labels).UnsafePointer() {
@@ -89,7 +89,7 @@ func TestLabelPrecedence(t *testing.T) {
 	}
 	// A change to the origin makes a new set.
 	from.Add("extra", "1")
-	o, _ = s.Ingest(context.Background(), input(), &from, &res)
+	o, _ = s.Ingest(context.Background(), in(), &from, &res)
 	if o.Events[0].Labels["extra"] != "1" {
 		t.Errorf("labels after Add: %v", o.Events[0].Labels)
 	}
@@ -101,7 +101,7 @@ func TestLabelsWithoutOrigin(t *testing.T) {
 	s := newStage(t, Config{Transformer: tr, Labels: static})
 	static["cluster"] = "changed later" // the stage keeps a copy
 	var res transformers.Result
-	o, _ := s.Ingest(context.Background(), input(), nil, &res)
+	o, _ := s.Ingest(context.Background(), in(), nil, &res)
 	if o.Events[0].Labels["cluster"] != "c1" || o.Events[1].Labels["cluster"] != "own" {
 		t.Errorf("labels %v, %v", o.Events[0].Labels, o.Events[1].Labels)
 	}
@@ -111,7 +111,7 @@ func TestLabelsWithoutOrigin(t *testing.T) {
 	s = newStage(t, Config{Transformer: tr})
 	res = transformers.Result{}
 	tr.events[0].Labels = nil
-	o, _ = s.Ingest(context.Background(), input(), &Origin{}, &res)
+	o, _ = s.Ingest(context.Background(), in(), &Origin{}, &res)
 	if o.Events[0].Labels != nil || o.Events[1].Labels["cluster"] != "own" {
 		t.Errorf("labels %v, %v", o.Events[0].Labels, o.Events[1].Labels)
 	}
@@ -121,7 +121,7 @@ func TestIngestAppendsToTheCallersResult(t *testing.T) {
 	tr := &fake{events: []auditpipe.Event{{ID: "x"}}, skipped: map[string]int{"resolved": 1}}
 	s := newStage(t, Config{Transformer: tr})
 	res := transformers.Result{Events: []auditpipe.Event{{ID: "earlier"}}, Errors: []*transformers.Error{{}}}
-	o, err := s.Ingest(context.Background(), input(), nil, &res)
+	o, err := s.Ingest(context.Background(), in(), nil, &res)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestErrorsFolded(t *testing.T) {
 	tr := &fake{events: []auditpipe.Event{{ID: "good"}}, errs: items, err: errors.New("whole payload")}
 	s := newStage(t, Config{Transformer: tr})
 	var res transformers.Result
-	o, err := s.Ingest(context.Background(), input(), nil, &res)
+	o, err := s.Ingest(context.Background(), in(), nil, &res)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestEmptyPayload(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var res transformers.Result
-			o, err := newStage(t, Config{Transformer: tc.tr}).Ingest(context.Background(), input(), nil, &res)
+			o, err := newStage(t, Config{Transformer: tc.tr}).Ingest(context.Background(), in(), nil, &res)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,7 +188,7 @@ func TestEmptyPayload(t *testing.T) {
 		})
 	}
 	var res transformers.Result
-	o, _ := newStage(t, Config{Transformer: &fake{}, Empty: "the record holds no audit event"}).Ingest(context.Background(), input(), nil, &res)
+	o, _ := newStage(t, Config{Transformer: &fake{}, Empty: "the record holds no audit event"}).Ingest(context.Background(), in(), nil, &res)
 	if o.Reason() != "the record holds no audit event" || len(o.Errors) != 1 {
 		t.Errorf("with Config.Empty: Reason %q, errors %v", o.Reason(), o.Errors)
 	}
@@ -200,7 +200,7 @@ func TestUnavailableIsNotAnOutcome(t *testing.T) {
 	var skips int
 	s := newStage(t, Config{Transformer: tr, OnSkip: func(string, int) { skips++ }})
 	res := transformers.Result{Events: []auditpipe.Event{{ID: "earlier"}}}
-	_, err := s.Ingest(context.Background(), input(), nil, &res)
+	_, err := s.Ingest(context.Background(), in(), nil, &res)
 	if !errors.Is(err, transformers.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
@@ -217,7 +217,7 @@ func TestSkipsCountedByReason(t *testing.T) {
 	tr := &fake{skipped: map[string]int{"resolved": 2, "alertname": 1}}
 	s := newStage(t, Config{Transformer: tr, OnSkip: func(reason string, n int) { got[reason] += n }})
 	var res transformers.Result
-	o, err := s.Ingest(context.Background(), input(), nil, &res)
+	o, err := s.Ingest(context.Background(), in(), nil, &res)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,13 +231,13 @@ func TestOriginReset(t *testing.T) {
 	var from Origin
 	from.Add("a", "1")
 	var res transformers.Result
-	o, _ := s.Ingest(context.Background(), input(), &from, &res)
+	o, _ := s.Ingest(context.Background(), in(), &from, &res)
 	if o.Events[0].Labels["a"] != "1" {
 		t.Fatalf("labels %v", o.Events[0].Labels)
 	}
 	from.Reset()
 	from.Add("b", "2")
-	o, _ = s.Ingest(context.Background(), input(), &from, &res)
+	o, _ = s.Ingest(context.Background(), in(), &from, &res)
 	if !maps.Equal(o.Events[0].Labels, map[string]string{"b": "2"}) {
 		t.Errorf("labels after Reset: %v", o.Events[0].Labels)
 	}

@@ -274,12 +274,12 @@ func (in *Instance) read(ctx context.Context, tag string, chunk []byte, now time
 // hold a payload), transformed by the stage, and dead-lettered if
 // malformed. The error is the stage's: the transformer is unavailable.
 func (in *Instance) take(ctx context.Context, src, tag string, now time.Time, rec *Record, b *batch) error {
-	input, reason := in.admit(src, rec)
-	if reason != "" {
+	var input transformers.Input
+	if reason := in.admit(src, rec, &input); reason != "" {
 		b.letters = append(b.letters, letter(now, src, rec, reason))
 		return nil
 	}
-	out, err := in.stage.Ingest(ctx, input, b.origin(tag, rec.Meta), &b.res)
+	out, err := in.stage.Ingest(ctx, &input, b.origin(tag, rec.Meta), &b.res)
 	if err != nil {
 		return err
 	}
@@ -292,22 +292,22 @@ func (in *Instance) take(ctx context.Context, src, tag string, now time.Time, re
 // admit finds the payload in a record: the record itself, or the value
 // of Payload_Key. reason is non-empty when the record holds none and must
 // be dead-lettered.
-func (in *Instance) admit(src string, rec *Record) (input transformers.Input, reason string) {
+func (in *Instance) admit(src string, rec *Record, input *transformers.Input) (reason string) {
 	if msgp.NextType(rec.Body) != msgp.MapType {
-		return input, "record is not a map but " + kind(rec.Body)
+		return "record is not a map but " + kind(rec.Body)
 	}
 	input.Meta = transformers.Meta{SourceName: src, ReceivedAt: rec.Time}
 	k := in.cfg.PayloadKey
 	if k == "" {
 		input.Msgpack = rec.Body
-		return input, ""
+		return ""
 	}
 	v, found, err := member(rec.Body, k)
 	switch {
 	case err != nil:
-		return input, fmt.Sprintf("Payload_Key %q: %v", k, err)
+		return fmt.Sprintf("Payload_Key %q: %v", k, err)
 	case !found || msgp.NextType(v) == msgp.NilType:
-		return input, fmt.Sprintf("Payload_Key %q: missing from the record", k)
+		return fmt.Sprintf("Payload_Key %q: missing from the record", k)
 	}
 	switch msgp.NextType(v) {
 	// The JSON text aliases the chunk, which outlives the transform;
@@ -319,17 +319,21 @@ func (in *Instance) admit(src string, rec *Record) (input transformers.Input, re
 	case msgp.MapType:
 		input.Msgpack = v
 	default:
-		return input, fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v))
+		return fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v))
 	}
-	return input, ""
+	return ""
 }
 
 // origin is where a record's events come from: the tag, and the v2
 // metadata, one label per key (values that are not strings as JSON).
 func (b *batch) origin(tag string, meta map[string]any) *ingest.Origin {
 	if len(meta) == 0 {
-		return &b.tagged
+		return &b.tagged // small enough to inline: the common case
 	}
+	return b.metaOrigin(tag, meta)
+}
+
+func (b *batch) metaOrigin(tag string, meta map[string]any) *ingest.Origin {
 	b.meta.Reset()
 	b.meta.Add(TagLabel, tag)
 	for k, v := range meta {
