@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/sidecar/auth"
@@ -253,7 +254,7 @@ func (s *Sidecar) enqueue(ctx context.Context, src *source, events []auditpipe.E
 			maps.Copy(l, ev.Labels)
 			ev.Labels = l
 		}
-		buf = ev.AppendJSON(buf)
+		buf = eventjson.Append(buf, ev)
 		ends[i] = len(buf)
 		if !s.outputs.Selects(ev) {
 			s.metrics.unmatched.Inc()

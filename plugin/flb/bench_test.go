@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
@@ -42,7 +43,7 @@ func BenchmarkFlushPath(b *testing.B) {
 		}
 		buf = buf[:0]
 		for i := range bt.events {
-			buf = bt.events[i].AppendJSON(buf)
+			buf = eventjson.Append(buf, &bt.events[i])
 		}
 		in.putBatch(bt)
 	}
