@@ -86,7 +86,7 @@ bench: ## transform benchmarks on one core; results in build/bench.txt
 	@mkdir -p $(BIN)
 	@rm -f $(BIN)/bench.txt
 	@for i in $$(seq $(COUNT)); do \
-	  $(GO) test -run '^$$' -bench 'Transform|Decode|EncodeEvent' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 . ./transformers/formats/ | tee -a $(BIN)/bench.txt; \
+	  $(GO) test -run '^$$' -bench 'Transform|Decode|EncodeEvent' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 ./eventjson ./transformers/formats/ | tee -a $(BIN)/bench.txt; \
 	done
 	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) $(BIN)/bench.txt
 
@@ -96,7 +96,7 @@ bench-outputs: $(VERSITYGW) ## output and encoder benchmarks on one core; result
 	@mkdir -p $(BIN)
 	@rm -f $(BIN)/bench-outputs.txt
 	@for i in $$(seq $(COUNT)); do \
-	  $(GO) test -run '^$$' -bench 'Encode|AppendStructured|Write' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 . ./outputs/... | tee -a $(BIN)/bench-outputs.txt; \
+	  $(GO) test -run '^$$' -bench 'Encode|AppendStructured|Write' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 ./eventjson ./outputs/... | tee -a $(BIN)/bench-outputs.txt; \
 	done
 	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) $(BIN)/bench-outputs.txt
 

@@ -18,6 +18,12 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
 
+// MaxDetailsDepth bounds nesting inside an event's details, below
+// encoding/json's 10000: Validate refuses deeper details and the event
+// decoder (eventjson) stops at it, so reading an event never recurses
+// deeply.
+const MaxDetailsDepth = 1000
+
 // Validate checks that e is a well-formed schema_version "1" event: required
 // fields are present, enumerations hold one of their values and details is
 // a JSON object. It reports every problem at once (joined), each as a
@@ -27,7 +33,7 @@ func (e *Event) Validate() error {
 	if len(e.Details) > 0 {
 		// jsonsyntax.Valid is encoding/json's json.Valid at a fraction of
 		// the cost, and also refuses invalid UTF-8 and lone surrogates.
-		if firstNonSpace(e.Details) != '{' || !jsonsyntax.Valid(e.Details, MaxDecodeDepth) {
+		if firstNonSpace(e.Details) != '{' || !jsonsyntax.Valid(e.Details, MaxDetailsDepth) {
 			errs = append(errs, &FieldError{Field: "details", Problem: "must be a JSON object"})
 		}
 	}

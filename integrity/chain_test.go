@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/integrity"
 )
 
@@ -23,7 +24,7 @@ func TestRetryIsADuplicateNotAFork(t *testing.T) {
 	var lines [][]byte
 	write := func(b []auditpipe.Event) {
 		for i := range b {
-			lines = append(lines, append(b[i].AppendJSON(nil), '\n'))
+			lines = append(lines, append(eventjson.Append(nil, &b[i]), '\n'))
 		}
 	}
 	st1, _ := s.Seal(integrity.State{}, evs[:6])
@@ -62,7 +63,7 @@ func TestRotation(t *testing.T) {
 	s2.Seal(st, evs[5:]) // restarted with the new key
 	var lines [][]byte
 	for i := range evs {
-		lines = append(lines, append(evs[i].AppendJSON(nil), '\n'))
+		lines = append(lines, append(eventjson.Append(nil, &evs[i]), '\n'))
 	}
 	r := verify(t, lines, pub1, pub2)
 	if !r.OK || r.Verified != 10 || r.Signatures.ByKey[integrity.KeyID(pub1)] != 1 || r.Signatures.ByKey[integrity.KeyID(pub2)] != 1 {

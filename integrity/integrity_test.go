@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/integrity"
 )
 
@@ -64,7 +65,7 @@ func seal(t testing.TB, priv ed25519.PrivateKey, mode integrity.Mode, evs []audi
 			t.Fatal(err)
 		}
 		for j := range b {
-			lines = append(lines, append(b[j].AppendJSON(nil), '\n'))
+			lines = append(lines, append(eventjson.Append(nil, &b[j]), '\n'))
 		}
 	}
 	return lines
@@ -86,11 +87,11 @@ func verify(t testing.TB, lines [][]byte, keys ...ed25519.PublicKey) *integrity.
 func edit(t testing.TB, line []byte, f func(*auditpipe.Event)) []byte {
 	t.Helper()
 	var ev auditpipe.Event
-	if err := auditpipe.DecodeJSON(bytes.TrimSpace(line), &ev); err != nil {
+	if err := eventjson.Decode(bytes.TrimSpace(line), &ev); err != nil {
 		t.Fatal(err)
 	}
 	f(&ev)
-	return append(ev.AppendJSON(nil), '\n')
+	return append(eventjson.Append(nil, &ev), '\n')
 }
 
 // TestTamper is the table the issue asks for: each way of tampering with
@@ -148,10 +149,10 @@ func TestTamper(t *testing.T) {
 			evs := events(21)[20:]
 			forge, _ := integrity.NewSealer(integrity.SealerConfig{Stream: "siem/gw-0", Key: other})
 			var last auditpipe.Event
-			auditpipe.DecodeJSON(bytes.TrimSpace(l[19]), &last)
+			eventjson.Decode(bytes.TrimSpace(l[19]), &last)
 			h, _ := integrity.ParseHash(last.Integrity.Hash)
 			forge.Seal(integrity.State{Seq: 20, Head: h}, evs)
-			return append(l, append(evs[0].AppendJSON(nil), '\n'))
+			return append(l, append(eventjson.Append(nil, &evs[0]), '\n'))
 		}, verdict{verified: 20, tail: 1, badSig: 1}},
 		{"two events swapped", func(l [][]byte) [][]byte {
 			l[2], l[3] = l[3], l[2]
@@ -159,10 +160,10 @@ func TestTamper(t *testing.T) {
 		}, verdict{ok: true, verified: 20}},
 		{"two events' contents swapped", func(l [][]byte) [][]byte {
 			var a, b auditpipe.Event
-			auditpipe.DecodeJSON(bytes.TrimSpace(l[10]), &a)
-			auditpipe.DecodeJSON(bytes.TrimSpace(l[11]), &b)
+			eventjson.Decode(bytes.TrimSpace(l[10]), &a)
+			eventjson.Decode(bytes.TrimSpace(l[11]), &b)
 			a.Integrity, b.Integrity = b.Integrity, a.Integrity
-			l[10], l[11] = append(a.AppendJSON(nil), '\n'), append(b.AppendJSON(nil), '\n')
+			l[10], l[11] = append(eventjson.Append(nil, &a), '\n'), append(eventjson.Append(nil, &b), '\n')
 			return l
 		}, verdict{verified: 18, altered: 2}},
 		{"end truncated mid-batch", func(l [][]byte) [][]byte { return l[:18] }, verdict{ok: true, verified: 15, tail: 3}},
@@ -174,7 +175,7 @@ func TestTamper(t *testing.T) {
 		}, verdict{ok: true, verified: 15, tail: 5}},
 		{"signature moved to another position", func(l [][]byte) [][]byte {
 			var a auditpipe.Event
-			auditpipe.DecodeJSON(bytes.TrimSpace(l[4]), &a)
+			eventjson.Decode(bytes.TrimSpace(l[4]), &a)
 			l[8] = edit(t, l[8], func(ev *auditpipe.Event) {
 				ev.Integrity.Signature, ev.Integrity.KeyID = a.Integrity.Signature, a.Integrity.KeyID
 			})

@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 )
 
 // MaxLine bounds one NDJSON line: above any event the sidecar accepts.
@@ -70,7 +71,7 @@ func (v *Verifier) line(b []byte, at Where, ev *auditpipe.Event) {
 		return
 	}
 	*ev = auditpipe.Event{}
-	if err := auditpipe.DecodeJSON(b, ev); err != nil {
+	if err := eventjson.Decode(b, ev); err != nil {
 		v.Malformed(at, err)
 		return
 	}

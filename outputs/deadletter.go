@@ -15,7 +15,7 @@ type DeadLetter struct {
 	// payload rejected before any output saw it.
 	Output string `json:"output,omitempty"`
 	Error  string `json:"error"`
-	// Event is the event's JSON form (Event.AppendJSON).
+	// Event is the event's JSON form (eventjson.Append).
 	Event json.RawMessage `json:"event,omitempty"`
 	// Source and Payload hold input that could not be transformed: the
 	// source it arrived on and its bytes as received.

@@ -12,6 +12,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 )
 
 // RetryConfig is how a Deliverer retries retryable failures: exponential
@@ -349,7 +350,7 @@ func (d *Deliverer) deadLetter(ctx context.Context, perm []failed) *UndeliveredE
 	now := d.now().UTC()
 	letters := make([]DeadLetter, len(perm))
 	for i, f := range perm {
-		letters[i] = DeadLetter{Time: now, Output: d.name, Error: f.err.Error(), Event: f.ev.AppendJSON(nil)}
+		letters[i] = DeadLetter{Time: now, Output: d.name, Error: f.err.Error(), Event: eventjson.Append(nil, f.ev)}
 	}
 	if err := d.dlq.DeadLetter(ctx, letters); err != nil {
 		evs := make([]auditpipe.Event, len(perm))

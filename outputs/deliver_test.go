@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
 )
@@ -82,7 +83,7 @@ func TestDeliverRetriesOnlyFailedEvents(t *testing.T) {
 	if len(got) != 1 || got[0].Output != "test" || got[0].Error != "mapping" || !got[0].Time.Equal(outputstest.Base) {
 		t.Fatalf("dead letters = %+v", got)
 	}
-	if want := evs[2].AppendJSON(nil); string(got[0].Event) != string(want) {
+	if want := eventjson.Append(nil, &evs[2]); string(got[0].Event) != string(want) {
 		t.Errorf("dead letter event = %s, want %s", got[0].Event, want)
 	}
 	if s := d.Stats(); s != (outputs.Stats{Delivered: 5, Retried: 3, DeadLettered: 1, FailedAttempts: 2}) {

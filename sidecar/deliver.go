@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
@@ -73,7 +74,7 @@ func (s *Sidecar) decode(ctx context.Context, output string, recs []queue.Record
 	events := make([]auditpipe.Event, 0, len(recs))
 	for _, rec := range recs {
 		var ev auditpipe.Event
-		if err := auditpipe.DecodeJSON(rec.Data, &ev); err != nil {
+		if err := eventjson.Decode(rec.Data, &ev); err != nil {
 			s.log.Error("undecodable queue record dead-lettered", "output", output, "seq", rec.Seq, "err", err)
 			if derr := s.dlq.DeadLetter(ctx, []outputs.DeadLetter{{Time: s.now().UTC(), Output: output,
 				Error: fmt.Sprintf("queue record %d does not decode: %v", rec.Seq, err), Payload: rec.Data}}); derr != nil {

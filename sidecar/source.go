@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/internal/ingest"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
@@ -243,7 +244,7 @@ func (s *Sidecar) enqueue(ctx context.Context, events []auditpipe.Event) error {
 	var buf []byte
 	for i := range events {
 		ev := &events[i]
-		buf = ev.AppendJSON(buf)
+		buf = eventjson.Append(buf, ev)
 		ends[i] = len(buf)
 		if !s.outputs.Selects(ev) {
 			s.metrics.unmatched.Inc()

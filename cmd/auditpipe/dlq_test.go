@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
@@ -25,7 +26,7 @@ func TestDLQListAndReplay(t *testing.T) {
 		if i == 2 {
 			out = "siem"
 		}
-		ls = append(ls, outputs.DeadLetter{Time: outputstest.Base, Output: out, Error: "HTTP 400 Bad Request:\nmapper_parsing_exception", Event: evs[i].AppendJSON(nil)})
+		ls = append(ls, outputs.DeadLetter{Time: outputstest.Base, Output: out, Error: "HTTP 400 Bad Request:\nmapper_parsing_exception", Event: eventjson.Append(nil, &evs[i])})
 	}
 	ls = append(ls, outputs.DeadLetter{Time: outputstest.Base, Source: "spacelift", Error: "$.timestamp: missing", Payload: []byte(`{}`)})
 	if err := store.DeadLetter(context.Background(), ls); err != nil {
@@ -65,7 +66,7 @@ outputs:
 		t.Fatalf("replay: exit %d: %s", code, errOut)
 	}
 	got, _ := os.ReadFile(archive)
-	if want := string(evs[0].AppendJSON(nil)) + "\n" + string(evs[1].AppendJSON(nil)) + "\n"; string(got) != want {
+	if want := string(eventjson.Append(nil, &evs[0])) + "\n" + string(eventjson.Append(nil, &evs[1])) + "\n"; string(got) != want {
 		t.Errorf("archive:\n%s\nwant\n%s", got, want)
 	}
 	// The siem letter replayed into archive with --from; the payload stays.
@@ -116,7 +117,7 @@ func TestDLQListUsesTheSidecarsDefaultDir(t *testing.T) {
 				t.Fatal(err)
 			}
 			ev := outputstest.Event(7)
-			if err := store.DeadLetter(context.Background(), []outputs.DeadLetter{{Time: outputstest.Base, Output: "archive", Error: "rejected", Event: ev.AppendJSON(nil)}}); err != nil {
+			if err := store.DeadLetter(context.Background(), []outputs.DeadLetter{{Time: outputstest.Base, Output: "archive", Error: "rejected", Event: eventjson.Append(nil, &ev)}}); err != nil {
 				t.Fatal(err)
 			}
 			store.Close()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/integrity"
 )
 
@@ -68,7 +69,7 @@ func sealedFile(t *testing.T, dir string, gz bool) (file, pub string) {
 		zw = gzip.NewWriter(&buf)
 	}
 	for i := range evs {
-		line := append(evs[i].AppendJSON(nil), '\n')
+		line := append(eventjson.Append(nil, &evs[i]), '\n')
 		if zw != nil {
 			zw.Write(line)
 		} else {
@@ -112,7 +113,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev.Message = "nothing to see here"
-	lines[0] = append(ev.AppendJSON(nil), '\n')
+	lines[0] = append(eventjson.Append(nil, &ev), '\n')
 	os.WriteFile(file, bytes.Join(lines, nil), 0o644)
 	out, _, code := runCLI(t, "", "verify", "--public-key", pub, file)
 	if code != exitFailed || !strings.Contains(out, "FAILED") || !strings.Contains(out, "Altered events (1)") || !strings.Contains(out, file+":1") {

@@ -17,6 +17,7 @@ import (
 	"github.com/auditpipe/auditpipe/sidecar/config"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/formats"
 )
@@ -158,7 +159,7 @@ func (n *normalizer) payload(ctx context.Context, name, source string, body []by
 		return
 	}
 	for i := range res.Events {
-		n.line = append(res.Events[i].AppendJSON(n.line[:0]), '\n')
+		n.line = append(eventjson.Append(n.line[:0], &res.Events[i]), '\n')
 		if _, err := n.out.Write(n.line); err != nil {
 			fmt.Fprintf(n.stderr, "%s: write event %s: %v\n", name, res.Events[i].ID, err)
 			n.failed = true

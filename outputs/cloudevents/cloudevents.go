@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/internal/jsonw"
 )
 
@@ -117,7 +118,7 @@ func AppendStructured(dst []byte, ev *auditpipe.Event) []byte {
 		dst = jsonw.AppendString(dst, string(ev.Outcome))
 	}
 	dst = append(dst, `,"datacontenttype":"`+DataContentType+`","data":`...)
-	dst = ev.AppendJSON(dst)
+	dst = eventjson.Append(dst, ev)
 	return append(dst, '}')
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
@@ -17,7 +18,7 @@ import (
 
 func letter(i int, output string) outputs.DeadLetter {
 	ev := outputstest.Event(i)
-	return outputs.DeadLetter{Time: outputstest.Base, Output: output, Error: fmt.Sprintf("rejected %d", i), Event: ev.AppendJSON(nil)}
+	return outputs.DeadLetter{Time: outputstest.Base, Output: output, Error: fmt.Sprintf("rejected %d", i), Event: eventjson.Append(nil, &ev)}
 }
 
 func walk(t *testing.T, dir string) []dlq.Entry {

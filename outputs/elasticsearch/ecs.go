@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/internal/jsonw"
 )
 
@@ -154,7 +155,7 @@ func AppendECS(dst []byte, ev *auditpipe.Event) []byte {
 	}
 	if ev.Integrity != nil {
 		dst = append(dst, `,"integrity":`...)
-		dst = ev.Integrity.AppendJSON(dst)
+		dst = eventjson.AppendIntegrity(dst, ev.Integrity)
 	}
 	return append(dst, `}}`...)
 }

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
 )
@@ -120,7 +121,7 @@ outputs:
 		b, _ := os.ReadFile(filepath.Join(dir, name))
 		var want bytes.Buffer
 		for _, i := range idx {
-			want.Write(evs[i].AppendJSON(nil))
+			want.Write(eventjson.Append(nil, &evs[i]))
 			want.WriteByte('\n')
 		}
 		if !bytes.Equal(b, want.Bytes()) {

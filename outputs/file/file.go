@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -140,7 +141,7 @@ func (o *Output) Write(ctx context.Context, events []auditpipe.Event) error {
 	}
 	buf := o.buf[:0]
 	for i := range events {
-		buf = events[i].AppendJSON(buf)
+		buf = eventjson.Append(buf, &events[i])
 		buf = append(buf, '\n')
 	}
 	o.buf = buf

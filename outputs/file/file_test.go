@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs/file"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
 )
@@ -50,7 +51,7 @@ func TestWritesNDJSON(t *testing.T) {
 		t.Fatalf("%d lines, want 10", len(got))
 	}
 	for i, l := range got {
-		if want := string(evs[i].AppendJSON(nil)); l != want {
+		if want := string(eventjson.Append(nil, &evs[i])); l != want {
 			t.Errorf("line %d:\n got %s\nwant %s", i, l, want)
 		}
 	}
@@ -72,7 +73,7 @@ func TestWritesNDJSON(t *testing.T) {
 func TestRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.ndjson")
 	ev0 := outputstest.Event(0)
-	one := len(ev0.AppendJSON(nil)) + 1
+	one := len(eventjson.Append(nil, &ev0)) + 1
 	no := false
 	o, err := file.New(context.Background(), file.Config{Path: path, MaxBytes: int64(3 * one), MaxBackups: 2, Fsync: &no}, nil)
 	if err != nil {
@@ -94,7 +95,7 @@ func TestRotation(t *testing.T) {
 	if _, err := os.Stat(path + ".3"); !os.IsNotExist(err) {
 		t.Errorf("%s.3 kept beyond max_backups: %v", path, err)
 	}
-	if got := lines(t, path)[1]; got != string(evs[11].AppendJSON(nil)) {
+	if got := lines(t, path)[1]; got != string(eventjson.Append(nil, &evs[11])) {
 		t.Errorf("newest file does not end with the newest event")
 	}
 }
@@ -121,9 +122,9 @@ func TestConcurrentBatchesDoNotInterleave(t *testing.T) {
 		pos[l] = i
 	}
 	for w := range 5 {
-		first := pos[string(evs[w*10].AppendJSON(nil))]
+		first := pos[string(eventjson.Append(nil, &evs[w*10]))]
 		for k := 1; k < 10; k++ {
-			if pos[string(evs[w*10+k].AppendJSON(nil))] != first+k {
+			if pos[string(eventjson.Append(nil, &evs[w*10+k]))] != first+k {
 				t.Fatalf("batch %d interleaved", w)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs/cloudevents"
 )
 
@@ -87,7 +88,7 @@ func appendMessage(buf []byte, hdrs []kafkago.Header, topic string, ev *auditpip
 	hdrs = append(hdrs, kafkago.Header{Key: HeaderContentType, Value: v})
 
 	start = len(buf)
-	buf = ev.AppendJSON(buf)
+	buf = eventjson.Append(buf, ev)
 	value := buf[start:len(buf):len(buf)]
 
 	return buf, hdrs, kafkago.Message{

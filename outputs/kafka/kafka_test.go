@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/cloudevents"
 	"github.com/auditpipe/auditpipe/outputs/kafka"
@@ -125,7 +126,7 @@ func TestHappyPath(t *testing.T) {
 			if want := "audit." + ev.Source.Type; topic != want {
 				t.Errorf("event %s in %s, want %s", id, topic, want)
 			}
-			if want := ev.AppendJSON(nil); !bytes.Equal(r.Value, want) {
+			if want := eventjson.Append(nil, ev); !bytes.Equal(r.Value, want) {
 				t.Errorf("event %s: value\n%s\nwant\n%s", id, r.Value, want)
 			}
 			checkHeaders(t, r, ev)
@@ -209,7 +210,7 @@ func TestCompression(t *testing.T) {
 			}
 			byID := map[string][]byte{}
 			for i := range events {
-				byID[events[i].ID] = events[i].AppendJSON(nil)
+				byID[events[i].ID] = eventjson.Append(nil, &events[i])
 			}
 			for _, r := range recs {
 				if !bytes.Equal(r.Value, byID[string(r.Key)]) {

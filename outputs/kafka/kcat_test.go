@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs/cloudevents"
 	"github.com/auditpipe/auditpipe/outputs/kafka"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
@@ -77,8 +78,8 @@ func TestKcat(t *testing.T) {
 			t.Fatalf("unknown key %q", *m.Key)
 		}
 		got = append(got, *m.Key)
-		if *m.Payload != string(ev.AppendJSON(nil)) {
-			t.Errorf("key %s: payload\n%s\nwant\n%s", *m.Key, *m.Payload, ev.AppendJSON(nil))
+		if *m.Payload != string(eventjson.Append(nil, ev)) {
+			t.Errorf("key %s: payload\n%s\nwant\n%s", *m.Key, *m.Payload, eventjson.Append(nil, ev))
 		}
 		a := cloudevents.AttributesOf(ev)
 		want := []string{

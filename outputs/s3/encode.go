@@ -11,6 +11,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -254,7 +255,7 @@ func (e *encoder) encodeGroup(events []auditpipe.Event, g *group) []object {
 	first := 0
 	for k, i := range g.idx {
 		start := len(raw)
-		raw = events[i].AppendJSON(raw)
+		raw = eventjson.Append(raw, &events[i])
 		raw = append(raw, '\n')
 		if len(raw) > e.maxBytes && k > first {
 			objs = append(objs, e.finish(events, g.dir, g.idx[first:k], raw[:start]))

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/testenv/s3test"
 )
@@ -63,11 +64,11 @@ func newOutput(t testing.TB, cfg Config) *Output {
 	return o
 }
 
-// lines returns the events' NDJSON lines as AppendJSON writes them.
+// lines returns the events' NDJSON lines as eventjson.Append writes them.
 func lines(events []auditpipe.Event) []string {
 	out := make([]string, len(events))
 	for i := range events {
-		out[i] = string(events[i].AppendJSON(nil))
+		out[i] = string(eventjson.Append(nil, &events[i]))
 	}
 	return out
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
 	"github.com/auditpipe/auditpipe/testenv/s3test"
@@ -61,9 +62,9 @@ func TestWriteContent(t *testing.T) {
 				if len(objs) != 1 || objs[wantKey] == nil {
 					t.Fatalf("keys = %v, want [%s]", slices.Collect(mapKeys(objs)), wantKey)
 				}
-				// Line by line, in batch order, as AppendJSON writes them.
+				// Line by line, in batch order, as eventjson.Append writes them.
 				if got, want := objs[wantKey], lines(evs); !slices.Equal(got, want) {
-					t.Errorf("object lines differ from AppendJSON:\n got %d lines, first %.100s\nwant %d lines, first %.100s", len(got), got[0], len(want), want[0])
+					t.Errorf("object lines differ from eventjson.Append:\n got %d lines, first %.100s\nwant %d lines, first %.100s", len(got), got[0], len(want), want[0])
 				}
 				head, err := srv.Client().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(wantKey)})
 				if err != nil {
@@ -179,7 +180,7 @@ func TestSplitsLargeGroups(t *testing.T) {
 	var want []span
 	size := 0
 	for i := range evs {
-		l := len(evs[i].AppendJSON(nil)) + 1
+		l := len(eventjson.Append(nil, &evs[i])) + 1
 		if len(want) == 0 || size+l > int(cfg.MaxObjectBytes) {
 			want = append(want, span{i, 0})
 			size = 0

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs/cloudevents"
 )
 
@@ -15,9 +16,9 @@ func (m Mode) appendEvent(dst []byte, ev *auditpipe.Event) []byte {
 	case ModeCloudEvents, ModeCloudEventsBatch:
 		return cloudevents.AppendStructured(dst, ev)
 	case ModeNDJSON:
-		return append(ev.AppendJSON(dst), '\n')
+		return append(eventjson.Append(dst, ev), '\n')
 	default:
-		return ev.AppendJSON(dst)
+		return eventjson.Append(dst, ev)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/cloudevents"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
@@ -83,7 +84,7 @@ func deliverer(t *testing.T, out outputs.Output, dlq outputs.DeadLetterer, maxEl
 func byID(evs []auditpipe.Event) map[string]string {
 	m := make(map[string]string, len(evs))
 	for i := range evs {
-		m[evs[i].ID] = string(evs[i].AppendJSON(nil))
+		m[evs[i].ID] = string(eventjson.Append(nil, &evs[i]))
 	}
 	return m
 }
@@ -111,7 +112,7 @@ func wantKey(ids []string) string {
 func ndjson(evs []auditpipe.Event) []byte {
 	var b []byte
 	for i := range evs {
-		b = append(evs[i].AppendJSON(b), '\n')
+		b = append(eventjson.Append(b, &evs[i]), '\n')
 	}
 	return b
 }
@@ -122,7 +123,7 @@ func jsonArray(evs []auditpipe.Event) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = evs[i].AppendJSON(b)
+		b = eventjson.Append(b, &evs[i])
 	}
 	return append(b, ']')
 }
@@ -414,7 +415,7 @@ func TestStopsAfterEndpointFailure(t *testing.T) {
 // once.
 func TestRejectedEvents(t *testing.T) {
 	evs := outputstest.Events(12)
-	oneLine := len(evs[0].AppendJSON(nil)) + 1
+	oneLine := len(eventjson.Append(nil, &evs[0])) + 1
 	for _, tc := range []struct {
 		name   string
 		mode   webhook.Mode

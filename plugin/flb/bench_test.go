@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkFlushPath(b *testing.B) {
 		}
 		buf = buf[:0]
 		for i := range bt.res.Events {
-			buf = bt.res.Events[i].AppendJSON(buf)
+			buf = eventjson.Append(buf, &bt.res.Events[i])
 		}
 		in.putBatch(bt)
 	}

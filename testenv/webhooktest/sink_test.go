@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs/cloudevents"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
 	"github.com/auditpipe/auditpipe/testenv/webhooktest"
@@ -24,7 +25,7 @@ import (
 func ndjson(evs []auditpipe.Event) []byte {
 	var b []byte
 	for i := range evs {
-		b = append(evs[i].AppendJSON(b), '\n')
+		b = append(eventjson.Append(b, &evs[i]), '\n')
 	}
 	return b
 }
@@ -44,7 +45,7 @@ func same(t *testing.T, got, want []auditpipe.Event) {
 		t.Fatalf("got %d events, want %d", len(got), len(want))
 	}
 	for i := range got {
-		if g, w := got[i].AppendJSON(nil), want[i].AppendJSON(nil); !bytes.Equal(g, w) {
+		if g, w := eventjson.Append(nil, &got[i]), eventjson.Append(nil, &want[i]); !bytes.Equal(g, w) {
 			t.Errorf("event %d:\n got %s\nwant %s", i, g, w)
 		}
 	}
@@ -52,7 +53,7 @@ func same(t *testing.T, got, want []auditpipe.Event) {
 
 func TestDecode(t *testing.T) {
 	evs := outputstest.Events(3)
-	one := evs[0].AppendJSON(nil)
+	one := eventjson.Append(nil, &evs[0])
 	for _, tc := range []struct {
 		name, contentType string
 		body              []byte
@@ -238,17 +239,17 @@ func TestSinkFaults(t *testing.T) {
 	}
 
 	s.Reject(400, evs[1].ID)
-	if resp := post(t, http.DefaultClient, s.URL(), "application/json", evs[1].AppendJSON(nil), nil); resp.StatusCode != 400 {
+	if resp := post(t, http.DefaultClient, s.URL(), "application/json", eventjson.Append(nil, &evs[1]), nil); resp.StatusCode != 400 {
 		t.Errorf("rejected event: status %d", resp.StatusCode)
 	}
-	if resp := post(t, http.DefaultClient, s.URL(), "application/json", evs[0].AppendJSON(nil), nil); resp.StatusCode != 200 {
+	if resp := post(t, http.DefaultClient, s.URL(), "application/json", eventjson.Append(nil, &evs[0]), nil); resp.StatusCode != 200 {
 		t.Errorf("other event: status %d", resp.StatusCode)
 	}
 	if resp := post(t, http.DefaultClient, s.URL(), "application/x-ndjson", body, nil); resp.StatusCode != 400 {
 		t.Errorf("batch holding a rejected event: status %d", resp.StatusCode)
 	}
 	s.Reject(0, evs[1].ID)
-	if resp := post(t, http.DefaultClient, s.URL(), "application/json", evs[1].AppendJSON(nil), nil); resp.StatusCode != 200 {
+	if resp := post(t, http.DefaultClient, s.URL(), "application/json", eventjson.Append(nil, &evs[1]), nil); resp.StatusCode != 200 {
 		t.Errorf("no longer rejected: status %d", resp.StatusCode)
 	}
 
@@ -363,7 +364,7 @@ func TestSinkCloseReleasesHandlers(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	evs := outputstest.Events(2)
-	f.Add("application/json", evs[0].AppendJSON(nil))
+	f.Add("application/json", eventjson.Append(nil, &evs[0]))
 	f.Add("application/x-ndjson", ndjson(evs))
 	f.Add("application/json", jsonArray(f, evs))
 	f.Add("application/cloudevents+json", cloudevents.AppendStructured(nil, &evs[0]))

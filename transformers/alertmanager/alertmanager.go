@@ -47,6 +47,7 @@ package alertmanager
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -298,7 +299,8 @@ const (
 // event maps one alert, or says why it is skipped. It reads the labels
 // and annotations once each, as views into the document, and copies only
 // what the event keeps: this is the hot path of Alertmanager through the
-// Fluent Bit plugin.
+// Fluent Bit plugin. The steps run in the order of the errors they report:
+// an alert with several problems gets the first of them.
 func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditpipe.Event, skip string, err *transformers.Error) {
 	if _, err = alert.Object(); err != nil {
 		return ev, "", err
@@ -307,11 +309,50 @@ func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditp
 	if _, err = labelsNode.Object(); err != nil {
 		return ev, "", err
 	}
-	var f [nFields][]byte
+	// The pairs live on the stack while they are read (the labels', then
+	// the annotations' after them); the few an event keeps move to the
+	// heap with the details.
 	var pairBuf [16]transformers.Pair
-	labels, err := labelsNode.StringPairs(pairBuf[:0])
+	var f [nFields][]byte
+	labels, skip, err := t.labels(labelsNode, &f, pairBuf[:0])
+	if skip != "" || err != nil {
+		return ev, skip, err
+	}
+	// One pass for the alert's strings; an error about one of them is
+	// reported where reading them one by one would report it.
+	var s [len(alertStrings)][]byte
+	serr := alert.OptStrings(alertStrings[:], s[:])
+	if skip, err = alertStatus(n, alert, s[aStatus], serr); skip != "" || err != nil {
+		return ev, skip, err
+	}
+	if err = required(labelsNode, &f); err != nil {
+		return ev, "", err
+	}
+	var annotations []transformers.Pair
+	f[fSummary], f[fReason], annotations, err = readAnnotations(alert, labels[len(labels):])
+	if err != nil {
+		return ev, "", err
+	}
+	if ev.Time, err = rfc3339(alert.Get("startsAt")); err != nil {
+		return ev, "", err
+	}
+	if err = mapFields(&ev, n.doc, &f, labelsNode); err != nil {
+		return ev, "", err
+	}
+	if serr != nil {
+		return ev, "", serr
+	}
+	ev.Details, err = t.details(n, labels, annotations, &s)
+	return ev, "", err
+}
+
+// labels reads the alert's labels into dst: the event's fields into f,
+// the others into rest, for details. An alert of another name is skipped
+// as "alertname" before its labels are judged: it is not ours to judge.
+func (t *Transformer) labels(labelsNode transformers.Node, f *[nFields][]byte, dst []transformers.Pair) (rest []transformers.Pair, skip string, err *transformers.Error) {
+	labels, err := labelsNode.StringPairs(dst)
 	var name []byte
-	rest := labels[:0]
+	rest = labels[:0]
 	for _, p := range labels {
 		if i := labelField(p.Name); i >= 0 {
 			f[i] = p.Value
@@ -321,66 +362,74 @@ func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditp
 			rest = append(rest, p)
 		}
 	}
-	labels = rest
 	if err != nil {
-		// Alerts of other names are not ours to judge, so they are
-		// skipped before any of their content is checked.
 		name, _ = labelsNode.Get("alertname").OptStringBytes()
 	}
 	if string(name) != t.cfg.Alertname {
-		return ev, "alertname", nil
+		return rest, "alertname", nil
 	}
-	if err != nil {
-		return ev, "", err
-	}
-	// One pass for the alert's strings; an error about one of them is
-	// reported where reading them one by one would report it.
-	var s [len(alertStrings)][]byte
-	serr := alert.OptStrings(alertStrings[:], s[:])
-	if serr != nil && s[aStatus] == nil {
+	return rest, "", err
+}
+
+// alertStatus skips a resolved alert, by its own status or else the
+// notification's. serr is the error reading the alert's strings, of which
+// status is reported here, the others with the details.
+func alertStatus(n *notification, alert transformers.Node, status []byte, serr *transformers.Error) (skip string, err *transformers.Error) {
+	if serr != nil && status == nil {
 		if _, err = alert.Get("status").OptStringBytes(); err != nil {
-			return ev, "", err
+			return "", err
 		}
 	}
-	status := s[aStatus]
 	if len(status) == 0 {
 		status = n.status
 	}
 	if string(status) == "resolved" {
-		return ev, "resolved", nil
+		return "resolved", nil
 	}
-	// Required, with the errors StringBytes gives (missing, not a string,
-	// empty) at their own paths.
+	return "", nil
+}
+
+// required checks the labels an event cannot be made without, with the
+// errors StringBytes gives (missing, not a string, empty) at their own
+// paths.
+func required(labelsNode transformers.Node, f *[nFields][]byte) *transformers.Error {
 	if f[fID] == nil {
-		_, err = labelsNode.Get("audit_id").StringBytes()
-		return ev, "", err
+		_, err := labelsNode.Get("audit_id").StringBytes()
+		return err
 	}
 	if f[fAction] == nil {
-		_, err = labelsNode.Get("operation").StringBytes()
-		return ev, "", err
+		_, err := labelsNode.Get("operation").StringBytes()
+		return err
 	}
-	annotations, err := alert.Get("annotations").StringPairs(labels[len(labels):])
+	return nil
+}
+
+// readAnnotations reads the alert's annotations into dst: summary and
+// reason for the event, the others in rest, for details.
+func readAnnotations(alert transformers.Node, dst []transformers.Pair) (summary, reason []byte, rest []transformers.Pair, err *transformers.Error) {
+	annotations, err := alert.Get("annotations").StringPairs(dst)
 	if err != nil {
-		return ev, "", err
+		return nil, nil, nil, err
 	}
 	rest = annotations[:0]
 	for _, p := range annotations {
 		switch string(p.Name) {
 		case "summary":
-			f[fSummary] = p.Value
+			summary = p.Value
 		case "reason":
-			f[fReason] = p.Value
+			reason = p.Value
 		default:
 			rest = append(rest, p)
 		}
 	}
-	annotations = rest
-	if ev.Time, err = rfc3339(alert.Get("startsAt")); err != nil {
-		return ev, "", err
-	}
+	return summary, reason, rest, nil
+}
 
+// mapFields copies the event's fields out of the document, in one
+// allocation, and derives the rest of the event from them.
+func mapFields(ev *auditpipe.Event, doc *transformers.Document, f *[nFields][]byte, labelsNode transformers.Node) *transformers.Error {
 	var gvk, actor, actorUID, outcome string
-	n.doc.Strings([]*string{
+	doc.Strings([]*string{
 		&ev.ID, &ev.Action, &gvk, &ev.Resource.Name, &ev.Resource.Namespace, &ev.Tenant.Project, &ev.Tenant.Org,
 		&actor, &actorUID, &outcome, &ev.Message, &ev.Reason,
 	}, f[:])
@@ -388,7 +437,7 @@ func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditp
 		var ok bool
 		ev.Resource.APIGroup, ev.Resource.APIVersion, ev.Resource.Type, ok = ParseGVK(gvk)
 		if !ok {
-			return ev, "", labelsNode.Get("gvk").Errf(transformers.ErrValue,
+			return labelsNode.Get("gvk").Errf(transformers.ErrValue,
 				`group/version/Kind, "group/version, Kind=Kind" or Kind`, "unparseable GroupVersionKind")
 		}
 	}
@@ -404,28 +453,25 @@ func (t *Transformer) event(n *notification, alert transformers.Node) (ev auditp
 	case "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ServiceAccount":
 		ev.Category = categoryIAM
 	}
+	return nil
+}
 
+// details is everything else the alert and its notification said,
+// redacted.
+func (t *Transformer) details(n *notification, labels, annotations []transformers.Pair, s *[len(alertStrings)][]byte) (json.RawMessage, *transformers.Error) {
 	var d transformers.Details
-	// The pairs live on the stack while they are read; the few an event
-	// keeps move to the heap with the details.
 	if len(labels) > 0 {
 		d.Pairs("labels", slices.Clone(labels))
 	}
 	if len(annotations) > 0 {
 		d.Pairs("annotations", slices.Clone(annotations))
 	}
-	if serr != nil {
-		return ev, "", serr
-	}
 	d.Bytes("fingerprint", s[aFingerprint])
 	d.Bytes("generatorURL", s[aGeneratorURL])
 	d.Bytes("receiver", n.receiver)
 	d.Bytes("groupKey", n.groupKey)
 	d.Bytes("externalURL", n.externalURL)
-	if ev.Details, err = d.Build(t.opts.Redactor); err != nil {
-		return ev, "", err
-	}
-	return ev, "", nil
+	return d.Build(t.opts.Redactor)
 }
 
 func missingOr(n transformers.Node, kind error) error {

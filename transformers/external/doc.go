@@ -10,7 +10,7 @@
 // handshake: [ProtocolVersion] 1 is the batch protocol of
 // transformers/external/proto, where one call carries up to max_batch
 // payloads with their headers, source name and receive time, and returns,
-// per payload, the events (in the JSON form of Event.AppendJSON) and
+// per payload, the events (in the JSON form of eventjson.Append) and
 // per-item errors. The RPC cost is paid per batch, not per event.
 //
 // Failure semantics, which the front doors rely on:

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/external/proto"
 )
@@ -584,9 +585,9 @@ func (t *Transformer) result(r *proto.Result) payloadResult {
 	for i, b := range r.GetEvents() {
 		pr.Events = append(pr.Events, auditpipe.Event{})
 		ev := &pr.Events[len(pr.Events)-1]
-		err := auditpipe.DecodeJSON(b, ev)
+		err := eventjson.Decode(b, ev)
 		if err == nil {
-			// DecodeJSON has checked that details is well-formed JSON;
+			// Decode has checked that details is well-formed JSON;
 			// only its kind is left.
 			err = ev.ValidateFields()
 			if d := bytes.TrimLeft(ev.Details, " \t\r\n"); len(d) > 0 && d[0] != '{' {

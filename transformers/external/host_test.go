@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/examples/transformer-plugin/githubaudit"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/external"
@@ -60,7 +61,7 @@ func inProcess(t *testing.T, body []byte) ([]auditpipe.Event, error) {
 func eventsJSON(evs []auditpipe.Event) string {
 	var b []byte
 	for i := range evs {
-		b = evs[i].AppendJSON(b)
+		b = eventjson.Append(b, &evs[i])
 		b = append(b, '\n')
 	}
 	return string(b)
@@ -155,7 +156,7 @@ func TestDecodedInput(t *testing.T) {
 		t.Fatalf("Transform = %+v, %v", res, err)
 	}
 	if ev := res.Events[0]; ev.ID != "doc-1" || ev.Resource.Name != "octo-org/hello-world" || ev.ObservedTime.IsZero() {
-		t.Errorf("event %s", ev.AppendJSON(nil))
+		t.Errorf("event %s", eventjson.Append(nil, &ev))
 	}
 }
 
@@ -171,7 +172,7 @@ func TestArgsEnvHeaders(t *testing.T) {
 	}
 	ev := res.Events[0]
 	if ev.Source.Type != "custom" || ev.Action != "custom.echo" || ev.Labels["content_type"] != "text/plain" {
-		t.Errorf("event %s: env, args or headers missing", ev.AppendJSON(nil))
+		t.Errorf("event %s: env, args or headers missing", eventjson.Append(nil, &ev))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/external/proto"
 )
@@ -112,7 +113,7 @@ func TestServerTransform(t *testing.T) {
 		t.Fatalf("result 0: %d events, errors %v", len(r.Events), r.Errors)
 	}
 	var ev auditpipe.Event
-	if err := auditpipe.DecodeJSON(r.Events[0], &ev); err != nil {
+	if err := eventjson.Decode(r.Events[0], &ev); err != nil {
 		t.Fatal(err)
 	}
 	if ev.SchemaVersion != auditpipe.SchemaVersion || !ev.ObservedTime.Equal(at) || ev.Source.Name != "src" ||

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/external/proto"
 )
@@ -231,7 +232,7 @@ func (s *server) transform(ctx context.Context, p *proto.Payload, buf []byte) (*
 			continue
 		}
 		start := len(buf)
-		buf = ev.AppendJSON(buf)
+		buf = eventjson.Append(buf, ev)
 		res.Events = append(res.Events, buf[start:len(buf):len(buf)])
 	}
 	return res, buf

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/external"
 )
@@ -23,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 func render(events []auditpipe.Event, err error) []byte {
 	var b bytes.Buffer
 	for i := range events {
-		b.Write(events[i].AppendJSON(nil))
+		b.Write(eventjson.Append(nil, &events[i]))
 		b.WriteByte('\n')
 	}
 	for _, e := range flattenErrors(err) {

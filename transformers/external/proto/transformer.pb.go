@@ -330,7 +330,7 @@ func (x *TransformResponse) GetResults() []*Result {
 type Result struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// events are valid events, each in the JSON form auditpipe's
-	// Event.AppendJSON writes.
+	// eventjson.Append writes.
 	Events [][]byte `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	// errors are the items of the payload that could not be mapped.
 	Errors []*ItemError `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`

@@ -1,19 +1,19 @@
-package auditpipe
+package eventjson
 
 import (
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
 )
 
-// DecodeJSON decodes the JSON form of an event, as Event.AppendJSON
-// writes it, into ev. It is the decoder for events that were already
-// encoded once: the sidecar's queue records and what external transformer
-// plugins send. It is written by hand because encoding/json's reflection
-// costs several times more (see BenchmarkDecodeEvent in
-// transformers/external).
+// Decode decodes the JSON form of an event, as Append writes it, into ev.
+// It is the decoder for events that were already encoded once: the
+// sidecar's queue records and what external transformer plugins send. It
+// is written by hand because encoding/json's reflection costs several
+// times more (see BenchmarkDecodeEvent).
 //
 // It is strict where the two could differ: it rejects unknown members, null
 // values, invalid UTF-8, lone surrogates and numbers where encoding/json
@@ -21,7 +21,7 @@ import (
 // encoding/json decodes to the same value (FuzzDecodeEvent holds it to
 // that). Member order, whitespace, escapes and repeated members (the last
 // wins, merging objects as encoding/json does) are accepted.
-func DecodeJSON(b []byte, ev *Event) error {
+func Decode(b []byte, ev *auditpipe.Event) error {
 	// One copy of the whole event as a string: the values without escapes
 	// (nearly all) are substrings of it, which costs one allocation per
 	// event instead of one per field.
@@ -37,9 +37,9 @@ func DecodeJSON(b []byte, ev *Event) error {
 	return nil
 }
 
-// MaxDecodeDepth bounds nesting inside details for DecodeJSON, below
-// encoding/json's 10000.
-const MaxDecodeDepth = 1000
+// MaxDecodeDepth bounds nesting inside details for Decode: the schema's
+// own bound, which Event.Validate applies too.
+const MaxDecodeDepth = auditpipe.MaxDetailsDepth
 
 type decoder struct {
 	b []byte
@@ -57,7 +57,7 @@ func (d *decoder) errorf(format string, args ...any) error {
 
 func (d *decoder) ws() {
 	if d.i < len(d.b) && d.b[d.i] > ' ' {
-		return // AppendJSON writes no whitespace
+		return // Append writes no whitespace
 	}
 	for d.i < len(d.b) {
 		switch d.b[d.i] {
@@ -126,7 +126,7 @@ func (d *decoder) unknown(key []byte) error {
 	return d.errorf("unknown member %s", strconv.Quote(string(key)))
 }
 
-func (d *decoder) eventMember(key []byte, ev *Event) error {
+func (d *decoder) eventMember(key []byte, ev *auditpipe.Event) error {
 	var err error
 	switch string(key) {
 	case "id":
@@ -140,17 +140,17 @@ func (d *decoder) eventMember(key []byte, ev *Event) error {
 	case "action":
 		ev.Action, err = d.str()
 	case "schema_version":
-		ev.SchemaVersion, err = d.enum(SchemaVersion)
+		ev.SchemaVersion, err = d.enum(auditpipe.SchemaVersion)
 	case "operation":
 		var s string
 		s, err = d.enum(operations...)
-		ev.Operation = Operation(s)
+		ev.Operation = auditpipe.Operation(s)
 	case "category":
 		ev.Category, err = d.strings()
 	case "outcome":
 		var s string
 		s, err = d.enum(outcomes...)
-		ev.Outcome = Outcome(s)
+		ev.Outcome = auditpipe.Outcome(s)
 	case "reason":
 		ev.Reason, err = d.str()
 	case "message":
@@ -188,7 +188,7 @@ func (d *decoder) eventMember(key []byte, ev *Event) error {
 		ev.RawSHA256, err = d.str()
 	case "integrity":
 		if ev.Integrity == nil {
-			ev.Integrity = new(Integrity)
+			ev.Integrity = new(auditpipe.Integrity)
 		}
 		err = d.object(func(k []byte) error { return d.integrityMember(k, ev.Integrity) })
 	default:
@@ -197,7 +197,7 @@ func (d *decoder) eventMember(key []byte, ev *Event) error {
 	return err
 }
 
-func (d *decoder) sourceMember(key []byte, s *Source) (err error) {
+func (d *decoder) sourceMember(key []byte, s *auditpipe.Source) (err error) {
 	switch string(key) {
 	case "type":
 		s.Type, err = d.str()
@@ -211,12 +211,12 @@ func (d *decoder) sourceMember(key []byte, s *Source) (err error) {
 	return err
 }
 
-func (d *decoder) actorMember(key []byte, a *Actor) (err error) {
+func (d *decoder) actorMember(key []byte, a *auditpipe.Actor) (err error) {
 	switch string(key) {
 	case "type":
 		var s string
 		s, err = d.enum(actorTypes...)
-		a.Type = ActorType(s)
+		a.Type = auditpipe.ActorType(s)
 	case "id":
 		a.ID, err = d.str()
 	case "uid":
@@ -233,7 +233,7 @@ func (d *decoder) actorMember(key []byte, a *Actor) (err error) {
 	return err
 }
 
-func (d *decoder) resourceMember(key []byte, r *Resource) (err error) {
+func (d *decoder) resourceMember(key []byte, r *auditpipe.Resource) (err error) {
 	switch string(key) {
 	case "type":
 		r.Type, err = d.str()
@@ -253,7 +253,7 @@ func (d *decoder) resourceMember(key []byte, r *Resource) (err error) {
 	return err
 }
 
-func (d *decoder) tenantMember(key []byte, t *Tenant) (err error) {
+func (d *decoder) tenantMember(key []byte, t *auditpipe.Tenant) (err error) {
 	switch string(key) {
 	case "account":
 		t.Account, err = d.str()
@@ -267,7 +267,7 @@ func (d *decoder) tenantMember(key []byte, t *Tenant) (err error) {
 	return err
 }
 
-func (d *decoder) clientMember(key []byte, c *Client) (err error) {
+func (d *decoder) clientMember(key []byte, c *auditpipe.Client) (err error) {
 	switch string(key) {
 	case "ip":
 		c.IP, err = d.str()
@@ -279,7 +279,7 @@ func (d *decoder) clientMember(key []byte, c *Client) (err error) {
 	return err
 }
 
-func (d *decoder) integrityMember(key []byte, in *Integrity) (err error) {
+func (d *decoder) integrityMember(key []byte, in *auditpipe.Integrity) (err error) {
 	switch string(key) {
 	case "stream":
 		in.Stream, err = d.str()
@@ -374,9 +374,9 @@ func (d *decoder) str() (string, error) {
 
 // The values of the enumerations, which enum returns without allocating.
 var (
-	operations = strs(Operations())
-	outcomes   = strs(Outcomes())
-	actorTypes = strs(ActorTypes())
+	operations = strs(auditpipe.Operations())
+	outcomes   = strs(auditpipe.Outcomes())
+	actorTypes = strs(auditpipe.ActorTypes())
 )
 
 func strs[T ~string](vs []T) []string {
@@ -389,7 +389,7 @@ func strs[T ~string](vs []T) []string {
 
 // enum is str for a field that nearly always holds one of known: the
 // known value is returned instead of a copy. Any other value is kept
-// (Validate judges it).
+// (Event.Validate judges it).
 func (d *decoder) enum(known ...string) (string, error) {
 	b, err := d.strBytes()
 	if err != nil {

@@ -1,4 +1,4 @@
-package auditpipe_test
+package eventjson_test
 
 import (
 	"bytes"
@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
 )
 
-// stdJSON is what AppendJSON must reproduce byte for byte.
+// stdJSON is what Append must reproduce byte for byte.
 func stdJSON(t testing.TB, e *auditpipe.Event) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -22,10 +23,10 @@ func stdJSON(t testing.TB, e *auditpipe.Event) []byte {
 	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
 }
 
-// TestAppendJSONMatchesEncodingJSON over every event of every golden file.
-func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
-	files, _ := filepath.Glob("transformers/*/testdata/*.golden.json")
-	more, _ := filepath.Glob("transformers/*/testdata/*/*.golden.json")
+// TestAppendMatchesEncodingJSON over every event of every golden file.
+func TestAppendMatchesEncodingJSON(t *testing.T) {
+	files, _ := filepath.Glob("../transformers/*/testdata/*.golden.json")
+	more, _ := filepath.Glob("../transformers/*/testdata/*/*.golden.json")
 	files = append(files, more...)
 	if len(files) < 20 {
 		t.Fatalf("only %d golden files found", len(files))
@@ -50,7 +51,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 				}
 				e.Details = c.Bytes()
 			}
-			if got, want := e.AppendJSON(nil), stdJSON(t, e); !bytes.Equal(got, want) {
+			if got, want := eventjson.Append(nil, e), stdJSON(t, e); !bytes.Equal(got, want) {
 				t.Errorf("%s event %d:\n got %s\nwant %s", f, i, got, want)
 			}
 			n++
@@ -61,7 +62,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-func FuzzAppendJSON(f *testing.F) {
+func FuzzAppend(f *testing.F) {
 	f.Add("stack.create", "github::a\"b\\c", "<tag>&\u2028\u2029\x01\xff", "k", "v", uint64(3))
 	f.Fuzz(func(t *testing.T, action, actor, msg, lk, lv string, seq uint64) {
 		e := auditpipe.Event{
@@ -74,14 +75,14 @@ func FuzzAppendJSON(f *testing.F) {
 		if seq%2 == 0 {
 			e.Integrity = &auditpipe.Integrity{Seq: seq, Hash: lv}
 		}
-		if got, want := e.AppendJSON(nil), stdJSON(t, &e); !bytes.Equal(got, want) {
+		if got, want := eventjson.Append(nil, &e), stdJSON(t, &e); !bytes.Equal(got, want) {
 			t.Fatalf("\n got %s\nwant %s", got, want)
 		}
 	})
 }
 
 func BenchmarkEncodeEvent(b *testing.B) {
-	body, err := os.ReadFile("transformers/spacelift/testdata/seed_stack_create.golden.json")
+	body, err := os.ReadFile("../transformers/spacelift/testdata/seed_stack_create.golden.json")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,11 +94,11 @@ func BenchmarkEncodeEvent(b *testing.B) {
 	var c bytes.Buffer
 	json.Compact(&c, e.Details)
 	e.Details = c.Bytes()
-	b.Run("AppendJSON", func(b *testing.B) {
+	b.Run("Append", func(b *testing.B) {
 		buf := make([]byte, 0, 4096)
 		b.ReportAllocs()
 		for b.Loop() {
-			buf = e.AppendJSON(buf[:0])
+			buf = eventjson.Append(buf[:0], e)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})

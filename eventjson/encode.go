@@ -1,18 +1,19 @@
-package auditpipe
+package eventjson
 
 import (
 	"slices"
 	"strconv"
 
+	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/internal/jsonw"
 )
 
-// AppendJSON appends the event's JSON form to dst: byte for byte what
+// Append appends the event's JSON form to dst: byte for byte what
 // encoding/json's Encoder writes with SetEscapeHTML(false), less the
 // newline, at a fraction of the cost (no reflection, and details are
-// copied, not re-validated: Validate checks them). Outputs write every
-// event through it.
-func (e *Event) AppendJSON(dst []byte) []byte {
+// copied, not re-validated: Event.Validate checks them). Outputs write
+// every event through it.
+func Append(dst []byte, e *auditpipe.Event) []byte {
 	dst = append(dst, `{"schema_version":`...)
 	dst = jsonw.AppendString(dst, e.SchemaVersion)
 	dst = append(dst, `,"id":`...)
@@ -39,18 +40,18 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = jsonw.AppendString(dst, string(e.Outcome))
 	dst = appendField(dst, "reason", e.Reason)
 	dst = appendField(dst, "message", e.Message)
-	if e.Actor != (Actor{}) {
+	if e.Actor != (auditpipe.Actor{}) {
 		dst = appendObject(dst, "actor", "type", string(e.Actor.Type), "id", e.Actor.ID, "uid", e.Actor.UID,
 			"name", e.Actor.Name, "email", e.Actor.Email, "provider", e.Actor.Provider)
 	}
-	if e.Resource != (Resource{}) {
+	if e.Resource != (auditpipe.Resource{}) {
 		dst = appendObject(dst, "resource", "type", e.Resource.Type, "id", e.Resource.ID, "name", e.Resource.Name,
 			"namespace", e.Resource.Namespace, "api_group", e.Resource.APIGroup, "api_version", e.Resource.APIVersion)
 	}
-	if e.Tenant != (Tenant{}) {
+	if e.Tenant != (auditpipe.Tenant{}) {
 		dst = appendObject(dst, "tenant", "account", e.Tenant.Account, "org", e.Tenant.Org, "project", e.Tenant.Project)
 	}
-	if e.Client != (Client{}) {
+	if e.Client != (auditpipe.Client{}) {
 		dst = appendObject(dst, "client", "ip", e.Client.IP, "user_agent", e.Client.UserAgent)
 	}
 	if len(e.Details) > 0 {
@@ -77,15 +78,15 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = appendField(dst, "raw_sha256", e.RawSHA256)
 	if e.Integrity != nil {
 		dst = append(dst, `,"integrity":`...)
-		dst = e.Integrity.AppendJSON(dst)
+		dst = AppendIntegrity(dst, e.Integrity)
 	}
 	return append(dst, '}')
 }
 
-// AppendJSON appends the integrity object's JSON form to dst, empty
-// members omitted, as encoding/json writes it. Event.AppendJSON and the
-// outputs' own document encoders (ECS) share it.
-func (in *Integrity) AppendJSON(dst []byte) []byte {
+// AppendIntegrity appends the integrity object's JSON form to dst, empty
+// members omitted, as encoding/json writes it. Append and the outputs' own
+// document encoders (ECS) share it.
+func AppendIntegrity(dst []byte, in *auditpipe.Integrity) []byte {
 	dst = append(dst, '{')
 	n := len(dst)
 	dst = appendField(dst, "stream", in.Stream)

@@ -1,16 +1,15 @@
-package external
+package eventjson_test
 
 import (
 	"encoding/json"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/auditpipe/auditpipe"
-	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/auditpipe/auditpipe/transformers/external/proto"
+	"github.com/auditpipe/auditpipe/eventjson"
+	"github.com/auditpipe/auditpipe/outputs/outputstest"
 )
 
 // fullEvent sets every field, with strings that need escaping.
@@ -38,7 +37,7 @@ func fullEvent(i int) auditpipe.Event {
 	}
 }
 
-// TestDecodeEventRoundTrip: what AppendJSON writes decodes to the same
+// TestDecodeEventRoundTrip: what Append writes decodes to the same
 // event, and to what encoding/json decodes.
 func TestDecodeEventRoundTrip(t *testing.T) {
 	minimal := auditpipe.Event{SchemaVersion: "1", ID: "x", Time: time.Unix(0, 0).UTC(), Source: auditpipe.Source{Type: "t"},
@@ -46,9 +45,9 @@ func TestDecodeEventRoundTrip(t *testing.T) {
 	empties := fullEvent(0)
 	empties.Category, empties.Labels, empties.Integrity = []string{}, map[string]string{}, &auditpipe.Integrity{}
 	for i, ev := range []auditpipe.Event{minimal, fullEvent(1), fullEvent(30), empties, githubEvent()} {
-		b := ev.AppendJSON(nil)
+		b := eventjson.Append(nil, &ev)
 		var got, std auditpipe.Event
-		if err := auditpipe.DecodeJSON(b, &got); err != nil {
+		if err := eventjson.Decode(b, &got); err != nil {
 			t.Fatalf("event %d: %v\n%s", i, err, b)
 		}
 		if err := json.Unmarshal(b, &std); err != nil {
@@ -57,13 +56,36 @@ func TestDecodeEventRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, std) {
 			t.Errorf("event %d: decoded\n%+v\nencoding/json\n%+v", i, got, std)
 		}
-		if again := got.AppendJSON(nil); string(again) != string(b) {
+		if again := eventjson.Append(nil, &got); string(again) != string(b) {
 			t.Errorf("event %d: re-encoded\n%s\nwant\n%s", i, again, b)
 		}
 	}
 }
 
-// TestDecodeEventLenient: spellings AppendJSON does not write but any JSON
+// TestDecodeOutputsEvents: the events the outputs are tested with, as
+// Append writes them, Decode reads back to the same event, and to what
+// encoding/json reads.
+func TestDecodeOutputsEvents(t *testing.T) {
+	for i, ev := range outputstest.Events(16) {
+		b := eventjson.Append(nil, &ev)
+		var got, ref auditpipe.Event
+		if err := eventjson.Decode(b, &got); err != nil {
+			t.Fatalf("event %d: %v\n%s", i, err, b)
+		}
+		if err := json.Unmarshal(b, &ref); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, ref) || string(eventjson.Append(nil, &got)) != string(b) {
+			t.Errorf("event %d:\n got %+v\nwant %+v", i, got, ref)
+		}
+	}
+	var ev auditpipe.Event
+	if err := eventjson.Decode([]byte(`{"id":"x","nope":1}`), &ev); err == nil {
+		t.Error("an unknown member was accepted")
+	}
+}
+
+// TestDecodeEventLenient: spellings Append does not write but any JSON
 // encoder may are accepted, as encoding/json accepts them.
 func TestDecodeEventLenient(t *testing.T) {
 	for _, in := range []string{
@@ -72,7 +94,7 @@ func TestDecodeEventLenient(t *testing.T) {
 		`{"integrity":{"seq":0},"integrity":{"hash":"h"},"category":[]}`,
 	} {
 		var got, std auditpipe.Event
-		if err := auditpipe.DecodeJSON([]byte(in), &got); err != nil {
+		if err := eventjson.Decode([]byte(in), &got); err != nil {
 			t.Errorf("%s: %v", in, err)
 			continue
 		}
@@ -111,12 +133,12 @@ func TestDecodeEventRejects(t *testing.T) {
 		{`{"integrity":{"seq":01}}`, "expected ',' or '}'"},
 		{`{"details":{"a":tru}}`, "expected true"},
 		{`{"details":{"a":1.}}`, "expected a digit"},
-		{`{"details":` + strings.Repeat("[", auditpipe.MaxDecodeDepth+1) + strings.Repeat("]", auditpipe.MaxDecodeDepth+1) + `}`, "nested too deep"},
+		{`{"details":` + strings.Repeat("[", eventjson.MaxDecodeDepth+1) + strings.Repeat("]", eventjson.MaxDecodeDepth+1) + `}`, "nested too deep"},
 		{`{"category":["a",]}`, "expected a string"},
 		{`{"labels":{"a":1}}`, "expected a string"},
 	} {
 		var ev auditpipe.Event
-		err := auditpipe.DecodeJSON([]byte(tt.in), &ev)
+		err := eventjson.Decode([]byte(tt.in), &ev)
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "offset") {
 			t.Errorf("%q: error %v, want one containing %q and the offset", tt.in, err, tt.want)
 		}
@@ -128,12 +150,12 @@ func TestDecodeEventRejects(t *testing.T) {
 // panics.
 func FuzzDecodeEvent(f *testing.F) {
 	ev := fullEvent(3)
-	f.Add(ev.AppendJSON(nil))
+	f.Add(eventjson.Append(nil, &ev))
 	f.Add([]byte(`{"id":"a\u00e9","labels":{"a":"b"},"labels":{"c":"d"},"integrity":{"seq":1}}`))
 	f.Add([]byte(`{"details":{"a":[1,2.5e-3,"\ud83d\ude00"]},"time":"2026-01-02T03:04:05Z"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var got auditpipe.Event
-		if err := auditpipe.DecodeJSON(b, &got); err != nil {
+		if err := eventjson.Decode(b, &got); err != nil {
 			return
 		}
 		var std auditpipe.Event
@@ -144,32 +166,6 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("%q:\ndecoded       %+v\nencoding/json %+v", b, got, std)
 		}
 	})
-}
-
-// TestHostValidates: an event a plugin sends without the SDK's checks (or
-// one that does not decode) is a per-item ErrInvalidEvent on the host.
-func TestHostValidates(t *testing.T) {
-	good := fullEvent(1)
-	bad := good
-	bad.Outcome = "maybe"
-	r := (&Transformer{}).result(&proto.Result{
-		Events: [][]byte{good.AppendJSON(nil), bad.AppendJSON(nil), []byte(`{"id":`)},
-		Errors: []*proto.ItemError{{Item: 4, Path: "$.x", Kind: proto.Kind_KIND_MISSING, Expected: "x", Format: "mine"}},
-	})
-	if len(r.Events) != 1 || len(r.Errors) != 3 {
-		t.Fatalf("%d events, errors %v", len(r.Events), r.Errors)
-	}
-	for i, e := range r.Errors[:2] {
-		if !errors.Is(e, transformers.ErrInvalidEvent) || e.Item != i+1 || e.Format != Format {
-			t.Errorf("error %v item %d", e, e.Item)
-		}
-	}
-	if !strings.Contains(r.Errors[0].Detail, "outcome") {
-		t.Errorf("error %q does not name the field", r.Errors[0])
-	}
-	if e := r.Errors[2]; !errors.Is(e, transformers.ErrMissing) || e.Item != 4 || e.Path != "$.x" || e.Format != "mine" {
-		t.Errorf("plugin's error came back as %v", e)
-	}
 }
 
 // githubEvent is what the example plugin makes of one GitHub audit-log
@@ -193,7 +189,8 @@ func githubEvent() auditpipe.Event {
 }
 
 // TestValidateRefusesBadUTF8InDetails: Event.Validate checks details with
-// the same scanner as DecodeJSON, so invalid UTF-8 is refused there too.
+// the same scanner as Decode (internal/jsonsyntax), so invalid UTF-8 is
+// refused there too.
 func TestValidateRefusesBadUTF8InDetails(t *testing.T) {
 	ev := githubEvent()
 	ev.Details = json.RawMessage("{\"a\":\"\xff\"}")
@@ -205,12 +202,12 @@ func TestValidateRefusesBadUTF8InDetails(t *testing.T) {
 
 func BenchmarkDecodeEvent(b *testing.B) {
 	ev := githubEvent()
-	raw := ev.AppendJSON(nil)
+	raw := eventjson.Append(nil, &ev)
 	b.Run("hand", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var ev auditpipe.Event
-			if err := auditpipe.DecodeJSON(raw, &ev); err != nil {
+			if err := eventjson.Decode(raw, &ev); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -226,22 +223,4 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-}
-
-// BenchmarkResult is the host's work on one payload's answer besides gRPC:
-// decode and validate each event of a 100-event result.
-func BenchmarkResult(b *testing.B) {
-	ev := githubEvent()
-	r := &proto.Result{}
-	for range 100 {
-		r.Events = append(r.Events, ev.AppendJSON(nil))
-	}
-	t := &Transformer{}
-	b.ReportAllocs()
-	for b.Loop() {
-		if pr := t.result(r); len(pr.Events) != 100 {
-			b.Fatal(pr.Errors)
-		}
-	}
-	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
 }
