@@ -1,15 +1,11 @@
 package auditpipe
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"github.com/auditpipe/auditpipe/internal/jsonw"
-	"math/bits"
 	"strconv"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
 )
 
 // DecodeJSON decodes the JSON form of an event, as Event.AppendJSON
@@ -46,10 +42,9 @@ func DecodeJSON(b []byte, ev *Event) error {
 const MaxDecodeDepth = 1000
 
 type decoder struct {
-	b     []byte
-	s     string // b as a string
-	i     int
-	depth int
+	b []byte
+	s string // b as a string
+	i int
 	// raw reports that the last string strBytes read held no escape: its
 	// value is b[rawStart:d.i-1].
 	raw      bool
@@ -172,10 +167,13 @@ func (d *decoder) eventMember(key []byte, ev *Event) error {
 		if d.peek() == 'n' {
 			return d.errorf("details: null")
 		}
-		start := d.i
-		if err = d.skip(); err == nil {
-			ev.Details = append([]byte(nil), d.b[start:d.i]...)
+		n, p := jsonsyntax.Skip(d.b[d.i:], MaxDecodeDepth)
+		if p != jsonsyntax.None {
+			d.i += n
+			return d.errorf("%v", p)
 		}
+		ev.Details = append([]byte(nil), d.b[d.i:d.i+n]...)
+		d.i += n
 	case "labels":
 		if ev.Labels == nil {
 			ev.Labels = make(map[string]string)
@@ -286,15 +284,16 @@ func (d *decoder) integrityMember(key []byte, in *Integrity) (err error) {
 	case "stream":
 		in.Stream, err = d.str()
 	case "seq":
-		start := d.i
-		if err = d.number(); err != nil {
-			return err
+		n, p := jsonsyntax.Number(d.b[d.i:])
+		if p != jsonsyntax.None {
+			d.i += n
+			return d.errorf("%v", p)
 		}
-		in.Seq, err = strconv.ParseUint(string(d.b[start:d.i]), 10, 64)
+		in.Seq, err = strconv.ParseUint(string(d.b[d.i:d.i+n]), 10, 64)
 		if err != nil {
-			d.i = start
 			return d.errorf("integrity.seq: want an unsigned integer")
 		}
+		d.i += n
 	case "prev_hash":
 		in.PrevHash, err = d.str()
 	case "hash":
@@ -414,245 +413,16 @@ func (d *decoder) strBytes() ([]byte, error) {
 		return nil, d.errorf("expected a string")
 	}
 	start := d.i
-	d.raw, d.rawStart = false, start
-	ascii := true
-	b := d.b
-	for d.i < len(b) {
-		// Eight plain bytes at a time (no quote, backslash, control or
-		// non-ASCII byte), then one at a time up to the special one.
-		i := d.i
-		for i+8 <= len(b) {
-			m := jsonw.Special8(binary.LittleEndian.Uint64(b[i:]))
-			if m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
-		if i+8 > len(b) {
-			for i < len(b) && b[i] >= 0x20 && b[i] < utf8.RuneSelf && b[i] != '"' && b[i] != '\\' {
-				i++
-			}
-		}
-		if d.i = i; i == len(b) {
-			break
-		}
-		c := b[i]
-		switch {
-		case c == '"':
-			s := d.b[start:d.i]
-			d.i++
-			if !ascii && !utf8.Valid(s) {
-				d.i = start
-				return nil, d.errorf("invalid UTF-8 in string")
-			}
-			d.raw = true
-			return s, nil
-		case c == '\\':
-			return d.unescape(start)
-		case c < 0x20:
-			return nil, d.errorf("control character in string")
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-		d.i++
+	n, escaped, p := jsonsyntax.String(d.b[start:])
+	if p != jsonsyntax.None {
+		d.i = start + n
+		return nil, d.errorf("%v", p)
 	}
-	return nil, d.errorf("unterminated string")
-}
-
-// unescape finishes a string literal that holds escapes; d.i is at the
-// first backslash, start just after the opening quote.
-func (d *decoder) unescape(start int) ([]byte, error) {
-	out := make([]byte, 0, d.i-start+16)
-	out = append(out, d.b[start:d.i]...)
-	if !utf8.Valid(out) {
-		return nil, d.errorf("invalid UTF-8 in string")
+	d.i = start + n + 1
+	raw := d.b[start : start+n]
+	if d.raw, d.rawStart = !escaped, start; d.raw {
+		return raw, nil
 	}
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
-		case c == '"':
-			d.i++
-			return out, nil
-		case c < 0x20:
-			return nil, d.errorf("control character in string")
-		case c == '\\':
-			if d.i+1 >= len(d.b) {
-				return nil, d.errorf("unterminated string")
-			}
-			e := d.b[d.i+1]
-			d.i += 2
-			switch e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := d.hex4()
-				if !ok {
-					return nil, d.errorf("invalid \\u escape")
-				}
-				if utf16.IsSurrogate(r) {
-					if d.i+1 < len(d.b) && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
-						d.i += 2
-						r2, ok := d.hex4()
-						if r = utf16.DecodeRune(r, r2); ok && r != utf8.RuneError {
-							out = utf8.AppendRune(out, r)
-							continue
-						}
-					}
-					return nil, d.errorf("lone surrogate in \\u escape")
-				}
-				out = utf8.AppendRune(out, r)
-			default:
-				d.i -= 2
-				return nil, d.errorf("invalid escape")
-			}
-		case c < utf8.RuneSelf:
-			out = append(out, c)
-			d.i++
-		default:
-			r, n := utf8.DecodeRune(d.b[d.i:])
-			if r == utf8.RuneError && n <= 1 {
-				return nil, d.errorf("invalid UTF-8 in string")
-			}
-			out = append(out, d.b[d.i:d.i+n]...)
-			d.i += n
-		}
-	}
-	return nil, d.errorf("unterminated string")
-}
-
-func (d *decoder) hex4() (rune, bool) {
-	if d.i+4 > len(d.b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range d.b[d.i : d.i+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	d.i += 4
-	return r, true
-}
-
-// number checks a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (d *decoder) number() error {
-	d.consume('-')
-	switch c := d.peek(); {
-	case c == '0':
-		d.i++
-	case c >= '1' && c <= '9':
-		d.digits()
-	default:
-		return d.errorf("expected a number")
-	}
-	if d.consume('.') {
-		if d.digits() == 0 {
-			return d.errorf("expected a digit")
-		}
-	}
-	if c := d.peek(); c == 'e' || c == 'E' {
-		d.i++
-		if c := d.peek(); c == '+' || c == '-' {
-			d.i++
-		}
-		if d.digits() == 0 {
-			return d.errorf("expected a digit")
-		}
-	}
-	return nil
-}
-
-func (d *decoder) digits() int {
-	n := 0
-	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
-		d.i++
-		n++
-	}
-	return n
-}
-
-var errTooDeep = errors.New("nested too deep")
-
-// skip checks one JSON value of any kind and moves past it.
-func (d *decoder) skip() error {
-	switch c := d.peek(); {
-	case c == '"':
-		_, err := d.strBytes()
-		return err
-	case c == '{' || c == '[':
-		if d.depth++; d.depth > MaxDecodeDepth {
-			return d.errorf("%v", errTooDeep)
-		}
-		defer func() { d.depth-- }()
-		if c == '{' {
-			return d.object(func([]byte) error { return d.skip() })
-		}
-		d.i++
-		d.ws()
-		if d.consume(']') {
-			return nil
-		}
-		for {
-			d.ws()
-			if err := d.skip(); err != nil {
-				return err
-			}
-			d.ws()
-			if d.consume(',') {
-				continue
-			}
-			if d.consume(']') {
-				return nil
-			}
-			return d.errorf("expected ',' or ']'")
-		}
-	case c == 't':
-		return d.literal("true")
-	case c == 'f':
-		return d.literal("false")
-	case c == 'n':
-		return d.literal("null")
-	case c == '-' || c >= '0' && c <= '9':
-		return d.number()
-	}
-	return d.errorf("expected a JSON value")
-}
-
-func (d *decoder) literal(lit string) error {
-	if len(d.b)-d.i >= len(lit) && string(d.b[d.i:d.i+len(lit)]) == lit {
-		d.i += len(lit)
-		return nil
-	}
-	return d.errorf("expected %s", lit)
-}
-
-// validJSON reports whether b is one well-formed JSON value with valid
-// UTF-8 and nothing after it.
-func validJSON(b []byte) bool {
-	d := decoder{b: b}
-	d.ws()
-	if d.skip() != nil {
-		return false
-	}
-	d.ws()
-	return d.i == len(b)
+	// An escape is never shorter than what it stands for.
+	return jsonsyntax.AppendUnescaped(make([]byte, 0, n), raw), nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
 )
 
 // FieldError is one problem Validate found, naming the field in its JSON
@@ -23,9 +25,9 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
 func (e *Event) Validate() error {
 	errs := e.validate()
 	if len(e.Details) > 0 {
-		// validJSON (decode.go) is encoding/json's json.Valid at a fraction
-		// of the cost, and also refuses invalid UTF-8.
-		if firstNonSpace(e.Details) != '{' || !validJSON(e.Details) {
+		// jsonsyntax.Valid is encoding/json's json.Valid at a fraction of
+		// the cost, and also refuses invalid UTF-8 and lone surrogates.
+		if firstNonSpace(e.Details) != '{' || !jsonsyntax.Valid(e.Details, MaxDecodeDepth) {
 			errs = append(errs, &FieldError{Field: "details", Problem: "must be a JSON object"})
 		}
 	}

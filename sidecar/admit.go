@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
+
+	"github.com/auditpipe/auditpipe/sidecar/auth"
 )
 
 // inflight is a budget of request bytes being read and transformed at
@@ -44,6 +47,52 @@ func (f *inflight) acquire(n int64) bool {
 }
 
 func (f *inflight) release(n int64) { f.used.Add(-n) }
+
+// acceptedTypes are the media types a source accepts. A missing
+// Content-Type is accepted too: some senders omit it.
+var acceptedTypes = map[string]bool{
+	"application/json":                   true,
+	"application/x-ndjson":               true,
+	"application/jsonl":                  true,
+	"application/cloudevents+json":       true,
+	"application/cloudevents-batch+json": true,
+	"text/plain":                         true, // Fluent Bit's and curl-based senders' NDJSON
+}
+
+// admit decides whether src takes the request, cheapest refusal first:
+// shutting down, the source's rate limit, the Content-Type, then the body
+// (Content-Encoding, size, in-flight budget, the read) and last the
+// credentials, which an HMAC checks against the body. What readBody
+// reserved is returned even with a refusal, for the caller to release
+// once the answer is written.
+func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request, src *source) ([]byte, bodyReservation, *refusal) {
+	if s.draining.Load() {
+		return nil, bodyReservation{}, &refusal{http.StatusServiceUnavailable, "shutting_down", "shutting down; retry"}
+	}
+	if src.limiter != nil && !src.limiter.Allow() {
+		return nil, bodyReservation{}, &refusal{http.StatusServiceUnavailable, "rate_limited", "rate limit of this source exceeded; retry"}
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !acceptedTypes[mt] {
+			return nil, bodyReservation{}, &refusal{http.StatusUnsupportedMediaType, "content_type",
+				fmt.Sprintf("Content-Type %q is not accepted: send application/json, application/x-ndjson or a CloudEvents type", ct)}
+		}
+	}
+	body, held, ref := s.readBody(w, r, src.maxBody)
+	if ref != nil {
+		return nil, held, ref
+	}
+	if err := src.auth.Verify(r, body); err != nil {
+		var ae *auth.Error
+		msg := "authentication failed"
+		if errors.As(err, &ae) {
+			msg = ae.Error()
+		}
+		return nil, held, &refusal{http.StatusUnauthorized, "auth", msg}
+	}
+	return body, held, nil
+}
 
 // refusal is a request the sidecar will not take, with the status, the
 // metric's reason and the message the sender sees.

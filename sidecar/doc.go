@@ -2,10 +2,13 @@
 // named, authenticated sources, a durable on-disk queue, and one delivery
 // loop per output.
 //
-// A request is authenticated, size-limited, transformed and enriched, and
-// its events are appended to the queue (sidecar/queue), which fsyncs them,
-// before the sender gets its 2xx. Each output then reads the queue through
-// its own cursor, in batches, and acknowledges only what it delivered or
+// A request goes through four steps (serveSource): admitted (shutdown,
+// rate limit, Content-Type, size, in-flight budget, credentials),
+// transformed and labelled by the ingest stage it shares with the Fluent
+// Bit plugin (internal/ingest), persisted, and answered: its events are
+// appended to the queue (sidecar/queue), which fsyncs them, before the
+// sender gets its 2xx. Each output then reads the queue through its own
+// cursor, in batches, and acknowledges only what it delivered or
 // dead-lettered, so a slow output never holds back another and a restart
 // resumes where each left off: delivery is at least once, and the
 // deterministic event ids make it effectively once wherever the destination

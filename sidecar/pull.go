@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/internal/ingest"
+	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/sidecar/config"
 	"github.com/auditpipe/auditpipe/sidecar/pull"
 	"github.com/auditpipe/auditpipe/transformers"
@@ -29,14 +31,17 @@ func (s *Sidecar) newPull(sc *config.Source, src *source) (*pullSource, error) {
 		Source:      sc.Name,
 		Transformer: src.tr,
 		Enqueue: func(ctx context.Context, events []auditpipe.Event) error {
-			if err := s.enqueue(ctx, src, events); err != nil {
+			// The poller runs the transformer itself (entry by entry, with
+			// its own ids for duplicates); the labels are the stage's.
+			src.stage.Label(events, nil)
+			if err := s.enqueue(ctx, events); err != nil {
 				return err
 			}
 			s.metrics.received.WithLabelValues(sc.Name).Add(float64(len(events)))
 			return nil
 		},
 		Reject: func(ctx context.Context, entry []byte, errs []*transformers.Error) error {
-			return s.deadLetterPayload(ctx, sc.Name, entry, errs, s.now())
+			return s.dlq.DeadLetter(ctx, []outputs.DeadLetter{{Time: s.now().UTC(), Source: sc.Name, Error: ingest.Summary(errs), Payload: entry}})
 		},
 		StateDir: filepath.Join(s.cfg.DataDir, "pull"),
 		Logger:   s.log.With("source", sc.Name),

@@ -1,5 +1,6 @@
 // Command auditpipe is the audit-log forwarder's command line: it runs the
-// sidecar and offers the tools around it (normalize, version).
+// sidecar and offers the tools around it (normalize, dlq, keygen, verify,
+// version).
 package main
 
 import (
@@ -31,6 +32,8 @@ Usage:
   auditpipe sidecar --config FILE [--check-config]
   auditpipe normalize [--format auto|spacelift|alertmanager|app|k8s] [--source-name NAME] [--config FILE] [-v] [FILE...]
   auditpipe dlq list|replay [flags]
+  auditpipe keygen --private FILE --public FILE
+  auditpipe verify --public-key FILE [--public-key FILE...] [--json] [FILE...]
   auditpipe version
 
 Run "auditpipe COMMAND -h" for a command's flags.
@@ -48,6 +51,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return sidecarCmd(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		return dlqCmd(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
+	case "verify":
+		return verify(ctx, args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK

@@ -143,6 +143,9 @@ func reference(ev *auditpipe.Event) map[string]any {
 		ap["details"] = ev.Details
 	}
 	putStr(ap, "raw_sha256", ev.RawSHA256)
+	if ev.Integrity != nil && len(ev.Labels) > 0 {
+		ap["labels"] = ev.Labels
+	}
 	if in := ev.Integrity; in != nil {
 		m := map[string]any{}
 		putStr(m, "stream", in.Stream)

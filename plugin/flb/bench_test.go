@@ -30,19 +30,22 @@ func BenchmarkFlushPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	tr, _ := reg.Get("alertmanager")
-	in := newInstance(&Config{}, nil, tr, nil, nil)
+	in, err := newInstance(&Config{}, nil, tr, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
 	var buf []byte
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
 	for b.Loop() {
 		bt := in.batches.Get().(*batch)
-		if err := in.read(ctx, "bench", chunk, time.Now(), bt); err != nil || len(bt.letters) > 0 || len(bt.events) != perChunk {
-			b.Fatal(err, bt.letters, len(bt.events))
+		if err := in.read(ctx, "bench", chunk, time.Now(), bt); err != nil || len(bt.letters) > 0 || len(bt.res.Events) != perChunk {
+			b.Fatal(err, bt.letters, len(bt.res.Events))
 		}
 		buf = buf[:0]
-		for i := range bt.events {
-			buf = bt.events[i].AppendJSON(buf)
+		for i := range bt.res.Events {
+			buf = bt.res.Events[i].AppendJSON(buf)
 		}
 		in.putBatch(bt)
 	}

@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/internal/ingest"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
@@ -71,12 +70,11 @@ type Stats struct {
 // Instance is one [OUTPUT] section: its transformer, outputs and
 // dead-letter store. Flush is safe for concurrent use (Workers N).
 type Instance struct {
-	cfg    *Config
-	log    *slog.Logger
-	tr     transformers.Transformer
-	set    *fanout.Set
-	dlq    *dlq.Store
-	labels map[string]string
+	cfg   *Config
+	log   *slog.Logger
+	stage *ingest.Stage
+	set   *fanout.Set
+	dlq   *dlq.Store
 
 	records, events, skipped, deadLettered atomic.Int64
 	ok, retry, failed                      atomic.Int64
@@ -107,13 +105,27 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 		store.Close()
 		return nil, cfg.rename(err)
 	}
-	return newInstance(cfg, logger, tr, set, store), nil
+	in, err := newInstance(cfg, logger, tr, set, store)
+	if err != nil {
+		return nil, errors.Join(err, set.Close(ctx), store.Close())
+	}
+	return in, nil
 }
 
-func newInstance(cfg *Config, logger *slog.Logger, tr transformers.Transformer, set *fanout.Set, store *dlq.Store) *Instance {
-	in := &Instance{cfg: cfg, log: logger, tr: tr, set: set, dlq: store, labels: cfg.Labels}
+func newInstance(cfg *Config, logger *slog.Logger, tr transformers.Transformer, set *fanout.Set, store *dlq.Store) (*Instance, error) {
+	in := &Instance{cfg: cfg, log: logger, set: set, dlq: store}
+	var err error
+	in.stage, err = ingest.New(ingest.Config{Transformer: tr, Labels: cfg.Labels,
+		OnSkip: func(_ string, n int) { in.skipped.Add(int64(n)) },
+		// What the plugin's dead letters and its "records dead-lettered"
+		// log line have always said of a record that made nothing; the
+		// stage's own error is worded for the sidecar's HTTP answer.
+		Empty: "the record holds no audit event"})
+	if err != nil {
+		return nil, err
+	}
 	in.batches.New = func() any { return new(batch) }
-	return in
+	return in, nil
 }
 
 // Stats returns the counters.
@@ -139,6 +151,9 @@ func (in *Instance) Flush(ctx context.Context, tag string, chunk []byte) Code {
 	return c
 }
 
+// flush goes through the sidecar's steps for a chunk: read (each record
+// admitted and transformed), persist (dead letters, then delivery), and
+// the answer Fluent Bit gets.
 func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
 	if in.closed.Load() {
 		return Retry
@@ -149,23 +164,8 @@ func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
 		in.log.Warn("transformer unavailable; chunk will be retried", "tag", tag, "err", err)
 		return Retry
 	}
-	if len(b.letters) > 0 {
-		if err := in.dlq.DeadLetter(ctx, b.letters); err != nil {
-			in.log.Error("dead-letter store failed; chunk will be retried", "tag", tag, "err", err)
-			return Retry
-		}
-		in.deadLettered.Add(int64(len(b.letters)))
-		in.log.Warn("records dead-lettered", "tag", tag, "records", len(b.letters), "first_error", b.letters[0].Error)
-	}
-	if len(b.events) > 0 {
-		if err := in.set.Deliver(ctx, b.events); err != nil {
-			// Permanent rejections are already in the dead-letter store;
-			// what is left is retryable, or the store itself failed, which
-			// a later attempt may fix.
-			in.log.Warn("delivery incomplete; chunk will be retried", "tag", tag, "events", len(b.events), "err", err)
-			return Retry
-		}
-		in.events.Add(int64(len(b.events)))
+	if !in.persist(ctx, tag, b) {
+		return Retry
 	}
 	if b.corrupt {
 		return Error
@@ -173,18 +173,44 @@ func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
 	return OK
 }
 
+// persist keeps what the chunk made: the dead letters first, then the
+// events delivered. false means the chunk must be retried; whatever it
+// made is made again then (the ids make the repeat harmless).
+func (in *Instance) persist(ctx context.Context, tag string, b *batch) bool {
+	if len(b.letters) > 0 {
+		if err := in.dlq.DeadLetter(ctx, b.letters); err != nil {
+			in.log.Error("dead-letter store failed; chunk will be retried", "tag", tag, "err", err)
+			return false
+		}
+		in.deadLettered.Add(int64(len(b.letters)))
+		in.log.Warn("records dead-lettered", "tag", tag, "records", len(b.letters), "first_error", b.letters[0].Error)
+	}
+	if events := b.res.Events; len(events) > 0 {
+		if err := in.set.Deliver(ctx, events); err != nil {
+			// Permanent rejections are already in the dead-letter store;
+			// what is left is retryable, or the store itself failed, which
+			// a later attempt may fix.
+			in.log.Warn("delivery incomplete; chunk will be retried", "tag", tag, "events", len(events), "err", err)
+			return false
+		}
+		in.events.Add(int64(len(events)))
+	}
+	return true
+}
+
 // batch is what one chunk makes. Batches are reused from flush to flush
 // (Set.Deliver keeps nothing of the events once it returns): a chunk's
 // events are its largest allocation.
 type batch struct {
-	events  []auditpipe.Event
+	// res holds the events of every record of the chunk, in order; the
+	// stage resets the rest of it for each record.
+	res     transformers.Result
 	letters []outputs.DeadLetter
 	corrupt bool
-	// labels is the label set of the chunk's events that bring none of
-	// their own and have no metadata (the common case): they share it, as
-	// events' labels are read-only once made.
-	labels map[string]string
-	res    transformers.Result // one record's, reset for each
+	// tagged is where the chunk's records without metadata (the common
+	// case) come from: the tag. Their events that bring no labels share
+	// one set. meta is the one record with metadata being read.
+	tagged, meta ingest.Origin
 }
 
 // maxPooledEvents bounds the batches kept for reuse, so one huge chunk
@@ -192,22 +218,22 @@ type batch struct {
 const maxPooledEvents = 4096
 
 func (in *Instance) putBatch(b *batch) {
-	if cap(b.events) > maxPooledEvents {
+	if cap(b.res.Events) > maxPooledEvents {
 		return
 	}
 	// Cleared: the events point into their chunk, which a pooled batch
 	// would otherwise keep alive.
-	clear(b.events)
-	b.events = b.events[:0]
+	clear(b.res.Events)
+	b.res = transformers.Result{Events: b.res.Events[:0]}
 	clear(b.letters)
 	b.letters = b.letters[:0]
 	b.corrupt = false
-	b.labels = nil
-	b.res = transformers.Result{}
+	b.tagged.Reset()
+	b.meta.Reset()
 	in.batches.Put(b)
 }
 
-// read decodes and transforms every record of chunk into b: events to
+// read decodes every record of chunk and takes it into b: events to
 // deliver, dead letters for what is not an audit payload, and the tail of
 // a chunk that cannot be read on. The error is non-nil only when the
 // transformer is unavailable and the chunk must be retried.
@@ -216,6 +242,7 @@ func (in *Instance) read(ctx context.Context, tag string, chunk []byte, now time
 	if src == "" {
 		src = tag
 	}
+	b.tagged.Add(TagLabel, tag)
 	var rec Record
 	var records int64
 	defer func() { in.records.Add(records) }()
@@ -234,110 +261,85 @@ func (in *Instance) read(ctx context.Context, tag string, chunk []byte, now time
 		}
 		records++
 		if err != nil {
-			b.letters = append(b.letters, in.letter(now, src, &rec, err.Error()))
+			b.letters = append(b.letters, letter(now, src, &rec, err.Error()))
 			continue
 		}
-		var reason string
-		if reason, err = in.transform(ctx, src, tag, &rec, b); err != nil {
+		if err := in.take(ctx, src, tag, now, &rec, b); err != nil {
 			return err
 		}
-		if reason != "" {
-			b.letters = append(b.letters, in.letter(now, src, &rec, reason))
-		}
 	}
 }
 
-// transform turns one record into events. reason is non-empty when the
-// record (or part of it) must be dead-lettered; err only when the
-// transformer is unavailable and the chunk must be retried.
-func (in *Instance) transform(ctx context.Context, src, tag string, rec *Record, b *batch) (reason string, err error) {
+// take takes one record as the sidecar takes a request: admitted (does it
+// hold a payload), transformed by the stage, and dead-lettered if
+// malformed. The error is the stage's: the transformer is unavailable.
+func (in *Instance) take(ctx context.Context, src, tag string, now time.Time, rec *Record, b *batch) error {
+	var input transformers.Input
+	if reason := in.admit(src, rec, &input); reason != "" {
+		b.letters = append(b.letters, letter(now, src, rec, reason))
+		return nil
+	}
+	out, err := in.stage.Ingest(ctx, &input, b.origin(tag, rec.Meta), &b.res)
+	if err != nil {
+		return err
+	}
+	if out.Malformed() {
+		b.letters = append(b.letters, out.Letter(now, recordJSON(rec)))
+	}
+	return nil
+}
+
+// admit finds the payload in a record: the record itself, or the value
+// of Payload_Key. reason is non-empty when the record holds none and must
+// be dead-lettered.
+func (in *Instance) admit(src string, rec *Record, input *transformers.Input) (reason string) {
 	if msgp.NextType(rec.Body) != msgp.MapType {
-		return "record is not a map but " + kind(rec.Body), nil
+		return "record is not a map but " + kind(rec.Body)
 	}
-	input := transformers.Input{Meta: transformers.Meta{SourceName: src, ReceivedAt: rec.Time}}
-	if k := in.cfg.PayloadKey; k == "" {
+	input.Meta = transformers.Meta{SourceName: src, ReceivedAt: rec.Time}
+	k := in.cfg.PayloadKey
+	if k == "" {
 		input.Msgpack = rec.Body
-	} else {
-		v, found, err := member(rec.Body, k)
-		switch {
-		case err != nil:
-			return fmt.Sprintf("Payload_Key %q: %v", k, err), nil
-		case !found || msgp.NextType(v) == msgp.NilType:
-			return fmt.Sprintf("Payload_Key %q: missing from the record", k), nil
-		}
-		switch msgp.NextType(v) {
-		// The JSON text aliases the chunk, which outlives the transform;
-		// the events copy what they keep.
-		case msgp.StrType:
-			input.Body, _, _ = msgp.ReadStringZC(v)
-		case msgp.BinType:
-			input.Body, _, _ = msgp.ReadBytesZC(v)
-		case msgp.MapType:
-			input.Msgpack = v
-		default:
-			return fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v)), nil
-		}
+		return ""
 	}
-	// The events go straight into the batch. The Result lives there too:
-	// passed to an interface method, it would escape from here.
-	res := &b.res
-	*res = transformers.Result{Events: b.events}
-	first := len(b.events)
-	terr := in.tr.Transform(ctx, input, res)
-	if terr != nil && errors.Is(terr, transformers.ErrUnavailable) {
-		return "", terr
-	}
-	b.events = res.Events
-	evs := res.Events[first:]
-	var n int64
-	for _, k := range res.Skipped {
-		n += int64(k)
-	}
-	in.skipped.Add(n)
-	errs := res.Errors
-	if terr != nil {
-		errs = append([]*transformers.Error{transformers.AsError(res.Format, terr)}, errs...)
-	}
+	v, found, err := member(rec.Body, k)
 	switch {
-	case len(errs) > 0:
-		reason = errs[0].Error()
-		if len(errs) > 1 {
-			reason = fmt.Sprintf("%s (and %d more errors)", reason, len(errs)-1)
-		}
-	case len(evs) == 0 && n == 0:
-		reason = "the record holds no audit event"
+	case err != nil:
+		return fmt.Sprintf("Payload_Key %q: %v", k, err)
+	case !found || msgp.NextType(v) == msgp.NilType:
+		return fmt.Sprintf("Payload_Key %q: missing from the record", k)
 	}
-	for i := range evs {
-		in.enrich(&evs[i], tag, rec.Meta, b)
+	switch msgp.NextType(v) {
+	// The JSON text aliases the chunk, which outlives the transform;
+	// the events copy what they keep.
+	case msgp.StrType:
+		input.Body, _, _ = msgp.ReadStringZC(v)
+	case msgp.BinType:
+		input.Body, _, _ = msgp.ReadBytesZC(v)
+	case msgp.MapType:
+		input.Msgpack = v
+	default:
+		return fmt.Sprintf("Payload_Key %q: holds %s, not a JSON string or a map", k, kind(v))
 	}
-	return reason, nil
+	return ""
 }
 
-// enrich adds the configured labels, the tag and the v2 metadata; labels
-// the transformer set win. Events with neither metadata nor labels of
-// their own share one set per chunk.
-func (in *Instance) enrich(ev *auditpipe.Event, tag string, meta map[string]any, b *batch) {
-	if len(meta) == 0 && len(ev.Labels) == 0 {
-		if b.labels == nil {
-			b.labels = in.labelSet(tag, nil, nil)
-		}
-		ev.Labels = b.labels
-		return
+// origin is where a record's events come from: the tag, and the v2
+// metadata, one label per key (values that are not strings as JSON).
+func (b *batch) origin(tag string, meta map[string]any) *ingest.Origin {
+	if len(meta) == 0 {
+		return &b.tagged // small enough to inline: the common case
 	}
-	ev.Labels = in.labelSet(tag, meta, ev.Labels)
+	return b.metaOrigin(tag, meta)
 }
 
-// labelSet is a new map of the configured labels, the tag, the metadata
-// and own, in rising precedence.
-func (in *Instance) labelSet(tag string, meta map[string]any, own map[string]string) map[string]string {
-	l := make(map[string]string, len(in.labels)+1+len(meta)+len(own))
-	maps.Copy(l, in.labels)
-	l[TagLabel] = tag
+func (b *batch) metaOrigin(tag string, meta map[string]any) *ingest.Origin {
+	b.meta.Reset()
+	b.meta.Add(TagLabel, tag)
 	for k, v := range meta {
-		l[MetaLabelPrefix+k] = labelValue(v)
+		b.meta.Add(MetaLabelPrefix+k, labelValue(v))
 	}
-	maps.Copy(l, own)
-	return l
+	return &b.meta
 }
 
 func labelValue(v any) string {
@@ -376,9 +378,17 @@ func jsonable(v any) any {
 	return v
 }
 
-// letter is the dead letter for a record: the record as JSON, for whoever
-// reads the store (the msgpack bytes when it cannot be decoded).
-func (in *Instance) letter(now time.Time, src string, rec *Record, reason string) outputs.DeadLetter {
+// letter is the dead letter for a record the stage never saw.
+func letter(now time.Time, src string, rec *Record, reason string) outputs.DeadLetter {
+	return outputs.DeadLetter{Time: now, Source: src, Error: reason, Payload: recordJSON(rec)}
+}
+
+// recordJSON is what a record's dead letter keeps: the record as JSON,
+// with its time and metadata, for whoever reads the store (the msgpack
+// bytes when it cannot be decoded). Each bad record is kept alone, not
+// the chunk: Fluent Bit re-sends chunks, not records, so there is nothing
+// a sender could replay, and the good records of the chunk are delivered.
+func recordJSON(rec *Record) []byte {
 	payload := rec.Raw
 	if body, err := rec.Value(); err == nil && rec.Body != nil {
 		doc := map[string]any{"time": rec.Time, "record": jsonable(body)}
@@ -389,7 +399,7 @@ func (in *Instance) letter(now time.Time, src string, rec *Record, reason string
 			payload = b
 		}
 	}
-	return outputs.DeadLetter{Time: now, Source: src, Error: reason, Payload: payload}
+	return payload
 }
 
 // Close closes the outputs and the dead-letter store. Flushes after Close

@@ -278,14 +278,14 @@ func (q *Queue) recover(consumers []string) error {
 	var noCursor []*Reader
 	for _, name := range consumers {
 		r := &Reader{q: q, name: name, path: filepath.Join(q.dir, cursorFile(name))}
-		seq, ok, err := readCursor(r.path)
+		seq, state, ok, err := readCursor(r.path)
 		if err != nil {
 			// Starting over from the oldest record duplicates, which ids
 			// make harmless; refusing to start would lose new events.
 			q.log.Error("queue: cursor unreadable, consumer restarts at the oldest record", "consumer", name, "err", err)
 		}
 		if ok {
-			r.acked, r.persisted = seq, seq
+			r.acked, r.persisted, r.state = seq, seq, state
 			maxAcked = max(maxAcked, seq)
 		} else {
 			noCursor = append(noCursor, r)
@@ -336,7 +336,7 @@ func (q *Queue) recover(consumers []string) error {
 		// A cursor file from the start, while there is space for one,
 		// so that its consumer can acknowledge even on a full disk
 		// (overwriteCursor); it says what the absence of one says.
-		if err := writeCursor(q.dir, r.path, r.acked, q.fsync); err != nil {
+		if err := writeCursor(q.dir, r.path, r.acked, nil, q.fsync); err != nil {
 			q.log.Warn("queue: cannot create a cursor file; the consumer's first ack will try again", "consumer", r.name, "err", err)
 			continue
 		}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -24,6 +25,7 @@ type Reader struct {
 
 	ackMu     sync.Mutex // serialises cursor writes
 	persisted uint64
+	state     []byte // kept with the cursor (AckState); under ackMu
 
 	oldestMu   sync.Mutex
 	oldestFor  uint64 // the acked value oldest was read for
@@ -174,11 +176,38 @@ func (s *segment) closeIfUnused() {
 // consumer, in a cursor file replaced atomically (and fsync'd), then
 // deletes the segments every consumer has finished. An ack at or below
 // the current one is ignored; one beyond the last appended record is an
-// error. If the reader had not read that far, its position moves up.
+// error. If the reader had not read that far, its position moves up. The
+// state kept with the cursor (AckState) stays as it is.
 func (r *Reader) Ack(seq uint64) error {
-	q := r.q
 	r.ackMu.Lock()
 	defer r.ackMu.Unlock()
+	return r.ackLocked(seq, r.state)
+}
+
+// AckState is Ack that also replaces the consumer's state, in the same
+// atomic cursor write: a crash leaves the old position with the old state
+// or the new with the new, never a mix. The sidecar keeps each output's
+// hash-chain head there, so that a re-sent batch is sealed exactly as
+// before. state is copied; at most MaxCursorState bytes.
+func (r *Reader) AckState(seq uint64, state []byte) error {
+	if len(state) > MaxCursorState {
+		return fmt.Errorf("queue: %s: state of %d bytes exceeds %d", r.name, len(state), MaxCursorState)
+	}
+	r.ackMu.Lock()
+	defer r.ackMu.Unlock()
+	return r.ackLocked(seq, bytes.Clone(state))
+}
+
+// State returns the state persisted with the last acknowledgement (nil if
+// there is none), as of the last Ack, AckState or the queue's opening.
+func (r *Reader) State() []byte {
+	r.ackMu.Lock()
+	defer r.ackMu.Unlock()
+	return bytes.Clone(r.state)
+}
+
+func (r *Reader) ackLocked(seq uint64, state []byte) error {
+	q := r.q
 	q.mu.Lock()
 	closed, head, acked := q.closed, q.head, r.acked
 	q.mu.Unlock()
@@ -190,10 +219,10 @@ func (r *Reader) Ack(seq uint64) error {
 	case seq > head:
 		return fmt.Errorf("queue: %s: ack of record %d, beyond the last appended record %d", r.name, seq, head)
 	}
-	if err := writeCursor(q.dir, r.path, seq, q.fsync); err != nil {
+	if err := writeCursor(q.dir, r.path, seq, state, q.fsync); err != nil {
 		return fmt.Errorf("queue: %s: persist cursor: %w", r.name, err)
 	}
-	r.persisted = seq
+	r.persisted, r.state = seq, state
 	q.mu.Lock()
 	r.acked = seq
 	removed := q.collectAckedLocked()

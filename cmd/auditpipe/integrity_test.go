@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/integrity"
+)
+
+func TestKeygen(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub := filepath.Join(dir, "k.pem"), filepath.Join(dir, "k.pub")
+	out, errb, code := runCLI(t, "", "keygen", "--private", priv, "--public", pub)
+	if code != exitOK || !strings.Contains(out, "key id ed25519:") {
+		t.Fatalf("keygen: %d %q %q", code, out, errb)
+	}
+	if fi, err := os.Stat(priv); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("private key file: %v %v", fi.Mode(), err)
+	}
+	before, _ := os.ReadFile(priv)
+	_, errb, code = runCLI(t, "", "keygen", "--private", priv, "--public", filepath.Join(dir, "other.pub"))
+	if code != exitFailed || !strings.Contains(errb, "refusing to overwrite") {
+		t.Fatalf("second keygen: %d %q", code, errb)
+	}
+	if after, _ := os.ReadFile(priv); !bytes.Equal(before, after) {
+		t.Fatal("the private key was overwritten")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "other.pub")); err == nil {
+		t.Error("a public key was written although the private one was refused")
+	}
+	if _, _, code := runCLI(t, "", "keygen", "--private", priv); code != exitUsage {
+		t.Errorf("missing --public: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// sealedFile normalizes a seed payload, seals its events with the key
+// keygen wrote and stores them as the file output would.
+func sealedFile(t *testing.T, dir string, gz bool) (file, pub string) {
+	t.Helper()
+	privFile, pub := filepath.Join(dir, "k.pem"), filepath.Join(dir, "k.pub")
+	if _, errb, code := runCLI(t, "", "keygen", "--private", privFile, "--public", pub); code != exitOK {
+		t.Fatal(errb)
+	}
+	out, errb, code := runCLI(t, "", "normalize", "../../examples/payloads/yoq-entries.json")
+	if code != exitOK {
+		t.Fatal(errb)
+	}
+	evs := events(t, out)
+	pemBytes, _ := os.ReadFile(privFile)
+	key, err := integrity.ParsePrivateKey(pemBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := integrity.NewSealer(integrity.SealerConfig{Stream: "file/test", Key: key})
+	if _, err := s.Seal(integrity.State{}, evs); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := &buf
+	var zw *gzip.Writer
+	if gz {
+		zw = gzip.NewWriter(&buf)
+	}
+	for i := range evs {
+		line := append(evs[i].AppendJSON(nil), '\n')
+		if zw != nil {
+			zw.Write(line)
+		} else {
+			w.Write(line)
+		}
+	}
+	if zw != nil {
+		zw.Close()
+	}
+	file = filepath.Join(dir, "events.ndjson")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file, pub
+}
+
+func TestVerify(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		dir := t.TempDir()
+		file, pub := sealedFile(t, dir, gz)
+		out, errb, code := runCLI(t, "", "verify", "--public-key", pub, file)
+		if code != exitOK || !strings.Contains(out, "Audit log verification: VERIFIED") || !strings.Contains(out, "Chain integrity:  intact") {
+			t.Fatalf("gzip %v: exit %d\n%s%s", gz, code, out, errb)
+		}
+		data, _ := os.ReadFile(file)
+		out, _, code = runCLI(t, string(data), "verify", "--json", "--public-key", pub, "-")
+		var r integrity.Report
+		if err := json.Unmarshal([]byte(out), &r); err != nil || code != exitOK || !r.OK || r.Verified == 0 || r.Verified != r.Entries {
+			t.Fatalf("gzip %v, --json from stdin: exit %d, %v\n%s", gz, code, err, out)
+		}
+	}
+}
+
+func TestVerifyFindsTampering(t *testing.T) {
+	dir := t.TempDir()
+	file, pub := sealedFile(t, dir, false)
+	data, _ := os.ReadFile(file)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	var ev auditpipe.Event
+	if err := json.Unmarshal(lines[0], &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.Message = "nothing to see here"
+	lines[0] = append(ev.AppendJSON(nil), '\n')
+	os.WriteFile(file, bytes.Join(lines, nil), 0o644)
+	out, _, code := runCLI(t, "", "verify", "--public-key", pub, file)
+	if code != exitFailed || !strings.Contains(out, "FAILED") || !strings.Contains(out, "Altered events (1)") || !strings.Contains(out, file+":1") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+func TestVerifyUsage(t *testing.T) {
+	dir := t.TempDir()
+	file, pub := sealedFile(t, dir, false)
+	cases := map[string][]string{
+		"no key":       {"verify", file},
+		"missing key":  {"verify", "--public-key", filepath.Join(dir, "nope"), file},
+		"private key":  {"verify", "--public-key", filepath.Join(dir, "k.pem"), file},
+		"missing file": {"verify", "--public-key", pub, filepath.Join(dir, "nope.ndjson")},
+	}
+	for name, args := range cases {
+		if _, errb, code := runCLI(t, "", args...); code != exitUsage || errb == "" {
+			t.Errorf("%s: exit %d %q, want %d and a message", name, code, errb, exitUsage)
+		}
+	}
+}
