@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
 	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
 	"github.com/auditpipe/auditpipe/transformers/internal/jsontree"
 )
@@ -63,7 +64,7 @@ func (c *converter) convert(val any, at Node, depth int) (*jsontree.Value, *Erro
 	case []byte:
 		return c.str(string(x), at)
 	case json.Number:
-		if !jsonscan.ValidNumber([]byte(x)) {
+		if !jsonsyntax.ValidNumber([]byte(x)) {
 			return nil, at.Err(ErrSyntax, "a JSON number")
 		}
 		return c.t.Number(string(x)), nil

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
 )
 
 // IsToken reports a byte of a literal or a number.
@@ -17,20 +19,6 @@ func MembersExpected(limit int, object bool) string {
 		return fmt.Sprintf("at most %d members in one object", limit)
 	}
 	return fmt.Sprintf("at most %d elements in one array", limit)
-}
-
-// EscapeEnd is the length of the escape sequence at the start of s (a
-// surrogate pair counts as one).
-func EscapeEnd(s []byte) int {
-	if len(s) < 2 || s[1] != 'u' {
-		return min(2, len(s))
-	}
-	if len(s) >= 12 && s[6] == '\\' && s[7] == 'u' {
-		if r, ok := Hex4(s[2:]); ok && r >= 0xD800 && r < 0xDC00 {
-			return 12
-		}
-	}
-	return min(6, len(s))
 }
 
 // CheckRawString validates escapes and rejects raw control characters and
@@ -51,7 +39,7 @@ func CheckRawString(s []byte) string {
 		switch s[i] {
 		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 		case 'u':
-			r, ok := Hex4(s[i+1:])
+			r, ok := jsonsyntax.Hex4(s[i+1:])
 			if !ok {
 				return `invalid \u escape`
 			}
@@ -61,7 +49,7 @@ func CheckRawString(s []byte) string {
 				if i+6 >= len(s)+0 || s[i+1] != '\\' || s[i+2] != 'u' {
 					return "unpaired surrogate"
 				}
-				if lo, ok := Hex4(s[i+3:]); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				if lo, ok := jsonsyntax.Hex4(s[i+3:]); !ok || lo < 0xDC00 || lo > 0xDFFF {
 					return "unpaired surrogate"
 				}
 				i += 6
@@ -73,70 +61,6 @@ func CheckRawString(s []byte) string {
 		}
 	}
 	return ""
-}
-
-// Hex4 reads the four hex digits of a \u escape.
-func Hex4(s []byte) (rune, bool) {
-	if len(s) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
-}
-
-// ValidNumber checks the JSON number grammar, which fastjson does not
-// enforce (it accepts NaN, Inf and "1.2.3").
-func ValidNumber(b []byte) bool {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return false
-		}
-	}
-	return i == len(b)
 }
 
 // IsPlainInt reports an integer of at most 15 digits without leading zeros:
@@ -280,7 +204,7 @@ func valueEnd(b []byte, i int) int {
 				if i += k; b[i] == '"' {
 					break
 				}
-				i += EscapeEnd(b[i:])
+				i += jsonsyntax.EscapeLen(b[i:])
 			}
 			i++
 		case c == '{' || c == '[':

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
 	"github.com/auditpipe/auditpipe/transformers/internal/redact"
 )
 
@@ -262,7 +262,7 @@ func Scan(b []byte, lim Limits, red *redact.Matcher, r *Result, compact *[]byte)
 					r.Name = want == wantKeyOrClose || want == wantKey
 					return
 				}
-				n := EscapeEnd(b[j:])
+				n := jsonsyntax.EscapeLen(b[j:])
 				if m := CheckRawString(b[j : j+n]); m != "" {
 					fail(j, Syntax, m)
 					return
@@ -271,9 +271,9 @@ func Scan(b []byte, lim Limits, red *redact.Matcher, r *Result, compact *[]byte)
 				j += n
 			}
 			if j-i-1 > maxStr {
-				if n := j - i - 1; !escapes || UnescapedLen(b[i+1:j]) > maxStr {
+				if n := j - i - 1; !escapes || jsonsyntax.UnescapedLen(b[i+1:j]) > maxStr {
 					if escapes {
-						n = UnescapedLen(b[i+1 : j])
+						n = jsonsyntax.UnescapedLen(b[i+1 : j])
 					}
 					fail(i, StringTooLong, fmt.Sprintf("a string longer than %d bytes", maxStr))
 					r.Name, r.N = want == wantKeyOrClose || want == wantKey, n
@@ -393,7 +393,7 @@ func Scan(b []byte, lim Limits, red *redact.Matcher, r *Result, compact *[]byte)
 			switch tok := b[i:j]; string(tok) {
 			case "true", "false", "null":
 			default:
-				if !ValidNumber(tok) {
+				if !jsonsyntax.ValidNumber(tok) {
 					fail(i, Syntax, "malformed number or literal")
 					if numberLike(tok) {
 						r.Why = FailNumber
@@ -550,33 +550,6 @@ func IndexSpecial(s []byte) int {
 		}
 	}
 	return -1
-}
-
-// UnescapedLen is the length in bytes of a valid raw JSON string once
-// unescaped.
-func UnescapedLen(raw []byte) int {
-	n := 0
-	for i := 0; i < len(raw); {
-		if raw[i] != '\\' {
-			n++
-			i++
-			continue
-		}
-		if raw[i+1] != 'u' {
-			n++
-			i += 2
-			continue
-		}
-		r, _ := Hex4(raw[i+2:])
-		if r >= 0xD800 && r < 0xDC00 {
-			n += 4
-			i += 12
-			continue
-		}
-		n += utf8.RuneLen(r)
-		i += 6
-	}
-	return n
 }
 
 // keyLess is CompareUTF16(a, b) < 0 with the common case inline: sorted

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
 	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
 	"github.com/valyala/fastjson"
 )
@@ -164,7 +165,7 @@ func (j *jsonBuilder) str(b []byte, i int) (string, int) {
 			break
 		}
 		escapes = true
-		end += jsonscan.EscapeEnd(b[end:])
+		end += jsonsyntax.EscapeLen(b[end:])
 	}
 	if !escapes {
 		return str(b[start:end]), end + 1
@@ -196,10 +197,10 @@ func (j *jsonBuilder) str(b []byte, i int) (string, int) {
 		case 't':
 			out = append(out, '\t')
 		case 'u':
-			r, _ := jsonscan.Hex4(raw[p+2:])
+			r, _ := jsonsyntax.Hex4(raw[p+2:])
 			p += 6
 			if r >= 0xD800 && r < 0xDC00 && p+6 <= len(raw) && raw[p] == '\\' && raw[p+1] == 'u' {
-				if lo, ok := jsonscan.Hex4(raw[p+2:]); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+				if lo, ok := jsonsyntax.Hex4(raw[p+2:]); ok && lo >= 0xDC00 && lo <= 0xDFFF {
 					r = (r-0xD800)<<10 | (lo - 0xDC00) + 0x10000
 					p += 6
 				}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
 	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
 	"github.com/auditpipe/auditpipe/transformers/internal/redact"
 )
@@ -266,7 +267,7 @@ func appendNumber(dst []byte, v *Value) ([]byte, error) {
 		}
 		return dst, nil
 	}
-	if !jsonscan.ValidNumber(raw) {
+	if !jsonsyntax.ValidNumber(raw) {
 		return dst[:start], &jsonscan.Failure{Fault: jsonscan.Syntax, Expected: "a JSON number", Got: "malformed number"}
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
