@@ -22,6 +22,7 @@ require (
 	github.com/twmb/franz-go v1.22.2
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0
+	// Pinned below: see the replace directive.
 	github.com/valyala/fastjson v1.6.10
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/net v0.60.0
@@ -76,3 +77,12 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
+
+// fastjson stays at exactly this version, whatever another module asks
+// for: transformers/internal/jsontree/mirror.go writes trees straight into
+// fastjson's private value layout, which is what makes a transform fast
+// (docs/performance.md), and a release may change that layout.
+// TestTreeMirrorsFastjson checks the layout and what trees built through
+// it read as; move this version only with that test passing. Built with
+// -tags auditpipe_safejson, the engine uses fastjson's public API only.
+replace github.com/valyala/fastjson => github.com/valyala/fastjson v1.6.10

@@ -5,7 +5,8 @@ import (
 	"slices"
 	"unsafe"
 
-	"github.com/valyala/fastjson"
+	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
+	"github.com/auditpipe/auditpipe/transformers/internal/jsontree"
 )
 
 // Details assembles an event's details object from parts of the payload
@@ -19,7 +20,7 @@ type Details struct {
 	n      int
 	extra  []detail
 	// reuse are subtrees already encoded with nothing to redact.
-	reuse []encoded
+	reuse []jsontree.Encoded
 }
 
 // Reuse lets Build copy the subtrees c found nothing to redact in, instead
@@ -124,7 +125,7 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 		order = append(order, i)
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
-		return compareUTF16([]byte(d.entry(a).key), []byte(d.entry(b).key))
+		return jsonscan.CompareUTF16([]byte(d.entry(a).key), []byte(d.entry(b).key))
 	})
 	bp := bufPool.Get().(*[]byte)
 	defer putBuf(bp)
@@ -147,13 +148,13 @@ func (d *Details) Build(red *Redactor) (json.RawMessage, *Error) {
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = appendCanonicalString(out, []byte(e.key))
+		out = jsontree.AppendString(out, []byte(e.key))
 		out = append(out, ':')
 		switch {
 		case red.Secret([]byte(e.key)):
 			out = append(out, `"`+Redacted+`"`...)
 		case e.str:
-			out = appendCanonicalString(out, []byte(e.s))
+			out = jsontree.AppendString(out, []byte(e.s))
 		case e.m != nil:
 			out = appendStringMap(out, e.m, red)
 		case e.ps != nil:
@@ -208,36 +209,33 @@ func (d *Details) sizeEstimate() int {
 }
 
 // valueSize is about the size of v's canonical encoding.
-func valueSize(v *fastjson.Value) int {
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
+func valueSize(v *jsontree.Value) int {
+	switch v.Kind() {
+	case jsontree.Object:
 		n := 2
-		o.Visit(func(k []byte, c *fastjson.Value) { n += len(k) + 4 + valueSize(c) })
+		v.Visit(func(k []byte, c *jsontree.Value) { n += len(k) + 4 + valueSize(c) })
 		return n
-	case fastjson.TypeArray:
-		a, _ := v.Array()
+	case jsontree.Array:
 		n := 2
-		for _, c := range a {
+		for _, c := range v.Elements() {
 			n += 1 + valueSize(c)
 		}
 		return n
-	case fastjson.TypeString:
-		s, _ := v.StringBytes()
-		return len(s) + 2
-	case fastjson.TypeNumber:
+	case jsontree.String:
+		return len(v.StringBytes()) + 2
+	case jsontree.Number:
 		return 16 // at most 24, seldom more than a few
 	}
 	return 5
 }
 
-func (d *Details) appendValue(out []byte, v *fastjson.Value, red *Redactor) ([]byte, error) {
+func (d *Details) appendValue(out []byte, v *jsontree.Value, red *Redactor) ([]byte, error) {
 	for _, r := range d.reuse {
-		if r.v == v {
-			return append(out, r.b...), nil
+		if r.V == v {
+			return append(out, r.B...), nil
 		}
 	}
-	return AppendCanonical(out, v, red)
+	return jsontree.AppendCanonical(out, v, red.matcher())
 }
 
 func appendStringMap(out []byte, m map[string]string, red *Redactor) []byte {
@@ -252,18 +250,18 @@ func appendStringMap(out []byte, m map[string]string, red *Redactor) []byte {
 // appendPairs encodes an object of strings canonically (sorted names) and
 // redacts the values of secret names. It sorts ps in place.
 func appendPairs(out []byte, ps []Pair, red *Redactor) []byte {
-	slices.SortFunc(ps, func(a, b Pair) int { return compareUTF16(a.Name, b.Name) })
+	slices.SortFunc(ps, func(a, b Pair) int { return jsonscan.CompareUTF16(a.Name, b.Name) })
 	out = append(out, '{')
 	for i, p := range ps {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = appendCanonicalString(out, p.Name)
+		out = jsontree.AppendString(out, p.Name)
 		out = append(out, ':')
 		if red.Secret(p.Name) {
 			out = append(out, `"`+Redacted+`"`...)
 		} else {
-			out = appendCanonicalString(out, p.Value)
+			out = jsontree.AppendString(out, p.Value)
 		}
 	}
 	return append(out, '}')
@@ -278,8 +276,8 @@ type Options struct {
 // locate attributes an encoder error to the node it happened under.
 func locate(n Node, err error) *Error {
 	le := n.Err(ErrValue, "")
-	if te, ok := err.(*Error); ok {
-		le.Kind, le.Expected, le.Got, le.Detail = te.Kind, te.Expected, te.Got, te.Detail
+	if f, ok := err.(*jsonscan.Failure); ok {
+		le.Kind, le.Expected, le.Got, le.Detail = faultKind(f.Fault), f.Expected, f.Got, f.Detail
 	} else {
 		le.Got, le.Detail = "", err.Error()
 	}

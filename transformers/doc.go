@@ -12,11 +12,12 @@
 // deliberately skipped. A returned error means the payload as a whole was
 // unusable.
 //
-// Payloads are parsed once into a [Document] (a github.com/valyala/fastjson
-// tree: see docs/performance.md for why) under configurable
-// [Limits]. Format packages navigate it with [Node], whose errors carry the
-// JSON path, build details with the redacting canonical encoder, and finish
-// each event with [Finish].
+// Payloads are parsed once into a [Document] under configurable [Limits].
+// Format packages navigate it with [Node], whose errors carry the JSON
+// path, build details with the redacting canonical encoder, and finish
+// each event with [Finish]. What the tree is made of is the engine's
+// business (internal/jsontree; see docs/performance.md for why it is
+// what it is): nothing here exposes it.
 //
 // Memory follows the payload's size, not its shape. One pass over the
 // bytes (the prescan) checks the whole payload against the limits and the

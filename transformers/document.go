@@ -2,18 +2,15 @@ package transformers
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"math"
-	"reflect"
 	"strconv"
 	"sync"
-	"time"
 	"unicode/utf8"
 	"unsafe"
 
 	"github.com/auditpipe/auditpipe"
-	"github.com/valyala/fastjson"
+	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
+	"github.com/auditpipe/auditpipe/transformers/internal/jsontree"
 )
 
 // Root is one JSON document of a payload: the whole payload, or one NDJSON
@@ -27,16 +24,16 @@ type Root struct {
 	// scan is the prescan of Raw (pooled, returned on Close); nil for a
 	// payload that arrived decoded, and for an NDJSON line but while Each
 	// visits it.
-	scan *scanResult
+	scan *jsonscan.Result
 	// compact is Raw without its whitespace, when that is its canonical
-	// form (scanResult.spaced); pooled, returned on Close.
+	// form (jsonscan.Result.Spaced); pooled, returned on Close.
 	compact *[]byte
 	// lazy tells whether the tree is built and, if not, how it will be.
 	lazy uint8
 	// canonical: an NDJSON line the prescan found canonical, whose scan
 	// Each repeats to serve Root.Canonical.
 	canonical bool
-	// plain: Raw holds no escape (scanResult.escaped), for the tree
+	// plain: Raw holds no escape (jsonscan.Result.Escaped), for the tree
 	// builder.
 	plain bool
 	// units is how many items Items makes of the root: its elements when
@@ -96,24 +93,8 @@ func (r *Root) Kind() string {
 }
 
 // rawKind is the kind of the JSON text of an unbuilt root, which the
-// prescan found valid: its first byte says.
-func (r *Root) rawKind() string {
-	switch b := bytes.TrimLeft(r.Raw, " \t\r\n"); {
-	case len(b) == 0:
-		return "nothing"
-	case b[0] == '{':
-		return "object"
-	case b[0] == '[':
-		return "array"
-	case b[0] == '"':
-		return "string"
-	case b[0] == 't' || b[0] == 'f':
-		return "boolean"
-	case b[0] == 'n':
-		return "null"
-	}
-	return "number"
-}
+// scan found valid: its first byte says.
+func (r *Root) rawKind() string { return jsonscan.Kind(r.Raw) }
 
 // Len is the number of elements of an array root, built or not, else 0.
 func (r *Root) Len() int {
@@ -136,9 +117,9 @@ func (r *Root) Member(name string) (val []byte, clean, ok bool) {
 	if b == nil {
 		return nil, false, false
 	}
-	for _, m := range r.scan.members[:r.scan.nMembers] { // CanonicalBytes implies a scan
-		if string(b[m.keyStart:m.keyEnd]) == name {
-			return b[m.valStart:m.valEnd:m.valEnd], !m.dirty, true
+	for _, m := range r.scan.Members[:r.scan.NMembers] { // CanonicalBytes implies a scan
+		if string(b[m.KeyStart:m.KeyEnd]) == name {
+			return b[m.ValStart:m.ValEnd:m.ValEnd], !m.Dirty, true
 		}
 	}
 	return nil, false, false
@@ -168,15 +149,15 @@ func (r *Root) NoteCanonical(canonical []byte, id string) {
 // compacted copy), or nil.
 func (r *Root) CanonicalBytes() []byte {
 	switch {
-	case r.scan == nil || !r.scan.canonical || r.Raw == nil:
+	case r.scan == nil || !r.scan.Canonical || r.Raw == nil:
 		return nil
-	case r.scan.spaced:
+	case r.scan.Spaced:
 		if r.compact == nil {
 			return nil // decoded without DecodeWith/DecodeLazy: not kept
 		}
 		return *r.compact
 	}
-	return r.Raw[:r.scan.end]
+	return r.Raw[:r.scan.End]
 }
 
 // Document is a decoded payload. Close it when done: it holds pooled
@@ -197,12 +178,11 @@ type Document struct {
 	// NDJSON reports that the payload was newline-delimited documents.
 	NDJSON bool
 
-	arena *fastjson.Arena
 	// tree holds the values of the trees kept until Close (a msgpack
-	// document's, a JSON root's), scratch their numbers (msgpack) or
-	// unescaped strings (JSON); kept is the msgpack input, which events
-	// may keep views into.
-	tree    *tree
+	// document's, a JSON root's, a decoded value's), scratch their numbers
+	// (msgpack) or unescaped strings (JSON); kept is the msgpack input,
+	// which events may keep views into.
+	tree    *jsontree.Tree
 	scratch *[]byte
 	kept    []byte
 	// What decoding was asked for, which Each needs again for the scans
@@ -213,9 +193,9 @@ type Document struct {
 	// itemTree and itemScratch hold the tree of the item Each visits,
 	// which the next one replaces; itemScan and itemCompact serve the
 	// lines' scans.
-	itemTree    *tree
+	itemTree    *jsontree.Tree
 	itemScratch *[]byte
-	itemScan    *scanResult
+	itemScan    *jsonscan.Result
 	itemCompact *[]byte
 	// One root is the common case; no allocation then.
 	rootsInline [1]Root
@@ -237,10 +217,7 @@ func newDocument() *Document {
 	return d
 }
 
-var (
-	arenaPool fastjson.ArenaPool
-	scanPool  = sync.Pool{New: func() any { return new(scanResult) }}
-)
+var scanPool = sync.Pool{New: func() any { return new(jsonscan.Result) }}
 
 // maxPooled is the largest buffer, in bytes, put back in a pool: one
 // outsized payload's memory must not stay behind it in a pool, for every
@@ -259,29 +236,25 @@ func (d *Document) Close() {
 			putBuf(c)
 		}
 		if sc := d.Roots[i].scan; sc != nil && sc != d.itemScan {
-			*sc = scanResult{}
+			*sc = jsonscan.Result{}
 			scanPool.Put(sc)
 		}
 	}
 	if d.itemScan != nil {
-		*d.itemScan = scanResult{}
+		*d.itemScan = jsonscan.Result{}
 		scanPool.Put(d.itemScan)
 	}
 	if d.itemCompact != nil {
 		putBuf(d.itemCompact)
 	}
 	big := d.kept == nil && d.size > maxPooled
-	putTree(d.tree, big)
-	putTree(d.itemTree, big)
+	jsontree.PutTree(d.tree, big, maxPooled)
+	jsontree.PutTree(d.itemTree, big, maxPooled)
 	if d.scratch != nil {
 		putBuf(d.scratch)
 	}
 	if d.itemScratch != nil {
 		putBuf(d.itemScratch)
-	}
-	if d.arena != nil {
-		d.arena.Reset()
-		arenaPool.Put(d.arena)
 	}
 	// Cleared, not kept: results may hold the Errors slice, and the roots
 	// point into memory now back in the pools.
@@ -406,7 +379,7 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy boo
 	}
 	d := newDocument()
 	d.lim, d.red, d.size = lim, red, len(body)
-	d.Roots = append(d.Roots, Root{Node: NewNode(format, nil), Raw: body, doc: d, units: 1, scan: scanPool.Get().(*scanResult)})
+	d.Roots = append(d.Roots, Root{Node: newNode(format, nil), Raw: body, doc: d, units: 1, scan: scanPool.Get().(*jsonscan.Result)})
 	root := &d.Roots[0]
 	sc := root.scan
 	var compact *[]byte
@@ -415,21 +388,21 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy boo
 		// Root.Member.
 		compact = bufPool.Get().(*[]byte)
 	}
-	prescan(body, lim, red, sc, compact)
+	jsonscan.Scan(body, lim.scan(), red.matcher(), sc, compact)
 	if compact != nil {
-		if sc.ok && sc.canonical && sc.spaced {
+		if sc.OK && sc.Canonical && sc.Spaced {
 			root.compact = compact
 		} else {
 			putBuf(compact)
 		}
 	}
-	root.plain = !sc.escaped
-	if !sc.ok || !sc.wellFormed {
+	root.plain = !sc.Escaped
+	if !sc.OK || !sc.WellFormed {
 		// Not one document: NDJSON when the first line stands on its own
 		// and another follows.
 		first, more, _ := bytes.Cut(bytes.TrimLeft(body, " \t\r\n"), []byte{'\n'})
-		if len(bytes.TrimSpace(more)) == 0 || !standsAlone(first) {
-			e := scanError(body, sc, lim, NewNode(format, nil))
+		if len(bytes.TrimSpace(more)) == 0 || !jsonscan.StandsAlone(first) {
+			e := scanError(body, sc, lim, newNode(format, nil))
 			d.Close()
 			return nil, e
 		}
@@ -440,20 +413,20 @@ func decodeBytes(body []byte, lim Limits, red *Redactor, format string, lazy boo
 		return d, nil
 	}
 	switch {
-	case lazy && sc.canonical && sc.nMembers > 0:
+	case lazy && sc.Canonical && sc.NMembers > 0:
 		root.lazy = lazyCanonical
 	case root.rawKind() == "array":
-		root.lazy, root.units = lazyArray, sc.top
+		root.lazy, root.units = lazyArray, sc.Top
 	default:
 		if root.v = d.keepTree(body, root.plain); root.v == nil {
 			d.Close()
-			return nil, parserRefused(NewNode(format, nil))
+			return nil, parserRefused(newNode(format, nil))
 		}
 	}
 	return d, nil
 }
 
-// parserRefused is the error of JSON text the prescan passed and the tree
+// parserRefused is the error of JSON text the scan passed and the tree
 // builder did not. It should not happen (FuzzBuildTree looks for it).
 func parserRefused(at Node) *Error {
 	return at.Errf(ErrSyntax, "", "the tree builder refused what the checks passed")
@@ -467,7 +440,7 @@ func (d *Document) decodeLines(body []byte, format string) *Error {
 	lim := d.lim
 	d.NDJSON = true
 	if sc := d.Roots[0].scan; sc != nil {
-		*sc = scanResult{}
+		*sc = jsonscan.Result{}
 		scanPool.Put(sc)
 	}
 	if c := d.Roots[0].compact; c != nil {
@@ -479,8 +452,8 @@ func (d *Document) decodeLines(body []byte, format string) *Error {
 	if n := contentLines(body, lim.MaxItems); n > cap(d.Roots) {
 		d.Roots = make([]Root, 0, n)
 	}
-	sc := scanPool.Get().(*scanResult)
-	defer func() { *sc = scanResult{}; scanPool.Put(sc) }()
+	sc := scanPool.Get().(*jsonscan.Result)
+	defer func() { *sc = jsonscan.Result{}; scanPool.Put(sc) }()
 	line := 0
 	for rest := body; len(rest) > 0; {
 		var l []byte
@@ -494,16 +467,16 @@ func (d *Document) decodeLines(body []byte, format string) *Error {
 			return &Error{Format: format, Item: -1, Path: "$", Kind: ErrTooManyItems,
 				Expected: fmt.Sprintf("at most %d NDJSON lines", lim.MaxItems), Got: "more"}
 		}
-		node := NewNode(format, nil).AsItem(n)
+		node := newNode(format, nil).AsItem(n)
 		node.line = int32(line)
-		prescan(l, lim, nil, sc, nil)
-		if !sc.ok || !sc.wellFormed {
+		jsonscan.Scan(l, lim.scan(), nil, sc, nil)
+		if !sc.OK || !sc.WellFormed {
 			d.Errors = append(d.Errors, scanError(l, sc, lim, node))
 			continue
 		}
-		r := Root{Node: node, Raw: l, lazy: lazyLine, canonical: sc.canonical, plain: !sc.escaped, units: 1, doc: d}
+		r := Root{Node: node, Raw: l, lazy: lazyLine, canonical: sc.Canonical, plain: !sc.Escaped, units: 1, doc: d}
 		if r.rawKind() == "array" {
-			r.units = sc.top
+			r.units = sc.Top
 		}
 		d.Roots = append(d.Roots, r)
 	}
@@ -517,57 +490,13 @@ func contentLines(body []byte, most int) int {
 		var l []byte
 		l, rest, _ = bytes.Cut(rest, []byte{'\n'})
 		for _, c := range l {
-			if !isSpace(c) {
+			if !jsonscan.IsSpace(c) {
 				n++
 				break
 			}
 		}
 	}
 	return n
-}
-
-// standsAlone reports whether line holds one JSON value as far as its
-// brackets, quotes and tokens tell: whether a payload that is not one
-// document is NDJSON, whose first line stands on its own (a first line
-// that is only "{" is a broken document). What the value holds is not
-// checked: a first line with a bad number is a bad line of a stream.
-func standsAlone(line []byte) bool {
-	depth, values := 0, 0
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case isSpace(c):
-			continue
-		case c == '"':
-			i++
-			for i < len(line) && line[i] != '"' {
-				if line[i] == '\\' {
-					i++
-				}
-				i++
-			}
-			if i >= len(line) {
-				return false
-			}
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			if depth--; depth < 0 {
-				return false
-			}
-		case depth > 0:
-		case scanClass[c] == clsToken:
-			for i+1 < len(line) && scanClass[line[i+1]] == clsToken {
-				i++
-			}
-		default:
-			return false
-		}
-		if depth == 0 {
-			values++
-		}
-	}
-	return depth == 0 && values == 1
 }
 
 // First is the first root as a format detector sees it (auto): its tree
@@ -584,13 +513,17 @@ func (d *Document) First() Node {
 		r.Parse()
 		return r.Node
 	}
-	head := &treeValue{t: fastjson.TypeArray}
-	eachElement(r.Raw, func(_ int, elem []byte) bool {
-		head.a = []*fastjson.Value{d.keepTree(elem, r.plain)}
+	var first *jsontree.Value
+	jsonscan.EachElement(r.Raw, func(_ int, elem []byte) bool {
+		first = d.keepTree(elem, r.plain)
 		return false
 	})
+	if d.tree == nil {
+		d.tree, d.scratch = jsontree.GetTree(), bufPool.Get().(*[]byte)
+		*d.scratch = (*d.scratch)[:0]
+	}
 	n := r.Node
-	n.v = (*fastjson.Value)(unsafe.Pointer(head))
+	n.v = d.tree.Head(first)
 	return n
 }
 
@@ -605,7 +538,7 @@ func (d *Document) Each(f func(unit Node, root *Root) bool) {
 		r := &d.Roots[ri]
 		if r.lazy == lazyArray {
 			ok := true
-			eachElement(r.Raw, func(i int, elem []byte) bool {
+			jsonscan.EachElement(r.Raw, func(i int, elem []byte) bool {
 				ok = f(r.Node.child(pathSeg{idx: i}, d.build(elem, r.plain)), r)
 				return ok
 			})
@@ -664,92 +597,26 @@ func (d *Document) EachRoot(f func(root *Root) bool) {
 	}
 }
 
-// eachElement calls f with the text of each element of the array that is
-// b, valid JSON, until f returns false. The elements are found as they
-// are needed, rather than noted by the prescan: that would cost every
-// payload for the sake of batches.
-func eachElement(b []byte, f func(i int, elem []byte) bool) {
-	i := bytes.IndexByte(b, '[') + 1
-	for n := 0; ; n++ {
-		for i < len(b) && isSpace(b[i]) {
-			i++
-		}
-		if i >= len(b) || b[i] == ']' {
-			return
-		}
-		end := valueEnd(b, i)
-		if !f(n, b[i:end]) {
-			return
-		}
-		for i = end; i < len(b) && isSpace(b[i]); i++ {
-		}
-		if i < len(b) && b[i] == ',' {
-			i++
-		}
-	}
-}
-
-// valueEnd is the offset just past the value that starts at b[i], in
-// valid JSON.
-func valueEnd(b []byte, i int) int {
-	depth := 0
-	for i < len(b) {
-		switch c := b[i]; {
-		case c == '"':
-			i++
-			for i < len(b) {
-				k := indexSpecial(b[i:])
-				if k < 0 {
-					return len(b)
-				}
-				if i += k; b[i] == '"' {
-					break
-				}
-				i += escapeEnd(b[i:])
-			}
-			i++
-		case c == '{' || c == '[':
-			depth++
-			i++
-			continue
-		case c == '}' || c == ']':
-			depth--
-			i++
-		case scanClass[c] == clsToken:
-			for i < len(b) && scanClass[b[i]] == clsToken {
-				i++
-			}
-		default:
-			i++
-			continue
-		}
-		if depth <= 0 {
-			return i
-		}
-	}
-	return i
-}
-
 // build builds the tree of valid JSON text (without escapes, if plain)
 // into the item tree, replacing the previous item's.
-func (d *Document) build(b []byte, plain bool) *fastjson.Value {
+func (d *Document) build(b []byte, plain bool) *jsontree.Value {
 	if d.itemTree == nil {
-		d.itemTree, d.itemScratch = treePool.Get().(*tree), bufPool.Get().(*[]byte)
+		d.itemTree, d.itemScratch = jsontree.GetTree(), bufPool.Get().(*[]byte)
 	}
-	d.itemTree.reset()
+	d.itemTree.Reset()
 	*d.itemScratch = (*d.itemScratch)[:0]
-	return jsonTree(b, d.itemTree, d.itemScratch, plain)
+	return d.itemTree.Build(b, d.itemScratch, plain)
 }
 
 // keepTree builds the tree of valid JSON text (without escapes, if
 // plain) into the document's tree, where it stays until Close.
-func (d *Document) keepTree(b []byte, plain bool) *fastjson.Value {
+func (d *Document) keepTree(b []byte, plain bool) *jsontree.Value {
 	if d.tree == nil {
-		d.tree, d.scratch = treePool.Get().(*tree), bufPool.Get().(*[]byte)
+		d.tree, d.scratch = jsontree.GetTree(), bufPool.Get().(*[]byte)
 		*d.scratch = (*d.scratch)[:0]
 	}
 	// Appends to scratch: the strings of trees built before point into it.
-	return jsonTree(b, d.tree, d.scratch, plain)
+	return d.tree.Build(b, d.scratch, plain)
 }
 
 // buildLine builds an NDJSON line's tree as the item's and, for a
@@ -762,7 +629,7 @@ func (d *Document) buildLine(r *Root) {
 		return
 	}
 	if d.itemScan == nil {
-		d.itemScan = scanPool.Get().(*scanResult)
+		d.itemScan = scanPool.Get().(*jsonscan.Result)
 	}
 	var compact *[]byte
 	if d.red != nil {
@@ -771,9 +638,9 @@ func (d *Document) buildLine(r *Root) {
 		}
 		compact = d.itemCompact
 	}
-	prescan(r.Raw, d.lim, d.red, d.itemScan, compact)
+	jsonscan.Scan(r.Raw, d.lim.scan(), d.red.matcher(), d.itemScan, compact)
 	r.scan = d.itemScan
-	if compact != nil && d.itemScan.spaced {
+	if compact != nil && d.itemScan.Spaced {
 		r.compact = compact
 	}
 }
@@ -837,236 +704,4 @@ func invalidUTF8Offset(b []byte) int {
 		i += n
 	}
 	return -1
-}
-
-// escapeEnd is the length of the escape sequence at the start of s (a
-// surrogate pair counts as one).
-func escapeEnd(s []byte) int {
-	if len(s) < 2 || s[1] != 'u' {
-		return min(2, len(s))
-	}
-	if len(s) >= 12 && s[6] == '\\' && s[7] == 'u' {
-		if r, ok := hex4(s[2:]); ok && r >= 0xD800 && r < 0xDC00 {
-			return 12
-		}
-	}
-	return min(6, len(s))
-}
-
-// checkRawString validates escapes and rejects raw control characters and
-// unpaired surrogates, which fastjson accepts "best effort".
-func checkRawString(s []byte) string {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 {
-			return "control character 0x" + strconv.FormatUint(uint64(c), 16) + " must be escaped"
-		}
-		if c != '\\' {
-			continue
-		}
-		i++
-		if i >= len(s) {
-			return "unterminated escape"
-		}
-		switch s[i] {
-		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-		case 'u':
-			r, ok := hex4(s[i+1:])
-			if !ok {
-				return `invalid \u escape`
-			}
-			i += 4
-			switch {
-			case r >= 0xD800 && r < 0xDC00:
-				if i+6 >= len(s)+0 || s[i+1] != '\\' || s[i+2] != 'u' {
-					return "unpaired surrogate"
-				}
-				if lo, ok := hex4(s[i+3:]); !ok || lo < 0xDC00 || lo > 0xDFFF {
-					return "unpaired surrogate"
-				}
-				i += 6
-			case r >= 0xDC00 && r <= 0xDFFF:
-				return "unpaired surrogate"
-			}
-		default:
-			return "invalid escape \\" + string(rune(s[i]))
-		}
-	}
-	return ""
-}
-
-func hex4(s []byte) (rune, bool) {
-	if len(s) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
-}
-
-// decodeValue converts an already-decoded payload (msgpack maps from Fluent
-// Bit) into a document without going through JSON text.
-func decodeValue(val any, lim Limits, format string) (*Document, error) {
-	a := arenaPool.Get()
-	c := converter{a: a, lim: lim, format: format}
-	v, err := c.convert(val, NewNode(format, nil), 1)
-	if err != nil {
-		a.Reset()
-		arenaPool.Put(a)
-		return nil, err
-	}
-	if c.size > lim.MaxPayloadBytes {
-		a.Reset()
-		arenaPool.Put(a)
-		return nil, &Error{Format: format, Item: -1, Path: "$", Kind: ErrTooLarge,
-			Expected: fmt.Sprintf("at most %d bytes", lim.MaxPayloadBytes), Got: fmt.Sprintf("about %d bytes", c.size)}
-	}
-	d := newDocument()
-	d.Roots, d.arena = append(d.Roots, Root{Node: NewNode(format, v)}), a
-	return d, nil
-}
-
-type converter struct {
-	a      *fastjson.Arena
-	lim    Limits
-	format string
-	size   int
-}
-
-func (c *converter) convert(val any, at Node, depth int) (*fastjson.Value, *Error) {
-	if depth > c.lim.MaxDepth {
-		return nil, at.Err(ErrTooDeep, fmt.Sprintf("at most %d levels of nesting", c.lim.MaxDepth))
-	}
-	c.size += 8
-	switch x := val.(type) {
-	case nil:
-		return c.a.NewNull(), nil
-	case bool:
-		if x {
-			return c.a.NewTrue(), nil
-		}
-		return c.a.NewFalse(), nil
-	case string:
-		return c.str(x, at)
-	case []byte:
-		return c.str(string(x), at)
-	case json.Number:
-		if !validNumber([]byte(x)) {
-			return nil, at.Err(ErrSyntax, "a JSON number")
-		}
-		return c.a.NewNumberString(string(x)), nil
-	case time.Time:
-		return c.a.NewString(x.UTC().Format(time.RFC3339Nano)), nil
-	case float32:
-		return c.float(float64(x), at)
-	case float64:
-		return c.float(x, at)
-	case map[string]any:
-		if err := c.members(len(x), at, true); err != nil {
-			return nil, err
-		}
-		o := c.a.NewObject()
-		for k, v := range x {
-			cv, err := c.member(k, v, at, depth)
-			if err != nil {
-				return nil, err
-			}
-			o.Set(k, cv)
-		}
-		return o, nil
-	case map[any]any:
-		if err := c.members(len(x), at, true); err != nil {
-			return nil, err
-		}
-		o := c.a.NewObject()
-		for k, v := range x {
-			var ks string
-			switch kk := k.(type) {
-			case string:
-				ks = kk
-			case []byte:
-				ks = string(kk)
-			default:
-				return nil, at.Errf(ErrType, "string member names", fmt.Sprintf("member name of type %T", k))
-			}
-			cv, err := c.member(ks, v, at, depth)
-			if err != nil {
-				return nil, err
-			}
-			o.Set(ks, cv)
-		}
-		return o, nil
-	case []any:
-		if err := c.members(len(x), at, false); err != nil {
-			return nil, err
-		}
-		arr := c.a.NewArray()
-		for i, e := range x {
-			cv, err := c.convert(e, at.child(pathSeg{idx: i}, nil), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			arr.SetArrayItem(i, cv)
-		}
-		return arr, nil
-	}
-	rv := reflect.ValueOf(val)
-	switch rv.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return c.a.NewNumberString(strconv.FormatInt(rv.Int(), 10)), nil
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return c.a.NewNumberString(strconv.FormatUint(rv.Uint(), 10)), nil
-	}
-	return nil, at.Errf(ErrType, "a JSON-compatible value", fmt.Sprintf("Go type %T", val))
-}
-
-// members refuses an object or array of more than MaxMembers.
-func (c *converter) members(n int, at Node, object bool) *Error {
-	if n <= c.lim.MaxMembers {
-		return nil
-	}
-	e := at.Err(ErrTooManyMembers, tooManyMembers(c.lim.MaxMembers, object))
-	e.Got = ""
-	return e
-}
-
-func (c *converter) member(k string, v any, at Node, depth int) (*fastjson.Value, *Error) {
-	child := at.child(pathSeg{key: k, idx: -1}, nil)
-	if len(k) > c.lim.MaxStringLength {
-		return nil, child.Err(ErrStringTooLong, fmt.Sprintf("member names of at most %d bytes", c.lim.MaxStringLength))
-	}
-	if !utf8.ValidString(k) {
-		return nil, child.Err(ErrInvalidUTF8, "UTF-8 member name")
-	}
-	c.size += len(k)
-	return c.convert(v, child, depth+1)
-}
-
-func (c *converter) str(s string, at Node) (*fastjson.Value, *Error) {
-	if len(s) > c.lim.MaxStringLength {
-		return nil, at.Err(ErrStringTooLong, fmt.Sprintf("at most %d bytes", c.lim.MaxStringLength))
-	}
-	if !utf8.ValidString(s) {
-		return nil, at.Err(ErrInvalidUTF8, "UTF-8 string")
-	}
-	c.size += len(s)
-	return c.a.NewString(s), nil
-}
-
-func (c *converter) float(f float64, at Node) (*fastjson.Value, *Error) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, at.Err(ErrValue, "a finite number")
-	}
-	return c.a.NewNumberString(string(AppendES6Number(nil, f))), nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/auditpipe/auditpipe/transformers/internal/jsontree"
 	"github.com/valyala/fastjson"
 )
 
@@ -186,7 +187,7 @@ func TestDocumentStrings(t *testing.T) {
 	var gotS, gotN, gotEmpty string
 	d.Strings([]*string{&gotS, &gotN, &gotEmpty}, [][]byte{s, num, numView})
 	d.Close()
-	if gotS != "label" || unsafe.StringData(gotS) != &in[4] {
+	if gotS != "label" || jsontree.WritesViews && unsafe.StringData(gotS) != &in[4] {
 		t.Errorf("msgpack string %q: want a view into the input", gotS)
 	}
 	if gotN != "256" || gotEmpty != "" {
@@ -332,7 +333,7 @@ func FuzzItems(f *testing.F) {
 		}
 		defer doc.Close()
 		var got [][]byte
-		if ierr := doc.Items(lim, func(item Node, _ *Root) { got = append(got, dumpTree(nil, item.Value())) }); ierr != nil {
+		if ierr := doc.Items(lim, func(item Node, _ *Root) { got = append(got, dumpTree(nil, (*fastjson.Value)(item.v))) }); ierr != nil {
 			return
 		}
 		var want [][]byte
@@ -471,3 +472,7 @@ func TestMaxValues(t *testing.T) {
 		t.Errorf("a negative max_values: %v", err)
 	}
 }
+
+// fuzzMembers is the member limit of the fuzz targets: low, so that small
+// inputs reach it.
+const fuzzMembers = 8

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
 )
 
 // Sentinel kinds of transformer errors; test with errors.Is.
@@ -33,6 +35,29 @@ var (
 	// Fluent Bit plugin FLB_RETRY.
 	ErrUnavailable = errors.New("transformer unavailable")
 )
+
+// faultKind is the sentinel of a failure the engine reports.
+func faultKind(f jsonscan.Fault) error {
+	switch f {
+	case jsonscan.Syntax:
+		return ErrSyntax
+	case jsonscan.InvalidUTF8:
+		return ErrInvalidUTF8
+	case jsonscan.TooLarge:
+		return ErrTooLarge
+	case jsonscan.TooDeep:
+		return ErrTooDeep
+	case jsonscan.TooManyMembers:
+		return ErrTooManyMembers
+	case jsonscan.StringTooLong:
+		return ErrStringTooLong
+	case jsonscan.Type:
+		return ErrType
+	case jsonscan.NoFault:
+		return nil
+	}
+	return ErrValue
+}
 
 type membersKind struct{}
 
@@ -204,12 +229,12 @@ type pathSeg struct {
 
 // appendStepsReversed appends steps collected innermost first (while an
 // error unwinds a recursion) to path, and bounds the result.
-func appendStepsReversed(path string, steps []pathSeg) string {
+func appendStepsReversed(path string, steps []jsonscan.Step) string {
 	for i := len(steps) - 1; i >= 0; i-- {
-		if steps[i].idx >= 0 {
-			path = appendPathIndex(path, steps[i].idx)
+		if steps[i].Idx >= 0 {
+			path = appendPathIndex(path, steps[i].Idx)
 		} else {
-			path = appendPathKey(path, steps[i].key)
+			path = appendPathKey(path, steps[i].Key)
 		}
 	}
 	return boundPath(path)

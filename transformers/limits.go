@@ -1,6 +1,10 @@
 package transformers
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
+)
 
 // Limits bound what a payload may cost to decode. They exist so that one
 // hostile or broken sender cannot exhaust memory or stack; every breach is a
@@ -44,9 +48,14 @@ const (
 	DefaultMaxValues       = 500000
 )
 
-// parserMaxDepth is the deepest nesting fastjson parses (fastjson.MaxDepth
-// counts from 0); deeper JSON text is refused as too deep at any MaxDepth.
-const parserMaxDepth = 300
+// parserMaxDepth is the deepest nesting the tree parses; deeper JSON
+// text is refused as too deep at any MaxDepth.
+const parserMaxDepth = jsonscan.ParserMaxDepth
+
+// scan is what the engine enforces of l (defaults applied).
+func (l Limits) scan() jsonscan.Limits {
+	return jsonscan.Limits{MaxDepth: l.MaxDepth, MaxStringLength: l.MaxStringLength, MaxMembers: l.MaxMembers, MaxValues: l.MaxValues}
+}
 
 // WithDefaults fills zero fields with the defaults.
 func (l Limits) WithDefaults() Limits {

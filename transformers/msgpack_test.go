@@ -5,38 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
-	"reflect"
 	"strconv"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
 	"github.com/valyala/fastjson"
 )
-
-// TestTreeMirrorsFastjson holds the tree's mirror types to fastjson's own
-// layout, field by field: decoding msgpack writes fastjson values through
-// them.
-func TestTreeMirrorsFastjson(t *testing.T) {
-	kvType := reflect.TypeFor[fastjson.Object]().Field(0).Type.Elem()
-	pairs := []struct{ ours, theirs reflect.Type }{
-		{reflect.TypeFor[treeValue](), reflect.TypeFor[fastjson.Value]()},
-		{reflect.TypeFor[treeObject](), reflect.TypeFor[fastjson.Object]()},
-		{reflect.TypeFor[treeKV](), kvType},
-	}
-	for _, p := range pairs {
-		if p.ours.Size() != p.theirs.Size() || p.ours.NumField() != p.theirs.NumField() {
-			t.Fatalf("%v (%d bytes, %d fields) does not mirror %v (%d bytes, %d fields)",
-				p.ours, p.ours.Size(), p.ours.NumField(), p.theirs, p.theirs.Size(), p.theirs.NumField())
-		}
-		for i := range p.ours.NumField() {
-			o, th := p.ours.Field(i), p.theirs.Field(i)
-			if o.Name != th.Name || o.Offset != th.Offset || o.Type.Kind() != th.Type.Kind() || o.Type.Size() != th.Type.Size() {
-				t.Errorf("%v.%s (offset %d, %v) does not mirror %v.%s (offset %d, %v)",
-					p.ours, o.Name, o.Offset, o.Type, p.theirs, th.Name, th.Offset, th.Type)
-			}
-		}
-	}
-}
 
 // eventTime is Fluent Bit's EventTime extension.
 func eventTime(b []byte, sec, nsec uint32) []byte {
@@ -92,11 +66,11 @@ func TestDecodeMsgpackMatchesJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := AppendCanonical(nil, fromText.Roots[0].Value(), nil)
+	want, err := AppendCanonical(nil, fromText.Roots[0].Node, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := AppendCanonical(nil, fromMsgpack.Roots[0].Value(), nil)
+	got, err := AppendCanonical(nil, fromMsgpack.Roots[0].Node, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +89,7 @@ func TestDecodeMsgpackMatchesJSON(t *testing.T) {
 	if len(names) != 11 || names[0] != "action" || names[10] != "data" {
 		t.Errorf("members %v, want payload order", names)
 	}
-	if m := root.Value().MarshalTo(nil); !fastjson.Exists(m, "data", "list") {
+	if m := (*fastjson.Value)(root.v).MarshalTo(nil); !fastjson.Exists(m, "data", "list") {
 		t.Errorf("fastjson cannot read its own encoding of the tree: %s", m)
 	}
 	fromMsgpack.Close()
@@ -222,7 +196,7 @@ func FuzzDecodeMsgpack(f *testing.F) {
 			return
 		}
 		defer doc.Close()
-		out, err := AppendCanonical(nil, doc.Roots[0].Value(), nil)
+		out, err := AppendCanonical(nil, doc.Roots[0].Node, nil)
 		if err != nil {
 			return // numbers JSON cannot hold (uint64 beyond 2^53 and such)
 		}
@@ -235,7 +209,7 @@ func FuzzDecodeMsgpack(f *testing.F) {
 		}
 		defer again.Close()
 		again.Roots[0].Parse() // a top-level array is built item by item otherwise
-		if out2, _ := AppendCanonical(nil, again.Roots[0].Value(), nil); string(out2) != string(out) {
+		if out2, _ := AppendCanonical(nil, again.Roots[0].Node, nil); string(out2) != string(out) {
 			t.Fatalf("round trip %q != %q", out2, out)
 		}
 	})

@@ -5,7 +5,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/valyala/fastjson"
+	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
+	"github.com/auditpipe/auditpipe/transformers/internal/jsontree"
 )
 
 // Node is a position in a decoded payload: a value plus enough context to
@@ -13,7 +14,7 @@ import (
 // last few steps are kept as segments, so navigating a few levels down
 // allocates nothing on the happy path.
 type Node struct {
-	v    *fastjson.Value
+	v    *jsontree.Value
 	base string // JSONPath of an ancestor; "" for the root ($)
 	// The steps below base: a member name, or an index when idxs[i] >= 0.
 	// Kept in two arrays and small integers because nodes are copied on
@@ -33,14 +34,14 @@ type Node struct {
 // of their transform time.
 const lazySegs = 6
 
-// NewNode wraps v as a root node of format.
-func NewNode(format string, v *fastjson.Value) Node {
+// newNode wraps v as a root node of format.
+func newNode(format string, v *jsontree.Value) Node {
 	return Node{v: v, item: -1, format: format}
 }
 
 // child is the node one step (a member name, or an index when seg.idx >= 0)
 // below n, holding v.
-func (n Node) child(seg pathSeg, v *fastjson.Value) Node {
+func (n Node) child(seg pathSeg, v *jsontree.Value) Node {
 	c := n
 	c.v = v
 	if c.nsegs == lazySegs {
@@ -51,8 +52,9 @@ func (n Node) child(seg pathSeg, v *fastjson.Value) Node {
 	return c
 }
 
-// Value is the underlying fastjson value; nil when the node is missing.
-func (n Node) Value() *fastjson.Value { return n.v }
+// Same reports whether n and o are the same value of a document (an item
+// that is its whole root, say), wherever they were reached from.
+func (n Node) Same(o Node) bool { return n.v == o.v }
 
 // Format is the decoder the node's errors are attributed to.
 func (n Node) Format() string { return n.format }
@@ -91,23 +93,23 @@ func (n Node) Path() string {
 func (n Node) Exists() bool { return n.v != nil }
 
 // Present reports whether the node is present and not null.
-func (n Node) Present() bool { return n.v != nil && n.v.Type() != fastjson.TypeNull }
+func (n Node) Present() bool { return n.v != nil && n.v.Kind() != jsontree.Null }
 
 // Kind names the JSON kind of the node, for error messages.
 func (n Node) Kind() string {
 	if n.v == nil {
 		return "nothing"
 	}
-	switch n.v.Type() {
-	case fastjson.TypeObject:
+	switch n.v.Kind() {
+	case jsontree.Object:
 		return "object"
-	case fastjson.TypeArray:
+	case jsontree.Array:
 		return "array"
-	case fastjson.TypeString:
+	case jsontree.String:
 		return "string"
-	case fastjson.TypeNumber:
+	case jsontree.Number:
 		return "number"
-	case fastjson.TypeTrue, fastjson.TypeFalse:
+	case jsontree.True, jsontree.False:
 		return "boolean"
 	default:
 		return "null"
@@ -115,18 +117,18 @@ func (n Node) Kind() string {
 }
 
 // IsObject reports whether the node is a JSON object.
-func (n Node) IsObject() bool { return n.v != nil && n.v.Type() == fastjson.TypeObject }
+func (n Node) IsObject() bool { return n.v != nil && n.v.Kind() == jsontree.Object }
 
 // IsArray reports whether the node is a JSON array.
-func (n Node) IsArray() bool { return n.v != nil && n.v.Type() == fastjson.TypeArray }
+func (n Node) IsArray() bool { return n.v != nil && n.v.Kind() == jsontree.Array }
 
 // IsString reports whether the node is a JSON string.
-func (n Node) IsString() bool { return n.v != nil && n.v.Type() == fastjson.TypeString }
+func (n Node) IsString() bool { return n.v != nil && n.v.Kind() == jsontree.String }
 
 // Get returns member key of an object node; a missing node otherwise.
 func (n Node) Get(key string) Node {
-	var v *fastjson.Value
-	if n.v != nil && n.v.Type() == fastjson.TypeObject {
+	var v *jsontree.Value
+	if n.v != nil && n.v.Kind() == jsontree.Object {
 		v = n.v.Get(key)
 	}
 	return n.child(pathSeg{key: key, idx: -1}, v)
@@ -137,8 +139,7 @@ func (n Node) Len() int {
 	if !n.IsArray() {
 		return 0
 	}
-	a, _ := n.v.Array()
-	return len(a)
+	return len(n.v.Elements())
 }
 
 // NumMembers is the number of members of an object node, else 0.
@@ -146,15 +147,14 @@ func (n Node) NumMembers() int {
 	if !n.IsObject() {
 		return 0
 	}
-	o, _ := n.v.Object()
-	return o.Len()
+	return n.v.NumMembers()
 }
 
 // Index returns element i of an array node.
 func (n Node) Index(i int) Node {
-	var v *fastjson.Value
+	var v *jsontree.Value
 	if n.IsArray() {
-		if a, _ := n.v.Array(); i >= 0 && i < len(a) {
+		if a := n.v.Elements(); i >= 0 && i < len(a) {
 			v = a[i]
 		}
 	}
@@ -166,8 +166,7 @@ func (n Node) Members(f func(key string, v Node)) {
 	if !n.IsObject() {
 		return
 	}
-	o, _ := n.v.Object()
-	o.Visit(func(k []byte, v *fastjson.Value) {
+	n.v.Visit(func(k []byte, v *jsontree.Value) {
 		key := string(k)
 		f(key, n.child(pathSeg{key: key, idx: -1}, v))
 	})
@@ -187,17 +186,16 @@ func (n Node) OptStrings(names []string, dst [][]byte) *Error {
 	}
 	var seen uint64 // the first of equal names counts, as for Get
 	bad := -1
-	o, _ := n.v.Object()
-	o.Visit(func(k []byte, v *fastjson.Value) {
+	n.v.Visit(func(k []byte, v *jsontree.Value) {
 		for i, name := range names {
 			if string(k) != name || seen&(1<<i) != 0 {
 				continue
 			}
 			seen |= 1 << i
-			switch v.Type() {
-			case fastjson.TypeString:
-				dst[i], _ = v.StringBytes()
-			case fastjson.TypeNull:
+			switch v.Kind() {
+			case jsontree.String:
+				dst[i] = v.StringBytes()
+			case jsontree.Null:
 			default:
 				if bad < 0 || i < bad {
 					bad = i // reported in names' order, as reading one by one would
@@ -229,23 +227,22 @@ func (n Node) StringPairs(dst []Pair) ([]Pair, *Error) {
 	}
 	start := len(dst)
 	var nameBuf [24][]byte
-	names := nameSet{names: nameBuf[:0]} // empty values included
+	names := jsonscan.NewNameSet(nameBuf[:]) // empty values included
 	var bad []byte
 	var badKind error
-	o, _ := n.v.Object()
-	o.Visit(func(k []byte, v *fastjson.Value) {
+	n.v.Visit(func(k []byte, v *jsontree.Value) {
 		if bad != nil {
 			return
 		}
-		dup := names.add(k)
+		dup := names.Add(k)
 		switch {
 		case dup:
 			bad, badKind = k, ErrValue
-		case v.Type() == fastjson.TypeString:
-			if s, _ := v.StringBytes(); len(s) > 0 {
+		case v.Kind() == jsontree.String:
+			if s := v.StringBytes(); len(s) > 0 {
 				dst = append(dst, Pair{Name: k, Value: s})
 			}
-		case v.Type() != fastjson.TypeNull:
+		case v.Kind() != jsontree.Null:
 			bad, badKind = k, ErrType
 		}
 	})
@@ -258,47 +255,6 @@ func (n Node) StringPairs(dst []Pair) ([]Pair, *Error) {
 	}
 	at.v = n.v.Get(string(bad))
 	return dst[:start], at.Err(ErrType, "string or null")
-}
-
-// nameSet finds repeated member names: a scan of the names seen while
-// they fit the caller's buffer, a set past that. A 64-bit filter on each
-// name's length and end bytes spares most scans: the names of one object
-// rarely collide in it. Names are views, valid while the set is used.
-type nameSet struct {
-	filter uint64
-	names  [][]byte
-	many   map[string]struct{}
-}
-
-// add records k and reports whether it was seen before.
-func (s *nameSet) add(k []byte) (dup bool) {
-	if s.many != nil {
-		_, dup = s.many[string(k)]
-		s.many[string(k)] = struct{}{}
-		return dup
-	}
-	h := uint(len(k))
-	if len(k) > 0 {
-		h = h*31 + uint(k[0])*7 + uint(k[len(k)-1])
-	}
-	if bit := uint64(1) << (h & 63); s.filter&bit == 0 {
-		s.filter |= bit
-	} else {
-		for _, seen := range s.names {
-			dup = dup || string(seen) == string(k)
-		}
-	}
-	if len(s.names) == cap(s.names) {
-		s.many = make(map[string]struct{}, 2*len(s.names)+1)
-		for _, seen := range s.names {
-			s.many[string(seen)] = struct{}{}
-		}
-		s.many[string(k)] = struct{}{}
-		return dup
-	}
-	s.names = s.names[:len(s.names)+1] // within the caller's buffer
-	s.names[len(s.names)-1] = k
-	return dup
 }
 
 // Err builds an error located at n.
@@ -359,14 +315,14 @@ func (n Node) Text() (string, *Error) {
 	if !n.Present() {
 		return "", nil
 	}
-	switch n.v.Type() {
-	case fastjson.TypeString:
+	switch n.v.Kind() {
+	case jsontree.String:
 		return n.str(), nil
-	case fastjson.TypeNumber:
-		return string(n.v.MarshalTo(nil)), nil
-	case fastjson.TypeTrue:
+	case jsontree.Number:
+		return string(n.v.AppendText(nil)), nil
+	case jsontree.True:
 		return "true", nil
-	case fastjson.TypeFalse:
+	case jsontree.False:
 		return "false", nil
 	}
 	return "", n.Err(ErrType, "string, number or boolean")
@@ -378,7 +334,7 @@ func (n Node) StringBytes() ([]byte, *Error) {
 	if !n.IsString() {
 		return nil, n.typeErr("string")
 	}
-	b, _ := n.v.StringBytes()
+	b := n.v.StringBytes()
 	if len(b) == 0 {
 		return nil, n.Err(ErrValue, "non-empty string")
 	}
@@ -393,8 +349,7 @@ func (n Node) OptStringBytes() ([]byte, *Error) {
 	if !n.IsString() {
 		return nil, n.Err(ErrType, "string or null")
 	}
-	b, _ := n.v.StringBytes()
-	return b, nil
+	return n.v.StringBytes(), nil
 }
 
 // AppendText is Text appending to dst instead of allocating.
@@ -402,28 +357,24 @@ func (n Node) AppendText(dst []byte) ([]byte, *Error) {
 	if !n.Present() {
 		return dst, nil
 	}
-	switch n.v.Type() {
-	case fastjson.TypeString:
-		b, _ := n.v.StringBytes()
-		return append(dst, b...), nil
-	case fastjson.TypeNumber:
-		return n.v.MarshalTo(dst), nil
-	case fastjson.TypeTrue:
+	switch n.v.Kind() {
+	case jsontree.String:
+		return append(dst, n.v.StringBytes()...), nil
+	case jsontree.Number:
+		return n.v.AppendText(dst), nil
+	case jsontree.True:
 		return append(dst, "true"...), nil
-	case fastjson.TypeFalse:
+	case jsontree.False:
 		return append(dst, "false"...), nil
 	}
 	return dst, n.Err(ErrType, "string, number or boolean")
 }
 
-func (n Node) str() string {
-	b, _ := n.v.StringBytes()
-	return string(b)
-}
+func (n Node) str() string { return string(n.v.StringBytes()) }
 
 // Number returns a required number.
 func (n Node) Number() (float64, *Error) {
-	if n.v == nil || n.v.Type() != fastjson.TypeNumber {
+	if n.v == nil || n.v.Kind() != jsontree.Number {
 		return 0, n.typeErr("number")
 	}
 	f, err := n.v.Float64()
@@ -435,7 +386,7 @@ func (n Node) Number() (float64, *Error) {
 
 // Int returns a required integer.
 func (n Node) Int() (int64, *Error) {
-	if n.v == nil || n.v.Type() != fastjson.TypeNumber {
+	if n.v == nil || n.v.Kind() != jsontree.Number {
 		return 0, n.typeErr("integer")
 	}
 	i, err := n.v.Int64()
@@ -454,10 +405,10 @@ func (n Node) Bool() (bool, *Error) {
 	if !n.Present() {
 		return false, nil
 	}
-	switch n.v.Type() {
-	case fastjson.TypeTrue:
+	switch n.v.Kind() {
+	case jsontree.True:
 		return true, nil
-	case fastjson.TypeFalse:
+	case jsontree.False:
 		return false, nil
 	}
 	return false, n.Err(ErrType, "boolean")
@@ -478,7 +429,7 @@ func (n Node) Time(unit time.Duration) (time.Time, *Error) {
 }
 
 func (n Node) anyTime(unit time.Duration) (time.Time, *Error) {
-	if n.v != nil && n.v.Type() == fastjson.TypeNumber {
+	if n.v != nil && n.v.Kind() == jsontree.Number {
 		if i, err := n.v.Int64(); err == nil {
 			return epoch(i, unit), nil
 		}
@@ -533,4 +484,16 @@ func unitName(unit time.Duration) string {
 		return "microseconds"
 	}
 	return "nanoseconds"
+}
+
+// SetString replaces, in place, the value of the first member name of an
+// object node with the string s (adding the member when there is none).
+// It is for a format that owns its document (Input.Doc) and blanks parts
+// of it before encoding them: k8s blanks the values of Secrets, which sit
+// under names their authors chose. A node that is not an object is left
+// alone.
+func (n Node) SetString(name, s string) {
+	if n.IsObject() {
+		n.v.SetString(name, s)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditpipe/auditpipe/transformers/internal/jsontree"
 	"github.com/valyala/fastjson"
 )
 
@@ -23,7 +24,7 @@ func TestNodeTimeYearBounds(t *testing.T) {
 		{`"253402300800"`, time.Second, false},        // year 10000, as a numeric string
 	} {
 		v := fastjson.MustParse(`{"ts":` + tc.json + `}`)
-		_, err := NewNode("test", v).Get("ts").Time(tc.unit)
+		_, err := newNode("test", (*jsontree.Value)(v)).Get("ts").Time(tc.unit)
 		if tc.ok != (err == nil) {
 			t.Errorf("%s: err = %v", tc.json, err)
 		}
@@ -34,7 +35,7 @@ func TestNodeTimeYearBounds(t *testing.T) {
 }
 
 func TestOptStrings(t *testing.T) {
-	root := NewNode("test", fastjson.MustParse(`{"a":"1","b":null,"c":3,"a":"again","d":{},"e":""}`))
+	root := newNode("test", (*jsontree.Value)(fastjson.MustParse(`{"a":"1","b":null,"c":3,"a":"again","d":{},"e":""}`)))
 	tests := []struct {
 		names   []string
 		want    []string // "<nil>" for nil

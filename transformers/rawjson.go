@@ -1,6 +1,10 @@
 package transformers
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
+)
 
 // Readers of canonical JSON values (Root.Member): compact, no escapes,
 // integers only. They only recognise what canonical JSON can hold; a format
@@ -23,7 +27,7 @@ func RawObject(v []byte) bool { return len(v) >= 2 && v[0] == '{' && v[len(v)-1]
 // RawInt returns a canonical integer (at most 15 digits, as canonical JSON
 // writes integers exactly).
 func RawInt(v []byte) (int64, bool) {
-	if !isPlainInt(v) {
+	if !jsonscan.IsPlainInt(v) {
 		return 0, false
 	}
 	n, neg := int64(0), v[0] == '-'

@@ -46,7 +46,7 @@ func BenchmarkStages(b *testing.B) {
 	b.Run("canonical-noredact", func(b *testing.B) {
 		buf := make([]byte, 0, 4096)
 		for b.Loop() {
-			AppendCanonical(buf[:0], root.Value(), nil)
+			AppendCanonical(buf[:0], root, nil)
 		}
 	})
 	b.Run("raw-sha256", func(b *testing.B) {

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/transformers"
 )
@@ -58,17 +56,13 @@ func parsePage(body []byte) ([]entry, error) {
 		return nil, errors.New("response body: expected a JSON array of entries")
 	}
 	page := make([]entry, len(raws))
-	var p fastjson.Parser
 	var buf []byte
 	for i, raw := range raws {
 		page[i].raw = raw
 		// The transformers' canonical encoder, so that the key is exactly
 		// the base id the transformer derives.
-		v, err := p.ParseBytes(raw)
-		if err == nil {
-			buf, err = transformers.AppendCanonical(buf[:0], v, nil)
-		}
-		if err == nil {
+		var err error
+		if buf, err = transformers.AppendCanonicalJSON(buf[:0], raw); err == nil {
 			page[i].key, page[i].canonical = auditpipe.IDFromCanonical(buf), true
 		} else {
 			page[i].key = "raw:" + auditpipe.RawSHA256(raw)

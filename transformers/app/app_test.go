@@ -232,7 +232,7 @@ func TestPointer(t *testing.T) {
 	tests := []struct {
 		ptr, want, path string // want "" for missing
 	}{
-		{"", `{"a":{"b":[10,{"c":"deep"}]},"x/y":1,"m~n":2,"":3,"01":4,"arr":["zero"],"sp ace":5}`, "$"},
+		{"", `{"":3,"01":4,"a":{"b":[10,{"c":"deep"}]},"arr":["zero"],"m~n":2,"sp ace":5,"x/y":1}`, "$"}, // canonical
 		{"/a/b/0", "10", "$.a.b[0]"},
 		{"/a/b/1/c", `"deep"`, "$.a.b[1].c"},
 		{"/x~1y", "1", `$["x/y"]`},
@@ -256,7 +256,11 @@ func TestPointer(t *testing.T) {
 		n := p.Resolve(root)
 		got := ""
 		if n.Exists() {
-			got = string(n.Value().MarshalTo(nil))
+			b, err := transformers.AppendCanonical(nil, n, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = string(b)
 		}
 		if got != tt.want || n.Path() != tt.path {
 			t.Errorf("%q resolves to %s at %s, want %s at %s", tt.ptr, got, n.Path(), tt.want, tt.path)

@@ -655,7 +655,7 @@ func encodeDocument(doc *transformers.Document) ([]byte, error) {
 			continue
 		}
 		var err error
-		if b, err = transformers.AppendCanonical(b, r.Value(), nil); err != nil {
+		if b, err = transformers.AppendCanonical(b, r.Node, nil); err != nil {
 			return nil, err
 		}
 	}

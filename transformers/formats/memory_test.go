@@ -235,8 +235,8 @@ func TestTransformMemory(t *testing.T) {
 				t.Errorf("refusing it allocated %.2fx the body, want next to nothing", float64(u.alloc)/size)
 			case !s.refused && (u.err != nil || u.errors > 0 || u.events == 0):
 				t.Errorf("%d events, %d errors, err %v: want events only", u.events, u.errors, u.err)
-			case float64(u.peak) > 3*size:
-				t.Errorf("live heap peaked at %.2fx the body, want at most 3x", float64(u.peak)/size)
+			case float64(u.peak) > maxLivePeak*size:
+				t.Errorf("live heap peaked at %.2fx the body, want at most %gx", float64(u.peak)/size, maxLivePeak)
 			}
 		})
 	}

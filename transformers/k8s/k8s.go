@@ -48,7 +48,6 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/valyala/fastjson"
 )
 
 // Format is the format name, also the source type of the events.
@@ -351,8 +350,7 @@ func addObject(d *transformers.Details, key string, obj transformers.Node, secre
 		d.String(key, transformers.Redacted)
 		return nil
 	default:
-		var a fastjson.Arena
-		if dup := scrubSecret(obj.Value(), a.NewString(transformers.Redacted)); dup != "" {
+		if dup := scrubSecret(obj); dup != "" {
 			return obj.Errf(transformers.ErrValue, "member names that are unique", "duplicate "+strconv.Quote(dup))
 		}
 	}
@@ -360,7 +358,7 @@ func addObject(d *transformers.Details, key string, obj transformers.Node, secre
 	return nil
 }
 
-// scrubSecret replaces with redacted, in place, every value of a Secret in
+// scrubSecret replaces with Redacted, in place, every value of a Secret in
 // a request or response object: a Secret, a SecretList, a Table, a merge or
 // JSON patch. Key-based redaction cannot find them, because a Secret's
 // values sit under keys its author chose (data["tls.key"], data.DSN,
@@ -369,40 +367,38 @@ func addObject(d *transformers.Details, key string, obj transformers.Node, secre
 // annotation (a full copy of the Secret), and the value of a JSON-patch
 // operation. The document belongs to this Transform call (it closes it), so
 // editing in place is safe, and it is linear where a copy would be
-// quadratic (fastjson's Set searches the object).
+// quadratic (setting a member searches the object).
 //
-// A member it must blank that appears twice is reported instead: Set
+// A member it must blank that appears twice is reported instead: SetString
 // replaces only the first, and the second would keep its value.
-func scrubSecret(v, redacted *fastjson.Value) (duplicate string) {
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		patchOp := o.Get("op") != nil
+func scrubSecret(n transformers.Node) (duplicate string) {
+	switch {
+	case n.IsObject():
+		patchOp := n.Get("op").Exists()
 		var blank []string
-		o.Visit(func(k []byte, c *fastjson.Value) {
+		n.Members(func(key string, c transformers.Node) {
 			if duplicate != "" {
 				return
 			}
-			switch key := string(k); {
+			switch {
 			case key == "data", key == "stringData", key == lastApplied, key == "value" && patchOp:
 				if slices.Contains(blank, key) {
 					duplicate = key
 				}
 				blank = append(blank, key)
 			default:
-				duplicate = scrubSecret(c, redacted)
+				duplicate = scrubSecret(c)
 			}
 		})
 		if duplicate != "" {
 			return duplicate
 		}
 		for _, k := range blank {
-			o.Set(k, redacted)
+			n.SetString(k, transformers.Redacted)
 		}
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		for _, e := range a {
-			if dup := scrubSecret(e, redacted); dup != "" {
+	case n.IsArray():
+		for i := range n.Len() {
+			if dup := scrubSecret(n.Index(i)); dup != "" {
 				return dup
 			}
 		}

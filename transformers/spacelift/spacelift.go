@@ -77,7 +77,7 @@ func (t *Transformer) Detect(root transformers.Node, _ transformers.Meta) (strin
 	if !root.Get("account").IsString() || !root.Get("action").IsString() || !root.Get("actor").IsString() {
 		return "", false
 	}
-	if v := root.Get("timestamp").Value(); v == nil || root.Get("timestamp").Kind() != "number" {
+	if root.Get("timestamp").Kind() != "number" { // missing is "nothing"
 		return "", false
 	}
 	if m := root.Get("context").Get("mutation"); m.IsString() {
@@ -140,7 +140,7 @@ func (t *Transformer) event(item transformers.Node, root *transformers.Root) (au
 	}
 	defer canon.Release()
 	ev.ID = canon.ID()
-	if item.Value() == root.Value() {
+	if item.Same(root.Node) {
 		root.NoteCanonical(canon.Bytes(), ev.ID)
 	}
 	var d transformers.Details

@@ -135,7 +135,7 @@ func (t *Transformer) event(item transformers.Node, root *transformers.Root) (au
 	if root.IsArray() {
 		size /= max(1, root.Len())
 	}
-	details, cerr := transformers.AppendCanonical(make([]byte, 0, size+64), item.Value(), t.opts.Redactor)
+	details, cerr := transformers.AppendCanonical(make([]byte, 0, size+64), item, t.opts.Redactor)
 	if cerr != nil {
 		return ev, item.Errf(transformers.ErrValue, "", cerr.Error())
 	}

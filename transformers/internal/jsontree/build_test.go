@@ -1,10 +1,11 @@
-package transformers
+package jsontree
 
 import (
 	"bytes"
 	"strings"
 	"testing"
 
+	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
 	"github.com/valyala/fastjson"
 )
 
@@ -51,17 +52,16 @@ func sameTree(a, b *fastjson.Value) bool {
 	return bytes.Equal(a.MarshalTo(nil), b.MarshalTo(nil))
 }
 
-// buildBoth builds in's tree with jsonBuilder and with fastjson, for what
-// the prescan passes; ok is false for what it does not.
+// buildBoth builds in's tree with Build and with fastjson's parser, for
+// what the scan passes; ok is false for what it does not.
 func buildBoth(t *testing.T, in []byte) (built, parsed *fastjson.Value, ok bool) {
-	var r scanResult
-	prescan(in, Limits{}.WithDefaults(), nil, &r, nil)
-	if !r.ok || !r.wellFormed {
+	var r jsonscan.Result
+	jsonscan.Scan(in, testLimits, nil, &r, nil)
+	if !r.OK || !r.WellFormed {
 		return nil, nil, false
 	}
-	var tr tree
 	var scratch []byte
-	built = jsonTree(in, &tr, &scratch, !r.escaped)
+	built = GetTree().Build(in, &scratch, !r.Escaped).fj()
 	var p fastjson.Parser
 	parsed, err := p.ParseBytes(in)
 	if err != nil {
@@ -70,11 +70,10 @@ func buildBoth(t *testing.T, in []byte) (built, parsed *fastjson.Value, ok bool)
 	if built == nil {
 		t.Fatalf("the tree builder refuses %q, which the prescan passed", in)
 	}
-	if !r.escaped {
+	if !r.Escaped {
 		// The general string path, on text the plain one served.
-		var tr2 tree
 		var scratch2 []byte
-		if other := jsonTree(in, &tr2, &scratch2, false); other == nil || !sameTree(other, built) {
+		if other := GetTree().Build(in, &scratch2, false); other == nil || !sameTree(other.fj(), built) {
 			t.Fatalf("%q: the plain and general string paths differ", in)
 		}
 	}
@@ -98,7 +97,7 @@ func TestBuildTree(t *testing.T) {
 }
 
 // FuzzBuildTree holds the tree builder to fastjson on whatever the
-// prescan passes.
+// scan passes.
 func FuzzBuildTree(f *testing.F) {
 	f.Add([]byte(`{"a":[1,"b\u00e9",{"c":null}],"d":"\ud83d\ude00\n"}`))
 	f.Add([]byte(`[1e5,-0.5,true,false,null,[],{}]`))
@@ -111,3 +110,6 @@ func FuzzBuildTree(f *testing.F) {
 		}
 	})
 }
+
+// testLimits are the default limits (transformers.Limits.WithDefaults).
+var testLimits = jsonscan.Limits{MaxDepth: 64, MaxStringLength: 1 << 20, MaxMembers: 10000, MaxValues: 500000}

@@ -1,4 +1,6 @@
-package transformers
+//go:build !auditpipe_safejson
+
+package jsontree
 
 import (
 	"bytes"
@@ -6,24 +8,26 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
+	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
 	"github.com/valyala/fastjson"
 )
 
 // fastjson's parser copies the text it parses and grows one array of
 // values by doubling, each copy kept alive by the pointers into it: a tree
 // cost the text once more and its values up to twice. jsonBuilder builds
-// the same tree (the mirror types of tree.go) from text the prescan has
+// the same tree (the mirror types of mirror.go) from text the scan has
 // already passed: values come from the tree's slabs, and strings are views
 // into the text, but those with escapes, which are unescaped into buf.
 // As the text is known valid, it checks nothing on the way: a mismatch
-// with the prescan would index out of range, which jsonTree recovers from
+// with the scan would index out of range, which Build recovers from
 // (FuzzBuildTree holds it to fastjson).
 type jsonBuilder struct {
-	t *tree
+	t *Tree
 	// buf holds unescaped strings; the tree's strings point into it, so
 	// it is never grown in place.
 	buf []byte
-	// plain: the text has no escapes (the prescan says), so a string ends
+	// plain: the text has no escapes (the scan says), so a string ends
 	// at the next quote.
 	plain bool
 	// The members and elements of the open objects and arrays; a
@@ -32,15 +36,15 @@ type jsonBuilder struct {
 	ptrs []*fastjson.Value
 }
 
-// build builds the tree of b, valid JSON (prescan ok and well formed),
+// build builds the tree of b, valid JSON (the scan passed it, well formed),
 // into the builder's tree and returns its root.
-func (j *jsonBuilder) build(b []byte) *fastjson.Value {
+func (j *jsonBuilder) build(b []byte) *Value {
 	root := j.newValue()
 	i := j.value(b, skipSpace(b, 0), root)
 	if skipSpace(b, i) != len(b) {
 		return nil
 	}
-	return (*fastjson.Value)(unsafe.Pointer(root))
+	return mirror(root)
 }
 
 // skipSpace skips the white space at b[i:]. Inside a valid document a
@@ -53,18 +57,10 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// newValue takes one value from the slab, the common case inline.
-func (j *jsonBuilder) newValue() *treeValue {
-	s := &j.t.vals
-	if n := len(s.cur); n < cap(s.cur) {
-		s.cur = s.cur[:n+1]
-		return &s.cur[n]
-	}
-	return &s.take(1)[0]
-}
+func (j *jsonBuilder) newValue() *treeValue { return j.t.newValue() }
 
 // value builds the value at b[i] into dst and returns the offset after it.
-// The prescan bounded the depth, so the recursion is bounded too.
+// The scan bounded the depth, so the recursion is bounded too.
 func (j *jsonBuilder) value(b []byte, i int, dst *treeValue) int {
 	switch b[i] {
 	case '{':
@@ -144,12 +140,15 @@ func (j *jsonBuilder) value(b []byte, i int, dst *treeValue) int {
 		return i + 4
 	}
 	end := i + 1
-	for end < len(b) && scanClass[b[end]] == clsToken {
+	for end < len(b) && jsonscan.IsToken(b[end]) {
 		end++
 	}
 	*dst = treeValue{t: fastjson.TypeNumber, s: str(b[i:end])}
 	return end
 }
+
+// str views b as a string: the tree's strings point into the text.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // str reads the string at b[i] (its opening quote), and returns it and
 // the offset after it: a view into b, or its unescaped copy in buf.
@@ -161,12 +160,12 @@ func (j *jsonBuilder) str(b []byte, i int) (string, int) {
 	}
 	end, escapes := start, false
 	for {
-		end += indexSpecial(b[end:])
+		end += jsonscan.IndexSpecial(b[end:])
 		if b[end] == '"' {
 			break
 		}
 		escapes = true
-		end += escapeEnd(b[end:])
+		end += jsonsyntax.EscapeLen(b[end:])
 	}
 	if !escapes {
 		return str(b[start:end]), end + 1
@@ -198,10 +197,10 @@ func (j *jsonBuilder) str(b []byte, i int) (string, int) {
 		case 't':
 			out = append(out, '\t')
 		case 'u':
-			r, _ := hex4(raw[p+2:])
+			r, _ := jsonsyntax.Hex4(raw[p+2:])
 			p += 6
 			if r >= 0xD800 && r < 0xDC00 && p+6 <= len(raw) && raw[p] == '\\' && raw[p+1] == 'u' {
-				if lo, ok := hex4(raw[p+2:]); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+				if lo, ok := jsonsyntax.Hex4(raw[p+2:]); ok && lo >= 0xDC00 && lo <= 0xDFFF {
 					r = (r-0xD800)<<10 | (lo - 0xDC00) + 0x10000
 					p += 6
 				}
@@ -217,11 +216,12 @@ func (j *jsonBuilder) str(b []byte, i int) (string, int) {
 	return str(out[from:]), end + 1
 }
 
-// jsonTree builds b's tree into t: its strings point into b and
-// *scratch, to which unescaped strings are appended, and which must live
-// as long as the tree. plain tells that b holds no escape. Nil if b is not
-// the valid JSON the prescan passed, which cannot happen.
-func jsonTree(b []byte, t *tree, scratch *[]byte, plain bool) (v *fastjson.Value) {
+// Build builds the tree of b, JSON text jsonscan.Scan found valid and well
+// formed, into t: its strings point into b and *scratch, to which
+// unescaped strings are appended, and which must live as long as the
+// tree. plain tells that b holds no escape (Scan's Escaped is false). Nil
+// if b is not the valid JSON the scan passed, which cannot happen.
+func (t *Tree) Build(b []byte, scratch *[]byte, plain bool) (v *Value) {
 	j := builderPool.Get().(*jsonBuilder)
 	j.t, j.buf, j.plain = t, *scratch, plain
 	defer func() {

@@ -1,4 +1,4 @@
-package transformers
+package jsonscan
 
 import (
 	"bytes"
@@ -6,72 +6,80 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
+	"github.com/auditpipe/auditpipe/transformers/internal/redact"
 )
 
-// scanResult is what prescan learned about a payload.
-type scanResult struct {
-	ok   bool
-	off  int
-	kind error
-	msg  string
-	// why refines a failure (failControl...), for the message built from
-	// it (scanError).
-	why uint8
-	// name: the failure is in a member name rather than a value; object:
+// Result is what Scan learned about a payload.
+type Result struct {
+	// OK is false when the scan refused the payload: at byte Off, for a
+	// Fault, which Msg says in words.
+	OK    bool
+	Off   int
+	Fault Fault
+	Msg   string
+	// Why refines a failure (FailControl...), for the message built from
+	// it.
+	Why Why
+	// Name: the failure is in a member name rather than a value; Object:
 	// the container with too many members is an object.
-	name, object bool
-	// n is the length, unescaped, of a string too long.
-	n int
+	Name, Object bool
+	// N is the length, unescaped, of a string too long.
+	N int
 
-	// canonical reports that the payload, whitespace aside, is already in
+	// Canonical reports that the payload, whitespace aside, is already in
 	// RFC 8785 form: keys sorted, no escapes, integers only. Go services
 	// (json.Marshal of maps, MarshalIndent) and many SDKs send exactly
 	// that; then the payload's own bytes, with the whitespace outside
 	// strings removed (compact), are its canonical encoding and nothing
 	// needs encoding for the id. Conservative: false only costs the
 	// encoding.
-	canonical bool
-	// spaced reports whitespace outside strings before end: the canonical
+	Canonical bool
+	// Spaced reports whitespace outside strings before end: the canonical
 	// form is then a compacted copy rather than the payload itself.
-	spaced bool
-	// escaped reports a string with an escape: without one, a string
+	Spaced bool
+	// Escaped reports a string with an escape: without one, a string
 	// ends at the next quote, which spares the tree builder a search.
-	escaped bool
-	// wellFormed reports that the structure (braces, brackets, commas,
+	Escaped bool
+	// WellFormed reports that the structure (braces, brackets, commas,
 	// colons) is valid JSON too, so the payload is valid JSON as a whole.
-	// When it is not, the first misplaced byte is at badOff (len(b) for a
+	// When it is not, the first misplaced byte is at BadOff (len(b) for a
 	// payload that ends too soon), where the grammar expected badWant.
-	wellFormed bool
-	badOff     int
+	WellFormed bool
+	BadOff     int
 	badWant    uint8
-	end        int
-	// top is the number of members or elements of a top-level object or
+	// End is the length of the payload without its trailing whitespace.
+	End int
+	// Top is the number of members or elements of a top-level object or
 	// array.
-	top int
-	// members are the top-level object members of a canonical payload
+	Top int
+	// Members are the top-level object members of a canonical payload
 	// (none when it has more than fit), in payload coordinates.
-	members  [maxMemberSpans]memberSpan
-	nMembers int
-	red      *Redactor // the redactor the dirty flags were computed for
+	Members  [maxMemberSpans]MemberSpan
+	NMembers int
+	Red      *redact.Matcher // the redactor the dirty flags were computed for
 }
 
-// Refinements of a prescan failure (scanResult.why).
+// Why refines a scan failure (Result.Why).
+type Why uint8
+
+// Refinements of a scan failure.
 const (
-	failOther   = iota
-	failControl // a raw control character in a string
-	failNumber  // a malformed number (or NaN, Inf): what fastjson reads as one
-	failValues  // more values in one tree than Limits.MaxValues
+	FailOther   Why = iota
+	FailControl     // a raw control character in a string
+	FailNumber      // a malformed number (or NaN, Inf): what fastjson reads as one
+	FailValues      // more values in one tree than Limits.MaxValues
 )
 
 const maxMemberSpans = 16
 
-// memberSpan locates one top-level member's value in a canonical payload,
+// MemberSpan locates one top-level member's value in a canonical payload,
 // and whether a member name inside it is one the redactor acts on.
-type memberSpan struct {
-	keyStart, keyEnd int32 // the name, without its quotes
-	valStart, valEnd int32 // the value; valStart may precede whitespace
-	dirty            bool
+type MemberSpan struct {
+	KeyStart, KeyEnd int32 // the name, without its quotes
+	ValStart, ValEnd int32 // the value; ValStart may precede whitespace
+	Dirty            bool
 }
 
 // maxCanonicalDepth bounds the key-order tracking; deeper payloads are
@@ -133,14 +141,14 @@ const (
 // between whitespace), which is the canonical form when the payload turns
 // out canonical but spaced; member spans are recorded in the coordinates
 // of that copy (equal to the payload's when there is no whitespace).
-func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte) {
-	*r = scanResult{canonical: true, red: red}
-	fail := func(off int, kind error, msg string) {
-		r.ok, r.off, r.kind, r.msg = false, off, kind, msg
+func Scan(b []byte, lim Limits, red *redact.Matcher, r *Result, compact *[]byte) {
+	*r = Result{Canonical: true, Red: red}
+	fail := func(off int, kind Fault, msg string) {
+		r.OK, r.Off, r.Fault, r.Msg = false, off, kind, msg
 	}
-	r.end = len(b)
-	for r.end > 0 && isSpace(b[r.end-1]) {
-		r.end--
+	r.End = len(b)
+	for r.End > 0 && IsSpace(b[r.End-1]) {
+		r.End--
 	}
 	var prevKey [maxCanonicalDepth][2]int32 // per depth: last member name seen
 	var objects [1024 / 64]uint64           // per depth: is the container an object
@@ -157,14 +165,14 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 	var outerInline [32]int32
 	outer := outerInline[:]
 	nm := 0
-	maxStr, maxDepth := lim.MaxStringLength, min(lim.MaxDepth, parserMaxDepth)
+	maxStr, maxDepth := lim.MaxStringLength, min(lim.MaxDepth, ParserMaxDepth)
 	maxCommas := int32(min(lim.MaxMembers, 1<<31-1) - 1)
 	// values counts the containers and commas of the tree being scanned,
 	// which bound its values to within the nesting depth; a batch sent as
 	// a JSON array is built an item at a time, so each of its items
 	// starts the count again.
 	values, maxValues := 0, lim.MaxValues
-	rootArray := r.end > 0 && bytes.TrimLeft(b[:r.end], " \t\r\n")[0] == '['
+	rootArray := r.End > 0 && bytes.TrimLeft(b[:r.End], " \t\r\n")[0] == '['
 
 	want := wantValue
 	afterValue := func(depth int) int {
@@ -185,12 +193,12 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 		c := b[i]
 		switch scanClass[c] {
 		case clsSpace:
-			if i < r.end && i > 0 {
-				r.spaced = true
+			if i < r.End && i > 0 {
+				r.Spaced = true
 			} else if i == 0 {
-				r.canonical = false // leading whitespace: keep it simple
+				r.Canonical = false // leading whitespace: keep it simple
 			}
-			if compact != nil && r.canonical {
+			if compact != nil && r.Canonical {
 				out = append(out, b[runStart:i]...)
 			}
 			// Pretty-printed payloads are a third indentation: skip runs
@@ -199,7 +207,7 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			for i+8 <= len(b) && binary.LittleEndian.Uint64(b[i:]) == lsb*' ' {
 				i += 8
 			}
-			for i < len(b) && isSpace(b[i]) {
+			for i < len(b) && IsSpace(b[i]) {
 				i++
 			}
 			runStart = i
@@ -217,12 +225,12 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			if values++; depth == 1 && rootArray {
 				values = 0
 			} else if values > maxValues {
-				fail(i, ErrTooManyMembers, "too many values")
-				r.why = failValues
+				fail(i, TooManyMembers, "too many values")
+				r.Why = FailValues
 				return
 			}
-			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
-				r.members[nm-1].valEnd = at(i)
+			if depth == 1 && nm > 0 && nm <= maxMemberSpans && r.Members[nm-1].ValEnd == 0 {
+				r.Members[nm-1].ValEnd = at(i)
 			}
 			i++
 		case clsColon:
@@ -232,16 +240,16 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			}
 			want = wantValue
 			if depth == 1 && nm > 0 && nm <= maxMemberSpans {
-				r.members[nm-1].valStart = at(i + 1)
+				r.Members[nm-1].ValStart = at(i + 1)
 			}
 			i++
 		case clsQuote:
 			j := i + 1
 			escapes := false
 			for {
-				k := indexSpecial(b[j:])
+				k := IndexSpecial(b[j:])
 				if k < 0 {
-					fail(i, ErrSyntax, "unterminated string")
+					fail(i, Syntax, "unterminated string")
 					return
 				}
 				j += k
@@ -249,63 +257,63 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 					break
 				}
 				if b[j] < 0x20 {
-					fail(j, ErrSyntax, fmt.Sprintf("control character 0x%02x in a string must be escaped", b[j]))
-					r.why = failControl
-					r.name = want == wantKeyOrClose || want == wantKey
+					fail(j, Syntax, fmt.Sprintf("control character 0x%02x in a string must be escaped", b[j]))
+					r.Why = FailControl
+					r.Name = want == wantKeyOrClose || want == wantKey
 					return
 				}
-				n := escapeEnd(b[j:])
-				if m := checkRawString(b[j : j+n]); m != "" {
-					fail(j, ErrSyntax, m)
+				n := jsonsyntax.EscapeLen(b[j:])
+				if m := CheckRawString(b[j : j+n]); m != "" {
+					fail(j, Syntax, m)
 					return
 				}
 				escapes = true
 				j += n
 			}
 			if j-i-1 > maxStr {
-				if n := j - i - 1; !escapes || unescapedLen(b[i+1:j]) > maxStr {
+				if n := j - i - 1; !escapes || jsonsyntax.UnescapedLen(b[i+1:j]) > maxStr {
 					if escapes {
-						n = unescapedLen(b[i+1 : j])
+						n = jsonsyntax.UnescapedLen(b[i+1 : j])
 					}
-					fail(i, ErrStringTooLong, fmt.Sprintf("a string longer than %d bytes", maxStr))
-					r.name, r.n = want == wantKeyOrClose || want == wantKey, n
+					fail(i, StringTooLong, fmt.Sprintf("a string longer than %d bytes", maxStr))
+					r.Name, r.N = want == wantKeyOrClose || want == wantKey, n
 					return
 				}
 			}
 			if escapes {
-				r.canonical = false // minimal escaping is not worth verifying
-				r.escaped = true
+				r.Canonical = false // minimal escaping is not worth verifying
+				r.Escaped = true
 			}
 			switch want {
 			case wantValue, wantValueOrClose:
 				want = afterValue(depth)
 			case wantKeyOrClose, wantKey:
 				want = wantColon
-				if !r.canonical {
+				if !r.Canonical {
 					break
 				}
 				// A member name: names must strictly increase (which
 				// also rules out duplicates).
 				key := b[i+1 : j]
 				if depth >= maxCanonicalDepth {
-					r.canonical = false
+					r.Canonical = false
 					break
 				}
 				if p := prevKey[depth]; p[1] > 0 && !keyLess(b[p[0]:p[1]], key) {
-					r.canonical = false
+					r.Canonical = false
 				}
 				prevKey[depth] = [2]int32{int32(i + 1), int32(j)}
 				switch {
 				case depth == 1:
 					if nm < maxMemberSpans {
-						r.members[nm] = memberSpan{keyStart: at(i + 1), keyEnd: at(j)}
+						r.Members[nm] = MemberSpan{KeyStart: at(i + 1), KeyEnd: at(j)}
 					}
 					nm++
 				case nm > 0 && nm <= maxMemberSpans && red != nil:
 					// A "value" member may be a secret because of its
 					// sibling's name (namesSecret): dirty as well.
 					if red.Secret(key) || string(key) == "value" {
-						r.members[nm-1].dirty = true
+						r.Members[nm-1].Dirty = true
 					}
 				}
 			default:
@@ -320,12 +328,12 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			}
 			depth++
 			if depth > maxDepth {
-				fail(i, ErrTooDeep, fmt.Sprintf("more than %d levels of nesting", maxDepth))
+				fail(i, TooDeep, fmt.Sprintf("more than %d levels of nesting", maxDepth))
 				return
 			}
 			if values++; values > maxValues {
-				fail(i, ErrTooManyMembers, "too many values")
-				r.why = failValues
+				fail(i, TooManyMembers, "too many values")
+				r.Why = FailValues
 				return
 			}
 			if depth == len(outer) {
@@ -345,13 +353,13 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			i++
 		case clsClose:
 			if depth == 0 {
-				fail(i, ErrSyntax, "unbalanced "+string(rune(c)))
+				fail(i, Syntax, "unbalanced "+string(rune(c)))
 				return
 			}
 			isObject := objects[depth/64]&(1<<(depth%64)) != 0
 			if c0.commas > maxCommas {
-				fail(i, ErrTooManyMembers, "too many members")
-				r.object = isObject
+				fail(i, TooManyMembers, "too many members")
+				r.Object = isObject
 				return
 			}
 			switch {
@@ -364,11 +372,11 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 				return
 			}
 			if depth == 1 {
-				if nm > 0 && nm <= maxMemberSpans && r.members[nm-1].valEnd == 0 {
-					r.members[nm-1].valEnd = at(i)
+				if nm > 0 && nm <= maxMemberSpans && r.Members[nm-1].ValEnd == 0 {
+					r.Members[nm-1].ValEnd = at(i)
 				}
-				if r.top = int(c0.commas); want != wantKeyOrClose && want != wantValueOrClose {
-					r.top++ // not empty
+				if r.Top = int(c0.commas); want != wantKeyOrClose && want != wantValueOrClose {
+					r.Top++ // not empty
 				}
 			}
 			c0.commas = outer[depth]
@@ -385,15 +393,15 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			switch tok := b[i:j]; string(tok) {
 			case "true", "false", "null":
 			default:
-				if !validNumber(tok) {
-					fail(i, ErrSyntax, "malformed number or literal")
+				if !jsonsyntax.ValidNumber(tok) {
+					fail(i, Syntax, "malformed number or literal")
 					if numberLike(tok) {
-						r.why = failNumber
+						r.Why = FailNumber
 					}
 					return
 				}
-				if r.canonical && (!isPlainInt(tok) || string(tok) == "-0") {
-					r.canonical = false
+				if r.Canonical && (!IsPlainInt(tok) || string(tok) == "-0") {
+					r.Canonical = false
 				}
 			}
 			if want != wantValue && want != wantValueOrClose {
@@ -403,7 +411,7 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 			want = afterValue(depth)
 			i = j
 		default:
-			fail(i, ErrSyntax, fmt.Sprintf("unexpected character %q", rune(c)))
+			fail(i, Syntax, fmt.Sprintf("unexpected character %q", rune(c)))
 			return
 		}
 	}
@@ -411,15 +419,15 @@ func prescan(b []byte, lim Limits, red *Redactor, r *scanResult, compact *[]byte
 		r.misplaced(len(b), want)
 		return
 	}
-	r.ok, r.wellFormed = true, true
-	if compact != nil && r.canonical && r.spaced {
-		out = append(out, b[runStart:max(runStart, r.end)]...)
+	r.OK, r.WellFormed = true, true
+	if compact != nil && r.Canonical && r.Spaced {
+		out = append(out, b[runStart:max(runStart, r.End)]...)
 		*compact = out
 	}
-	if !r.canonical || r.end == 0 || b[0] != '{' || nm > maxMemberSpans || len(b) > 1<<31-1 {
+	if !r.Canonical || r.End == 0 || b[0] != '{' || nm > maxMemberSpans || len(b) > 1<<31-1 {
 		nm = 0
 	}
-	r.nMembers = nm
+	r.NMembers = nm
 }
 
 // numberLike reports a token that reads as a number, malformed or not (the
@@ -441,15 +449,15 @@ func numberLike(tok []byte) bool {
 // to spare.
 //
 //go:noinline
-func (r *scanResult) misplaced(i int, want int) {
-	r.ok, r.wellFormed, r.canonical = true, false, false
-	r.badOff, r.badWant = i, uint8(want)
+func (r *Result) misplaced(i int, want int) {
+	r.OK, r.WellFormed, r.Canonical = true, false, false
+	r.BadOff, r.badWant = i, uint8(want)
 }
 
-// misplacedMsg says what the structure of b expected at r.badOff and what
+// MisplacedMsg says what the structure of b expected at r.BadOff and what
 // it found, naming only JSON's own characters: nothing of the payload's
 // content.
-func (r *scanResult) misplacedMsg(b []byte) string {
+func (r *Result) MisplacedMsg(b []byte) string {
 	var want string
 	switch r.badWant {
 	case wantValue:
@@ -464,7 +472,7 @@ func (r *scanResult) misplacedMsg(b []byte) string {
 		want = "':'"
 	case wantCommaOrClose:
 		want = "',' or ']'"
-		if innermostObject(b, r.badOff) {
+		if innermostObject(b, r.BadOff) {
 			want = "',' or '}'"
 		}
 	default:
@@ -472,18 +480,18 @@ func (r *scanResult) misplacedMsg(b []byte) string {
 	}
 	var got string
 	switch {
-	case r.badOff >= len(b):
+	case r.BadOff >= len(b):
 		got = "the end of the input"
-	case b[r.badOff] == '"':
+	case b[r.BadOff] == '"':
 		got = "a string"
-	case scanClass[b[r.badOff]] == clsToken && (b[r.badOff] == '-' || b[r.badOff] >= '0' && b[r.badOff] <= '9'):
+	case scanClass[b[r.BadOff]] == clsToken && (b[r.BadOff] == '-' || b[r.BadOff] >= '0' && b[r.BadOff] <= '9'):
 		got = "a number"
-	case scanClass[b[r.badOff]] == clsToken:
+	case scanClass[b[r.BadOff]] == clsToken:
 		got = "a literal"
 	default:
-		got = "'" + string(rune(b[r.badOff])) + "'"
+		got = "'" + string(rune(b[r.BadOff])) + "'"
 	}
-	return fmt.Sprintf("expected %s, got %s at byte offset %d", want, got, r.badOff)
+	return fmt.Sprintf("expected %s, got %s at byte offset %d", want, got, r.BadOff)
 }
 
 // innermostObject reports whether the innermost container open at off in
@@ -509,7 +517,8 @@ func innermostObject(b []byte, off int) bool {
 	return len(open) > 0 && open[len(open)-1] == '{'
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+// IsSpace reports JSON white space.
+func IsSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 func isTokenByte(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '+' || c == '-'
@@ -520,11 +529,11 @@ const (
 	msb = 0x8080808080808080
 )
 
-// indexSpecial returns the index of the first '"', '\\' or control
+// IndexSpecial returns the index of the first '"', '\\' or control
 // character in s, or -1. Eight bytes per step: a byte matches when
 // (x - n) borrows into its top bit, and borrows only ever propagate upwards,
 // so the lowest flagged byte is always a true match.
-func indexSpecial(s []byte) int {
+func IndexSpecial(s []byte) int {
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		x := binary.LittleEndian.Uint64(s[i:])
@@ -543,38 +552,11 @@ func indexSpecial(s []byte) int {
 	return -1
 }
 
-// unescapedLen is the length in bytes of a valid raw JSON string once
-// unescaped.
-func unescapedLen(raw []byte) int {
-	n := 0
-	for i := 0; i < len(raw); {
-		if raw[i] != '\\' {
-			n++
-			i++
-			continue
-		}
-		if raw[i+1] != 'u' {
-			n++
-			i += 2
-			continue
-		}
-		r, _ := hex4(raw[i+2:])
-		if r >= 0xD800 && r < 0xDC00 {
-			n += 4
-			i += 12
-			continue
-		}
-		n += utf8.RuneLen(r)
-		i += 6
-	}
-	return n
-}
-
-// keyLess is compareUTF16(a, b) < 0 with the common case inline: sorted
+// keyLess is CompareUTF16(a, b) < 0 with the common case inline: sorted
 // names mostly differ in their first byte.
 func keyLess(a, b []byte) bool {
 	if len(a) > 0 && len(b) > 0 && a[0] != b[0] && a[0] < 0x80 && b[0] < 0x80 {
 		return a[0] < b[0]
 	}
-	return compareUTF16(a, b) < 0
+	return CompareUTF16(a, b) < 0
 }

@@ -1,4 +1,4 @@
-package transformers
+package jsonscan
 
 import (
 	"bytes"
@@ -9,36 +9,36 @@ import (
 )
 
 func TestPrescan(t *testing.T) {
-	lim := Limits{MaxDepth: 3, MaxStringLength: 8}.WithDefaults()
+	lim := Limits{MaxDepth: 3, MaxStringLength: 8}.withDefaults()
 	tests := []struct {
 		in   string
-		kind error
+		kind Fault
 	}{
-		{`{"a":[1,-2.5e3,true,false,null],"b":"x\u00e9\n"}`, nil},
-		{`{"a":{"b":{"c":1}}}`, nil},
-		{`{"a":{"b":{"c":[1]}}}`, ErrTooDeep},
-		{`"123456789"`, ErrStringTooLong},
-		{`"\u00e9\u00e9\u00e9\u00e9"`, nil}, // 24 raw bytes, 8 unescaped
-		{`"\u00e9\u00e9\u00e9\u00e9\u00e9"`, ErrStringTooLong},
-		{"\"a\x01\"", ErrSyntax},
-		{`"a\x"`, ErrSyntax},
-		{`"\ud800"`, ErrSyntax},
-		{`"\udc00\ud800"`, ErrSyntax},
-		{`"\ud83d\ude00"`, nil},
-		{`[NaN]`, ErrSyntax},
-		{`[+1]`, ErrSyntax},
-		{`[.5]`, ErrSyntax},
-		{`[1.2.3]`, ErrSyntax},
-		{`[01]`, ErrSyntax},
-		{`[inf]`, ErrSyntax},
-		{`"unterminated`, ErrSyntax},
-		{`"a very long string, escaped \" all the way"`, ErrStringTooLong},
+		{`{"a":[1,-2.5e3,true,false,null],"b":"x\u00e9\n"}`, NoFault},
+		{`{"a":{"b":{"c":1}}}`, NoFault},
+		{`{"a":{"b":{"c":[1]}}}`, TooDeep},
+		{`"123456789"`, StringTooLong},
+		{`"\u00e9\u00e9\u00e9\u00e9"`, NoFault}, // 24 raw bytes, 8 unescaped
+		{`"\u00e9\u00e9\u00e9\u00e9\u00e9"`, StringTooLong},
+		{"\"a\x01\"", Syntax},
+		{`"a\x"`, Syntax},
+		{`"\ud800"`, Syntax},
+		{`"\udc00\ud800"`, Syntax},
+		{`"\ud83d\ude00"`, NoFault},
+		{`[NaN]`, Syntax},
+		{`[+1]`, Syntax},
+		{`[.5]`, Syntax},
+		{`[1.2.3]`, Syntax},
+		{`[01]`, Syntax},
+		{`[inf]`, Syntax},
+		{`"unterminated`, Syntax},
+		{`"a very long string, escaped \" all the way"`, StringTooLong},
 	}
 	for _, tt := range tests {
-		var r scanResult
-		prescan([]byte(tt.in), lim, nil, &r, nil)
-		if (tt.kind == nil) != r.ok || r.kind != tt.kind {
-			t.Errorf("prescan(%q) = %v %q, want %v", tt.in, r.kind, r.msg, tt.kind)
+		var r Result
+		Scan([]byte(tt.in), lim, nil, &r, nil)
+		if (tt.kind == NoFault) != r.OK || r.Fault != tt.kind {
+			t.Errorf("Scan(%q) = %v %q, want %v", tt.in, r.Fault, r.Msg, tt.kind)
 		}
 	}
 }
@@ -52,8 +52,8 @@ func TestIndexSpecial(t *testing.T) {
 				break
 			}
 		}
-		if got := indexSpecial([]byte(s)); got != want {
-			t.Errorf("indexSpecial(%q) = %d, want %d", s, got, want)
+		if got := IndexSpecial([]byte(s)); got != want {
+			t.Errorf("IndexSpecial(%q) = %d, want %d", s, got, want)
 		}
 	}
 }
@@ -70,24 +70,24 @@ func FuzzPrescan(f *testing.F) {
 	f.Add([]byte(wideObject(fuzzMembers + 1)))
 	f.Add([]byte(`{"a":` + wideArray(fuzzMembers+1) + `}`))
 	f.Add([]byte(wideArray(fuzzMembers)))
-	lim := Limits{MaxMembers: fuzzMembers}.WithDefaults()
+	lim := Limits{MaxMembers: fuzzMembers}.withDefaults()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var r scanResult
-		prescan(b, lim, nil, &r, nil)
-		msg, ok := r.msg, r.ok
+		var r Result
+		Scan(b, lim, nil, &r, nil)
+		msg, ok := r.Msg, r.OK
 		if json.Valid(b) && !ok && !strings.Contains(msg, "nesting") && !strings.Contains(msg, "longer") &&
-			!strings.Contains(msg, "surrogate") && r.kind != ErrTooManyMembers {
+			!strings.Contains(msg, "surrogate") && r.Fault != TooManyMembers {
 			t.Fatalf("prescan rejects valid JSON %q: %s", b, msg)
 		}
-		if !ok && r.kind == ErrTooManyMembers && b[r.off] != '}' && b[r.off] != ']' {
-			t.Fatalf("prescan(%q): too many members at byte %d, which closes nothing", b, r.off)
+		if !ok && r.Fault == TooManyMembers && b[r.Off] != '}' && b[r.Off] != ']' {
+			t.Fatalf("Scan(%q): too many members at byte %d, which closes nothing", b, r.Off)
 		}
 		// Whatever passes, the structural check agrees with encoding/json
 		// (what the tree-less path relies on).
-		if ok && r.wellFormed != json.Valid(b) {
-			t.Fatalf("prescan(%q).wellFormed = %v, json.Valid = %v", b, r.wellFormed, json.Valid(b))
+		if ok && r.WellFormed != json.Valid(b) {
+			t.Fatalf("Scan(%q).wellFormed = %v, json.Valid = %v", b, r.WellFormed, json.Valid(b))
 		}
-		if !ok || !r.wellFormed {
+		if !ok || !r.WellFormed {
 			return
 		}
 		// A top-level array's elements are as many as it counted, and
@@ -95,13 +95,13 @@ func FuzzPrescan(f *testing.F) {
 		var top []json.RawMessage
 		if tb := bytes.TrimSpace(b); len(tb) > 0 && tb[0] == '[' && json.Unmarshal(b, &top) == nil {
 			var elems [][]byte
-			eachElement(b, func(_ int, e []byte) bool { elems = append(elems, e); return true })
-			if len(elems) != len(top) || r.top != len(top) {
-				t.Fatalf("prescan(%q): %d elements, top %d; want %d", b, len(elems), r.top, len(top))
+			EachElement(b, func(_ int, e []byte) bool { elems = append(elems, e); return true })
+			if len(elems) != len(top) || r.Top != len(top) {
+				t.Fatalf("Scan(%q): %d elements, top %d; want %d", b, len(elems), r.Top, len(top))
 			}
 			for i, e := range elems {
 				if !bytes.Equal(bytes.TrimSpace(top[i]), e) {
-					t.Fatalf("eachElement(%q): element %d is %q, want %q", b, i, e, top[i])
+					t.Fatalf("EachElement(%q): element %d is %q, want %q", b, i, e, top[i])
 				}
 			}
 		}
@@ -130,7 +130,7 @@ func wideArray(n int) string {
 }
 
 func TestPrescanMembers(t *testing.T) {
-	lim := Limits{MaxMembers: 3}.WithDefaults()
+	lim := Limits{MaxMembers: 3}.withDefaults()
 	tests := []struct {
 		in     string
 		ok     bool
@@ -146,10 +146,27 @@ func TestPrescanMembers(t *testing.T) {
 		{`[{},[],""]`, true, false},
 	}
 	for _, tt := range tests {
-		var r scanResult
-		prescan([]byte(tt.in), lim, nil, &r, nil)
-		if r.ok != tt.ok || !r.ok && (r.kind != ErrTooManyMembers || r.object != tt.object) {
-			t.Errorf("prescan(%s) = ok %v, %v, object %v; want ok %v, object %v", tt.in, r.ok, r.kind, r.object, tt.ok, tt.object)
+		var r Result
+		Scan([]byte(tt.in), lim, nil, &r, nil)
+		if r.OK != tt.ok || !r.OK && (r.Fault != TooManyMembers || r.Object != tt.object) {
+			t.Errorf("Scan(%s) = ok %v, %v, object %v; want ok %v, object %v", tt.in, r.OK, r.Fault, r.Object, tt.ok, tt.object)
 		}
 	}
+}
+
+// withDefaults is transformers.Limits.WithDefaults.
+func (l Limits) withDefaults() Limits {
+	if l.MaxDepth == 0 {
+		l.MaxDepth = 64
+	}
+	if l.MaxStringLength == 0 {
+		l.MaxStringLength = 1 << 20
+	}
+	if l.MaxMembers == 0 {
+		l.MaxMembers = 10000
+	}
+	if l.MaxValues == 0 {
+		l.MaxValues = 500000
+	}
+	return l
 }
