@@ -67,6 +67,16 @@ func (membersKind) Unwrap() error { return ErrTooManyItems }
 // Error is a transformer failure that names where it happened: the format,
 // the JSON path inside the payload and what was expected there. It is what
 // the sidecar turns into a 400 body and the CLI prints with file and line.
+//
+// Node's accessors, Finish, CanonicalID and the format packages' mapping
+// steps return a concrete *Error rather than error, because their callers
+// append it to Result.Errors as it is, once per bad item, without a type
+// assertion. The rule that keeps Go's typed-nil trap away: a *Error is
+// compared with nil as a *Error, and becomes an error only where it is
+// known to be non-nil (or through AsError). Never return a *Error variable
+// from a function whose result type is error, and never assign one to an
+// error variable before the nil check: a nil *Error in an error interface
+// is not == nil.
 type Error struct {
 	// Format is the decoder that failed (spacelift, alertmanager, ...).
 	Format string `json:"format"`
