@@ -14,10 +14,7 @@ import (
 
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/config"
-	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/auditpipe/auditpipe/transformers/alertmanager"
-	"github.com/auditpipe/auditpipe/transformers/app"
-	"github.com/auditpipe/auditpipe/transformers/k8s"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
 // DefaultRetryMaxElapsed bounds how long one flush retries an output before
@@ -43,7 +40,7 @@ type Config struct {
 	Labels map[string]string
 	// Transformers configures the built-in formats (Alertname key; Config
 	// file's redact, limits, alertmanager, app, k8s sections).
-	Transformers tbuiltinConfig
+	Transformers formats.Config
 	// DLQDir is the dead-letter store's directory (DLQ_Dir).
 	DLQDir string
 	// RetryMaxElapsed is the default max_elapsed_time of every output
@@ -57,27 +54,13 @@ type Config struct {
 	keyOf map[string]string
 }
 
-// tbuiltinConfig mirrors transformers/formats.Config's sections; it is an
-// alias so the Config file decodes into the real types.
-type tbuiltinConfig = struct {
-	Limits       transformers.Limits       `yaml:"limits"`
-	Redact       transformers.RedactConfig `yaml:"redact"`
-	Alertmanager alertmanager.Config       `yaml:"alertmanager"`
-	App          app.Config                `yaml:"app"`
-	K8s          k8s.Config                `yaml:"k8s"`
-}
-
 // fileConfig is the YAML file the Config key names: the sidecar's outputs,
 // labels, redact, limits, dead_letter and format sections.
 type fileConfig struct {
-	Outputs      []fanout.OutputConfig     `yaml:"outputs"`
-	Labels       map[string]string         `yaml:"labels"`
-	Redact       transformers.RedactConfig `yaml:"redact"`
-	Limits       transformers.Limits       `yaml:"limits"`
-	Alertmanager alertmanager.Config       `yaml:"alertmanager"`
-	App          app.Config                `yaml:"app"`
-	K8s          k8s.Config                `yaml:"k8s"`
-	DeadLetter   struct {
+	Outputs        []fanout.OutputConfig `yaml:"outputs"`
+	Labels         map[string]string     `yaml:"labels"`
+	formats.Config `yaml:",inline"`
+	DeadLetter     struct {
 		Dir string `yaml:"dir"`
 	} `yaml:"dead_letter"`
 }
@@ -204,7 +187,7 @@ func (c *Config) loadFile(path string) error {
 	c.Outputs = fc.Outputs
 	c.Labels = fc.Labels
 	a := c.Transformers.Alertmanager.Alertname
-	c.Transformers = tbuiltinConfig{Limits: fc.Limits, Redact: fc.Redact, Alertmanager: fc.Alertmanager, App: fc.App, K8s: fc.K8s}
+	c.Transformers = fc.Config
 	if a != "" {
 		c.Transformers.Alertmanager.Alertname = a
 	}

@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	reg, err := formats.NewRegistry(formats.Config(cfg.Transformers))
+	reg, err := formats.NewRegistry(cfg.Transformers)
 	if err != nil {
 		return nil, err
 	}

@@ -85,14 +85,9 @@ func decodeStrict(data []byte, lk lookups, v any) error {
 
 // topKeys lists the first few keys of a configuration type, for messages.
 func topKeys(t reflect.Type) string {
-	var keys []string
-	for i := range t.NumField() {
-		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); k != "" && k != "-" {
-			keys = append(keys, k)
-		}
-	}
+	keys := fieldsOf(t).keys
 	if len(keys) > 3 {
-		keys = append(keys[:3], "...")
+		keys = append(keys[:3:3], "...")
 	}
 	return strings.Join(keys, ", ")
 }
