@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/auditpipe/auditpipe/internal/yamlconf"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
+	"github.com/auditpipe/auditpipe/outputs/standard"
 )
 
 // Load reads the configuration file at path and returns it expanded,
@@ -34,32 +36,38 @@ func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
 	return parseWith(data, yamlconf.Lookups{Env: env})
 }
 
-// Decode reads a YAML document holding some of the configuration's
-// sections into v, a pointer to a struct, the way Parse reads the whole
-// file: references expanded, one document, every key known to v's type
-// (an unknown one is an error naming its line and key path), and no
-// substituted value in an error. Nothing is defaulted or validated: that
-// is the caller's, for the sections it reads. The Fluent Bit plugin's
-// Config file and the CLI's output files are read with it.
-func Decode(data []byte, env func(string) (string, bool), v any) error {
-	return yamlconf.Decode(data, yamlconf.Lookups{Env: env}, v)
+// Decode reads the file's content the way Parse does, outputs' settings
+// included, but applies no defaults and validates nothing: for tools that
+// read some of the sections (the CLI's dlq commands and normalize
+// --outputs need no sources).
+func Decode(data []byte, env func(string) (string, bool)) (*Config, error) {
+	return decode(data, yamlconf.Lookups{Env: env})
 }
 
-func parseWith(data []byte, lk yamlconf.Lookups) (*Config, error) {
+func decode(data []byte, lk yamlconf.Lookups) (*Config, error) {
 	doc, err := yamlconf.Parse(data, lk)
 	if err != nil {
 		return nil, err
 	}
 	var cfg Config
 	doc.Decode(&cfg)
+	fanout.DecodeSettings(standard.Registry(), doc, cfg.Outputs)
 	if err := doc.Err(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.WithDefaults()
+	return &cfg, nil
+}
+
+func parseWith(data []byte, lk yamlconf.Lookups) (*Config, error) {
+	cfg, err := decode(data, lk)
+	if err != nil {
+		return nil, err
+	}
+	*cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &cfg, nil
+	return cfg, nil
 }
 
 // prefixAll puts p before the message of err and of each error it joins.
