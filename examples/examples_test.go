@@ -30,6 +30,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
+	fileoutput "github.com/auditpipe/auditpipe/outputs/file"
 	"github.com/auditpipe/auditpipe/sidecar/config"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/formats"
@@ -373,7 +374,7 @@ func TestQuickStartContract(t *testing.T) {
 						file = &cfg.Outputs[i]
 					}
 				}
-				if want := path.Join(tt.wantData, "events.ndjson"); file == nil || path.Clean(file.File.Path) != want {
+				if want := path.Join(tt.wantData, "events.ndjson"); file == nil || path.Clean(file.Settings.(*fileoutput.Config).Path) != want {
 					t.Errorf("want a file output writing %s", want)
 				}
 			})

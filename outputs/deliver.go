@@ -13,6 +13,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/eventjson"
+	"github.com/auditpipe/auditpipe/keypath"
 )
 
 // RetryConfig is how a Deliverer retries retryable failures: exponential
@@ -61,19 +62,19 @@ func (c RetryConfig) WithDefaults() RetryConfig {
 func (c RetryConfig) Validate() error {
 	switch {
 	case c.InitialInterval < 0:
-		return errors.New("initial_interval: must not be negative")
+		return keypath.Errorf("initial_interval", "must not be negative")
 	case c.MaxInterval < 0:
-		return errors.New("max_interval: must not be negative")
+		return keypath.Errorf("max_interval", "must not be negative")
 	case c.MaxInterval > 0 && c.InitialInterval > c.MaxInterval:
-		return errors.New("initial_interval: must not exceed max_interval")
+		return keypath.Errorf("initial_interval", "must not exceed max_interval")
 	case c.Multiplier != 0 && c.Multiplier < 1:
-		return errors.New("multiplier: must be at least 1")
+		return keypath.Errorf("multiplier", "must be at least 1")
 	case c.Jitter < 0 || c.Jitter >= 1:
-		return errors.New("jitter: must be in [0, 1)")
+		return keypath.Errorf("jitter", "must be in [0, 1)")
 	case c.MaxElapsedTime < 0:
-		return errors.New("max_elapsed_time: must not be negative (0 means unlimited)")
+		return keypath.Errorf("max_elapsed_time", "must not be negative (0 means unlimited)")
 	case c.AttemptTimeout < 0:
-		return errors.New("attempt_timeout: must not be negative")
+		return keypath.Errorf("attempt_timeout", "must not be negative")
 	}
 	return nil
 }
@@ -381,11 +382,11 @@ type BatchConfig struct {
 func (c BatchConfig) Validate() error {
 	switch {
 	case c.MaxEvents < 0:
-		return errors.New("batch.max_events: must not be negative")
+		return keypath.Errorf("batch.max_events", "must not be negative")
 	case c.MaxBytes < 0:
-		return errors.New("batch.max_bytes: must not be negative")
+		return keypath.Errorf("batch.max_bytes", "must not be negative")
 	case c.MaxWait < 0:
-		return errors.New("batch.max_wait: must not be negative")
+		return keypath.Errorf("batch.max_wait", "must not be negative")
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/keypath"
 )
 
 // Rule selects events by their fields. Every non-empty field must match
@@ -63,18 +64,18 @@ func (m Match) Validate() error {
 		at := fmt.Sprintf("match[%d]", i)
 		for j, g := range r.Actions {
 			if _, err := path.Match(g, ""); err != nil {
-				errs = append(errs, fmt.Errorf("%s.actions[%d]: bad glob %q: %w", at, j, g, err))
+				errs = append(errs, keypath.Errorf(fmt.Sprintf("%s.actions[%d]", at, j), "bad glob %q: %w", g, err))
 			}
 		}
 		for j, o := range r.Outcomes {
 			if !o.Valid() {
-				errs = append(errs, fmt.Errorf("%s.outcomes[%d]: %q is not one of %v", at, j, o, auditpipe.Outcomes()))
+				errs = append(errs, keypath.Errorf(fmt.Sprintf("%s.outcomes[%d]", at, j), "%q is not one of %v", o, auditpipe.Outcomes()))
 			}
 		}
 		for k, gs := range r.Labels {
 			for j, g := range gs {
 				if _, err := path.Match(g, ""); err != nil {
-					errs = append(errs, fmt.Errorf("%s.labels.%s[%d]: bad glob %q: %w", at, k, j, g, err))
+					errs = append(errs, keypath.Errorf(fmt.Sprintf("%s.labels.%s[%d]", at, k, j), "bad glob %q: %w", g, err))
 				}
 			}
 		}

@@ -3,9 +3,10 @@ package outputs
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
+
+	"github.com/auditpipe/auditpipe/keypath"
 )
 
 // TLSConfig is the TLS client configuration every network output accepts
@@ -36,12 +37,12 @@ func (c TLSConfig) IsZero() bool { return c == TLSConfig{} }
 // Validate checks the fields without reading files.
 func (c TLSConfig) Validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		return errors.New("tls.cert_file and tls.key_file: set both or neither")
+		return keypath.Errorf("tls.cert_file and tls.key_file", "set both or neither")
 	}
 	switch c.MinVersion {
 	case "", "1.2", "1.3":
 	default:
-		return fmt.Errorf("tls.min_version: %q is not 1.2 or 1.3", c.MinVersion)
+		return keypath.Errorf("tls.min_version", "%q is not 1.2 or 1.3", c.MinVersion)
 	}
 	return nil
 }

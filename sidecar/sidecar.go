@@ -18,6 +18,7 @@ import (
 
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
+	"github.com/auditpipe/auditpipe/outputs/standard"
 	"github.com/auditpipe/auditpipe/sidecar/config"
 	"github.com/auditpipe/auditpipe/sidecar/pull"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
@@ -94,7 +95,7 @@ func (s *Sidecar) open(ctx context.Context, opts Options) (err error) {
 	if s.dlq, err = dlq.Open(cfg.DeadLetter); err != nil {
 		return err
 	}
-	if s.outputs, err = fanout.Build(ctx, cfg.Outputs, fanout.Deps{Logger: s.log, DeadLetters: s.dlq, Version: opts.Version}); err != nil {
+	if s.outputs, err = fanout.Build(ctx, standard.Registry(), cfg.Outputs, fanout.Deps{Logger: s.log, DeadLetters: s.dlq, Version: opts.Version}); err != nil {
 		return err
 	}
 	names := make([]string, len(s.outputs.Routes))

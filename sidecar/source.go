@@ -49,8 +49,7 @@ func (s *Sidecar) buildSources(ctx context.Context) error {
 			s.closers = append(s.closers, ext.Close)
 			tr = ext
 		} else {
-			reg, err := formats.NewRegistry(formats.Config{Limits: s.cfg.Limits, Redact: s.cfg.Redact,
-				Alertmanager: sc.Alertmanager, App: sc.App, K8s: sc.K8s})
+			reg, err := formats.NewRegistry(formats.Config{Common: s.cfg.Common, Sections: sc.Sections})
 			if err != nil {
 				return fmt.Errorf("%s: %w", at, err)
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
+	"github.com/auditpipe/auditpipe/outputs/standard"
 )
 
 // deliveryConfig is the part of the sidecar's configuration file the dlq
@@ -35,14 +36,14 @@ func loadDeliveryConfig(path string) (deliveryConfig, error) {
 	if err != nil {
 		return deliveryConfig{}, err
 	}
-	var c config.Config
-	if err := config.Decode(b, os.LookupEnv, &c); err != nil {
+	c, err := config.Decode(b, os.LookupEnv)
+	if err != nil {
 		return deliveryConfig{}, fmt.Errorf("%s: %w", path, err)
 	}
 	// The sidecar's defaults, so that dead_letter.dir is where the sidecar
 	// writes (<data_dir>/dlq, relative to the working directory as for
 	// the sidecar) when the file does not say.
-	c = c.WithDefaults()
+	*c = c.WithDefaults()
 	return deliveryConfig{Outputs: c.Outputs, DeadLetter: c.DeadLetter}, nil
 }
 
@@ -59,7 +60,7 @@ func openOutputs(ctx context.Context, path string, stdout, stderr io.Writer) (*f
 		return nil, nil, err
 	}
 	deps.DeadLetters = store
-	set, err := fanout.Build(ctx, cfg.Outputs, deps)
+	set, err := fanout.Build(ctx, standard.Registry(), cfg.Outputs, deps)
 	if err != nil {
 		store.Close()
 		return nil, nil, err
@@ -202,7 +203,7 @@ func dlqList(dir, output string, asJSON bool, stdout, stderr io.Writer) int {
 }
 
 func dlqReplay(ctx context.Context, cfg deliveryConfig, dir, output, letters string, maxElapsed time.Duration, stdout, stderr io.Writer) int {
-	if err := fanout.Validate(cfg.Outputs); err != nil {
+	if err := fanout.Validate(standard.Registry(), cfg.Outputs); err != nil {
 		fmt.Fprintf(stderr, "auditpipe dlq replay: %v\n", err)
 		return exitUsage
 	}
@@ -217,7 +218,7 @@ func dlqReplay(ctx context.Context, cfg deliveryConfig, dir, output, letters str
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	out, err := fanout.NewOutput(ctx, oc, fanout.Deps{Stdout: stdout, Logger: log, Version: version})
+	out, err := fanout.NewOutput(ctx, standard.Registry(), oc, fanout.Deps{Stdout: stdout, Logger: log, Version: version})
 	if err != nil {
 		fmt.Fprintf(stderr, "auditpipe dlq replay: output %s: %v\n", output, err)
 		return exitFailed

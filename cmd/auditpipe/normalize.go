@@ -14,10 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/auditpipe/auditpipe/sidecar/config"
-
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/eventjson"
+	"github.com/auditpipe/auditpipe/internal/yamlconf"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/formats"
 )
@@ -228,7 +227,7 @@ func loadYAML(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := config.Decode(b, os.LookupEnv, v); err != nil {
+	if err := yamlconf.Decode(b, yamlconf.Lookups{Env: os.LookupEnv}, v); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

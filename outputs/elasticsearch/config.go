@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditpipe/auditpipe/keypath"
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -119,72 +120,72 @@ func (c Config) withDefaults() Config {
 // reports every problem, each naming its YAML key.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(key, format string, args ...any) { errs = append(errs, keypath.Errorf(key, format, args...)) }
 
 	switch {
 	case len(c.URLs) == 0 && c.CloudID == "":
-		bad("urls: set urls or cloud_id")
+		bad("urls", "set urls or cloud_id")
 	case len(c.URLs) > 0 && c.CloudID != "":
-		bad("cloud_id: set urls or cloud_id, not both")
+		bad("cloud_id", "set urls or cloud_id, not both")
 	}
 	for i, u := range c.URLs {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			bad("urls[%d]: %q is not an http:// or https:// URL", i, redactURL(u))
+			bad(fmt.Sprintf("urls[%d]", i), "%q is not an http:// or https:// URL", redactURL(u))
 		}
 	}
 	if c.CloudID != "" {
 		if err := checkCloudID(c.CloudID); err != nil {
-			bad("cloud_id: %v", err)
+			bad("cloud_id", "%v", err)
 		}
 	}
 	if c.APIKey != "" && c.Username != "" {
-		bad("api_key: not together with username")
+		bad("api_key", "not together with username")
 	}
 	if c.Password != "" && c.Username == "" {
-		bad("password: set without username")
+		bad("password", "set without username")
 	}
 	if err := c.TLS.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.CAFingerprint != "" {
 		if _, err := parseFingerprint(c.CAFingerprint); err != nil {
-			bad("ca_fingerprint: %v", err)
+			bad("ca_fingerprint", "%v", err)
 		}
 	}
 	if c.Index != "" && c.DataStream != "" {
-		bad("index: not together with data_stream")
+		bad("index", "not together with data_stream")
 	}
 	if c.Index != "" {
 		if _, err := outputs.ParseTemplate(c.Index); err != nil {
-			bad("index: %v", err)
+			bad("index", "%v", err)
 		} else if c.BootstrapTemplate && strings.HasPrefix(c.Index, "{") {
-			bad("index: %q starts with a placeholder, so bootstrap_template's pattern would match unrelated indices; start it with fixed text", c.Index)
+			bad("index", "%q starts with a placeholder, so bootstrap_template's pattern would match unrelated indices; start it with fixed text", c.Index)
 		}
 	}
 	if c.DataStream != "" {
 		if strings.ContainsAny(c.DataStream, "{}") {
-			bad("data_stream: %q: must be a fixed name (placeholders are for index)", c.DataStream)
+			bad("data_stream", "%q: must be a fixed name (placeholders are for index)", c.DataStream)
 		} else if err := checkName(c.DataStream); err != nil {
-			bad("data_stream: %v", err)
+			bad("data_stream", "%v", err)
 		}
 	}
 	if c.TemplateName != "" {
 		if err := checkName(c.TemplateName); err != nil {
-			bad("template_name: %v", err)
+			bad("template_name", "%v", err)
 		}
 	}
 	if c.TemplatePriority < 0 {
-		bad("template_priority: must not be negative")
+		bad("template_priority", "must not be negative")
 	}
 	if c.Timeout < 0 {
-		bad("timeout: must not be negative")
+		bad("timeout", "must not be negative")
 	}
 	if c.MaxRetries < -1 {
-		bad("max_retries: must be -1 (off), 0 (default) or more")
+		bad("max_retries", "must be -1 (off), 0 (default) or more")
 	}
 	if c.MaxBulkBytes < 0 {
-		bad("max_bulk_bytes: must not be negative")
+		bad("max_bulk_bytes", "must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -1,50 +1,27 @@
-// Package fanout builds auditpipe's outputs by name from configuration:
-// the `outputs` list shared by the sidecar's YAML and the Fluent Bit
-// plugin. Each entry names an output, its type, the events it takes
-// (match), how it retries and how big its batches are; the type's own
-// settings sit under a key named after the type:
-//
-//	outputs:
-//	  - name: siem
-//	    type: elasticsearch
-//	    elasticsearch: {urls: ["https://es:9200"], api_key: "${ES_API_KEY}"}
-//	  - name: security
-//	    type: webhook
-//	    match:
-//	      - outcomes: [denied]
-//	      - actions: ["audit_trail_webhook.*"]
-//	    webhook: {url: "https://hooks.example.com/audit", secret: "${HOOK_SECRET}"}
-//
-// A Set is the built outputs with their Deliverers; both front doors hand
-// events to it.
 package fanout
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/internal/yamlconf"
+	"github.com/auditpipe/auditpipe/keypath"
 	"github.com/auditpipe/auditpipe/outputs"
-	"github.com/auditpipe/auditpipe/outputs/elasticsearch"
-	"github.com/auditpipe/auditpipe/outputs/file"
-	"github.com/auditpipe/auditpipe/outputs/kafka"
-	"github.com/auditpipe/auditpipe/outputs/s3"
-	"github.com/auditpipe/auditpipe/outputs/webhook"
 )
-
-// Types lists the output types, in documentation order.
-func Types() []string {
-	return []string{"kafka", "elasticsearch", "s3", "webhook", "file", "stdout"}
-}
 
 // OutputConfig is one entry of the outputs list.
 type OutputConfig struct {
@@ -52,174 +29,243 @@ type OutputConfig struct {
 	// `auditpipe dlq replay --output`. Required, unique; letters, digits,
 	// '-' and '_'.
 	Name string `yaml:"name"`
-	// Type is one of Types(). Required.
+	// Type is one of the registry's types. Required.
 	Type string `yaml:"type"`
 	// Match selects the events this output receives. Default: all.
 	Match outputs.Match `yaml:"match"`
 	// Retry is the back-off for retryable failures.
 	Retry outputs.RetryConfig `yaml:"retry"`
 	// Batch sizes the batches the engine hands to the output. Defaults:
-	// 500 events, 4 MiB, 200ms; for s3 10000 events, 32 MiB, 60s (fewer,
-	// larger objects).
+	// the type's (500 events, 4 MiB, 200ms; for s3 10000 events, 32 MiB,
+	// 60s: fewer, larger objects).
 	Batch outputs.BatchConfig `yaml:"batch"`
 
-	Kafka         *kafka.Config         `yaml:"kafka"`
-	Elasticsearch *elasticsearch.Config `yaml:"elasticsearch"`
-	S3            *s3.Config            `yaml:"s3"`
-	Webhook       *webhook.Config       `yaml:"webhook"`
-	File          *file.Config          `yaml:"file"`
+	// Settings are the type's own settings, the pointer its factory's
+	// DefaultConfig returns (*kafka.Config), decoded from the key named
+	// after the type (`kafka: {...}`) by DecodeSettings, or set in code.
+	// Nil for a type without settings (stdout). When nil, Validate and
+	// Build decode them from Sections.
+	Settings outputs.Config `yaml:"-"`
+	// Sections holds the entry's other keys as written: the type's
+	// settings under its name, and any other key, which is an error.
+	Sections map[string]yaml.Node `yaml:",inline"`
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
-// DefaultBatch returns the batch defaults for an output type.
-func DefaultBatch(typ string) outputs.BatchConfig {
-	if typ == "s3" {
-		return outputs.BatchConfig{MaxEvents: 10000, MaxBytes: 32 << 20, MaxWait: time.Minute}
-	}
-	return outputs.BatchConfig{MaxEvents: 500, MaxBytes: 4 << 20, MaxWait: 200 * time.Millisecond}
+// EntryError is a problem with one entry of the outputs list. Err names
+// the key from the entry down, usually as a *keypath.Error.
+type EntryError struct {
+	Index int
+	Name  string
+	Err   error
 }
 
-// section returns which type-specific keys are set, by YAML name.
-func (c *OutputConfig) sections() []string {
-	var s []string
-	if c.Kafka != nil {
-		s = append(s, "kafka")
+// Error renders `outputs[1] (siem): elasticsearch.urls: ...`.
+func (e *EntryError) Error() string {
+	at := fmt.Sprintf("outputs[%d]", e.Index)
+	if e.Name != "" {
+		at += " (" + e.Name + ")"
 	}
-	if c.Elasticsearch != nil {
-		s = append(s, "elasticsearch")
-	}
-	if c.S3 != nil {
-		s = append(s, "s3")
-	}
-	if c.Webhook != nil {
-		s = append(s, "webhook")
-	}
-	if c.File != nil {
-		s = append(s, "file")
-	}
-	return s
+	return at + ": " + e.Err.Error()
 }
 
-// Validate checks one entry; errors name the key from the entry down
+func (e *EntryError) Unwrap() error { return e.Err }
+
+// DecodeSettings decodes the settings of each entry of cfgs, the list doc
+// holds under its top-level key "outputs", into Settings: the key named
+// after the entry's type is decoded into the type's DefaultConfig. Every
+// type's section is checked as strictly as doc.Decode checks the rest
+// (unknown keys, key paths, hidden values; Validate refuses a section of
+// another type), and a key that is no type's is an unknown key: the
+// problems are doc's, reported by doc.Err with the others. Call it after
+// doc.Decode filled cfgs; a list Decode could not read is left to
+// Decode's problems.
+func DecodeSettings(reg *outputs.Registry, doc *yamlconf.Document, cfgs []OutputConfig) {
+	list := doc.Value("outputs")
+	if list == nil || list.Kind != yaml.SequenceNode || len(list.Content) != len(cfgs) {
+		return
+	}
+	for i := range cfgs {
+		if s := decodeSettings(reg, doc, list.Content[i], &cfgs[i]); s != nil {
+			cfgs[i].Settings = s
+		}
+	}
+}
+
+// decodeSettings checks the entry n of doc, which decoded into c, and
+// returns c's settings (nil when its type takes none or its section is
+// missing, null or wrong).
+func decodeSettings(reg *outputs.Registry, doc *yamlconf.Document, n *yaml.Node, c *OutputConfig) outputs.Config {
+	var fields []yamlconf.Field
+	for _, k := range entryKeys() {
+		fields = append(fields, yamlconf.Field{Key: k})
+	}
+	for _, t := range reg.Types() {
+		f, _ := reg.Factory(t)
+		if def := f.DefaultConfig(); def != nil {
+			fields = append(fields, yamlconf.Field{Key: t, Into: def})
+		}
+	}
+	doc.DecodeMapping(n, fields)
+	f, ok := reg.Factory(c.Type)
+	if !ok {
+		return nil
+	}
+	def := f.DefaultConfig()
+	sec, set := c.Sections[c.Type]
+	if def == nil || !set || !isSet(&sec) {
+		return nil
+	}
+	// Decoded again from what yaml.v3 kept, so that merge keys and
+	// aliases apply as they did to the rest of the entry. An error here
+	// was reported by DecodeMapping when it first met the section (a
+	// mapping merged into several entries is checked once).
+	if err := sec.Decode(def); err != nil {
+		return nil
+	}
+	return def
+}
+
+// entryKeys are the keys OutputConfig decodes itself, in declaration
+// order (so that an unknown key's suggestion is the one it always was).
+func entryKeys() []string {
+	var keys []string
+	t := reflect.TypeFor[OutputConfig]()
+	for i := range t.NumField() {
+		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// isSet reports whether a section was given: a null one is as absent.
+func isSet(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n != nil && n.ShortTag() != "!!null"
+}
+
+// settings returns c's settings: Settings, or else those its Sections
+// hold (the entry was decoded by yaml.v3 alone, or built in code), checked
+// and decoded as DecodeSettings does, without line numbers.
+func (c *OutputConfig) settings(reg *outputs.Registry) (outputs.Config, error) {
+	if c.Settings != nil || len(c.Sections) == 0 {
+		return c.Settings, nil
+	}
+	m := sectionsNode(c.Sections)
+	doc := yamlconf.FromNode(m)
+	s := decodeSettings(reg, doc, m, c)
+	return s, doc.Err()
+}
+
+// sectionsNode rebuilds a mapping of the sections, in the order they were
+// written.
+func sectionsNode(sections map[string]yaml.Node) *yaml.Node {
+	keys := make([]string, 0, len(sections))
+	for k := range sections {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		x, y := sections[a], sections[b]
+		return cmp.Or(cmp.Compare(x.Line, y.Line), cmp.Compare(x.Column, y.Column), strings.Compare(a, b))
+	})
+	m := &yaml.Node{Kind: yaml.MappingNode}
+	for _, k := range keys {
+		v := sections[k]
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: k, Line: v.Line}, &v)
+	}
+	return m
+}
+
+// validate checks one entry; errors name the key from the entry down
 // (`kafka.brokers: ...`).
-func (c *OutputConfig) Validate() error {
+func (c *OutputConfig) validate(reg *outputs.Registry) error {
 	var errs []error
 	if !nameRE.MatchString(c.Name) {
-		errs = append(errs, fmt.Errorf("name: %q must be letters, digits, '-' or '_'", c.Name))
+		errs = append(errs, keypath.Errorf("name", "%q must be letters, digits, '-' or '_'", c.Name))
 	}
-	if !slices.Contains(Types(), c.Type) {
-		errs = append(errs, fmt.Errorf("type: %q is not one of %v", c.Type, Types()))
+	f, known := reg.Factory(c.Type)
+	if !known {
+		errs = append(errs, keypath.Errorf("type", "%q is not one of %v", c.Type, reg.Types()))
 	}
-	for _, s := range c.sections() {
-		if s != c.Type {
-			errs = append(errs, fmt.Errorf("%s: set, but type is %q", s, c.Type))
+	for _, t := range reg.Types() {
+		if sec, ok := c.Sections[t]; ok && t != c.Type && isSet(&sec) {
+			errs = append(errs, keypath.Errorf(t, "set, but type is %q", c.Type))
 		}
 	}
 	if err := c.Match.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Retry.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("retry.%w", err))
+		errs = append(errs, keypath.Under("retry", err))
 	}
 	if err := c.Batch.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	var err error
-	switch c.Type {
-	case "kafka":
-		err = need(c.Kafka, "kafka", func(k *kafka.Config) error { return k.Validate() })
-	case "elasticsearch":
-		err = need(c.Elasticsearch, "elasticsearch", func(k *elasticsearch.Config) error { return k.Validate() })
-	case "s3":
-		err = need(c.S3, "s3", func(k *s3.Config) error { return k.Validate() })
-	case "webhook":
-		err = need(c.Webhook, "webhook", func(k *webhook.Config) error { return k.Validate() })
-	case "file":
-		err = need(c.File, "file", func(k *file.Config) error { return k.Validate() })
-	}
-	if err != nil {
-		errs = append(errs, err)
+	if known && f.DefaultConfig() != nil {
+		switch s, err := c.settings(reg); {
+		case err != nil:
+			errs = append(errs, err)
+		case s == nil:
+			errs = append(errs, keypath.Errorf(c.Type, "required for type %s", c.Type))
+		default:
+			errs = append(errs, keypath.Under(c.Type, s.Validate()))
+		}
 	}
 	return errors.Join(errs...)
 }
 
-func need[T any](c *T, key string, validate func(*T) error) error {
-	if c == nil {
-		return fmt.Errorf("%s: required for type %s", key, key)
-	}
-	if err := validate(c); err != nil {
-		return prefix(key+".", err)
-	}
-	return nil
-}
-
-// prefix puts p before the message of err and of each error it joins, so
-// every line names its full key path.
-func prefix(p string, err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, prefix(p, e))
-		}
-		return errors.Join(out...)
-	}
-	return fmt.Errorf("%s%w", p, err)
-}
-
-// Validate checks a whole outputs list; errors name the entry
+// Validate checks a whole outputs list against the types of reg; each
+// error is an *EntryError naming the entry and the key
 // (`outputs[1] (siem): elasticsearch.urls: ...`).
-func Validate(cfgs []OutputConfig) error {
+func Validate(reg *outputs.Registry, cfgs []OutputConfig) error {
 	var errs []error
 	seen := map[string]int{}
 	for i := range cfgs {
 		c := &cfgs[i]
-		at := fmt.Sprintf("outputs[%d]", i)
-		if c.Name != "" {
-			at += " (" + c.Name + ")"
-		}
-		if err := c.Validate(); err != nil {
-			errs = append(errs, prefix(at+": ", err))
+		for _, err := range split(c.validate(reg)) {
+			errs = append(errs, &EntryError{Index: i, Name: c.Name, Err: err})
 		}
 		if j, dup := seen[c.Name]; dup && c.Name != "" {
-			errs = append(errs, fmt.Errorf("%s: name: %q already used by outputs[%d]", at, c.Name, j))
+			errs = append(errs, &EntryError{Index: i, Name: c.Name, Err: keypath.Errorf("name", "%q already used by outputs[%d]", c.Name, j)})
 		}
 		seen[c.Name] = i
 	}
 	return errors.Join(errs...)
 }
 
-// NewOutput builds the output an entry describes, without its Deliverer
-// (deps.DeadLetters is not used).
-func NewOutput(ctx context.Context, c *OutputConfig, deps Deps) (outputs.Output, error) {
-	deps = deps.withDefaults()
-	log := deps.Logger.With("output", c.Name, "type", c.Type)
-	switch c.Type {
-	case "kafka":
-		return wrap(kafka.New(ctx, *c.Kafka, log))
-	case "elasticsearch":
-		return wrap(elasticsearch.New(ctx, *c.Elasticsearch, log))
-	case "s3":
-		return wrap(s3.New(ctx, *c.S3, log))
-	case "webhook":
-		wc := *c.Webhook
-		if wc.Version == "" {
-			wc.Version = deps.Version
-		}
-		return wrap(webhook.New(ctx, wc, log))
-	case "file":
-		return wrap(file.New(ctx, *c.File, log))
-	case "stdout":
-		return file.NewWriter(deps.Stdout), nil
+// split returns the errors err joins, one by one.
+func split(err error) []error {
+	if err == nil {
+		return nil
 	}
-	return nil, fmt.Errorf("type: %q is not one of %v", c.Type, Types())
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, split(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
-func wrap[T outputs.Output](o T, err error) (outputs.Output, error) {
+// NewOutput builds the output an entry describes with its type's factory
+// in reg, without its Deliverer (deps.DeadLetters is not used).
+func NewOutput(ctx context.Context, reg *outputs.Registry, c *OutputConfig, deps Deps) (outputs.Output, error) {
+	deps = deps.withDefaults()
+	f, ok := reg.Factory(c.Type)
+	if !ok {
+		return nil, keypath.Errorf("type", "%q is not one of %v", c.Type, reg.Types())
+	}
+	s, err := c.settings(reg)
 	if err != nil {
 		return nil, err
 	}
-	return o, nil
+	log := deps.Logger.With("output", c.Name, "type", c.Type)
+	return f.Create(ctx, outputs.Settings{Name: c.Name, Logger: log, Version: deps.Version, Stdout: deps.Stdout}, s)
 }
 
 // Deps are what a Set needs from its host.
@@ -257,33 +303,35 @@ type Set struct {
 	unmatched atomic.Int64
 }
 
-// Build validates cfgs and builds every output. With no entries, it builds
-// one stdout output named "stdout", auditpipe's default. If one output
-// fails to build, those already built are closed.
-func Build(ctx context.Context, cfgs []OutputConfig, deps Deps) (*Set, error) {
+// Build validates cfgs and builds every output with its type's factory in
+// reg. With no entries, it builds one stdout output named "stdout",
+// auditpipe's default. If one output fails to build, those already built
+// are closed; the error is an *EntryError.
+func Build(ctx context.Context, reg *outputs.Registry, cfgs []OutputConfig, deps Deps) (*Set, error) {
 	if len(cfgs) == 0 {
 		cfgs = []OutputConfig{{Name: "stdout", Type: "stdout"}}
 	}
-	if err := Validate(cfgs); err != nil {
+	if err := Validate(reg, cfgs); err != nil {
 		return nil, err
 	}
 	deps = deps.withDefaults()
 	s := &Set{}
 	for i := range cfgs {
 		c := &cfgs[i]
-		out, err := NewOutput(ctx, c, deps)
+		out, err := NewOutput(ctx, reg, c, deps)
 		if err == nil {
 			var d *outputs.Deliverer
 			d, err = outputs.NewDeliverer(outputs.DelivererConfig{Name: c.Name, Output: out, Retry: c.Retry,
 				DeadLetters: deps.DeadLetters, Logger: deps.Logger})
 			if err == nil {
-				s.Routes = append(s.Routes, &Route{Deliverer: d, Type: c.Type, Match: c.Match, Batch: c.Batch.Or(DefaultBatch(c.Type))})
+				f, _ := reg.Factory(c.Type)
+				s.Routes = append(s.Routes, &Route{Deliverer: d, Type: c.Type, Match: c.Match, Batch: c.Batch.Or(f.DefaultBatch())})
 				continue
 			}
 			out.Close(ctx)
 		}
 		s.Close(ctx)
-		return nil, fmt.Errorf("outputs[%d] (%s): %w", i, c.Name, err)
+		return nil, &EntryError{Index: i, Name: c.Name, Err: err}
 	}
 	return s, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
+	"github.com/auditpipe/auditpipe/outputs/standard"
 )
 
 func parse(t *testing.T, src string) []fanout.OutputConfig {
@@ -48,7 +49,7 @@ outputs:
   - name: f
     type: file
 `)
-	err := fanout.Validate(cfgs)
+	err := fanout.Validate(standard.Registry(), cfgs)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -80,11 +81,11 @@ outputs:
   - {name: f, type: file, file: {path: /tmp/x.ndjson}}
   - {name: o, type: stdout}
 `)
-	if err := fanout.Validate(cfgs); err != nil {
+	if err := fanout.Validate(standard.Registry(), cfgs); err != nil {
 		t.Fatal(err)
 	}
-	if len(cfgs) != len(fanout.Types()) {
-		t.Errorf("%d entries for %d types", len(cfgs), len(fanout.Types()))
+	if types := standard.Registry().Types(); len(cfgs) != len(types) {
+		t.Errorf("%d entries for %d types", len(cfgs), len(types))
 	}
 }
 
@@ -101,7 +102,7 @@ outputs:
     match: [{source_types: [k8s]}, {source_types: [app], outcomes: [success]}]
     file: {path: `+filepath.Join(dir, "k8s.ndjson")+`}
 `)
-	set, err := fanout.Build(context.Background(), cfgs, fanout.Deps{})
+	set, err := fanout.Build(context.Background(), standard.Registry(), cfgs, fanout.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ outputs:
 
 func TestDefaultIsStdout(t *testing.T) {
 	var out bytes.Buffer
-	set, err := fanout.Build(context.Background(), nil, fanout.Deps{Stdout: &out})
+	set, err := fanout.Build(context.Background(), standard.Registry(), nil, fanout.Deps{Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,17 +157,8 @@ outputs:
   - {name: ok, type: stdout}
   - {name: broken, type: file, file: {path: /proc/none/x.ndjson}}
 `)
-	_, err := fanout.Build(context.Background(), cfgs, fanout.Deps{})
+	_, err := fanout.Build(context.Background(), standard.Registry(), cfgs, fanout.Deps{})
 	if err == nil || !strings.Contains(err.Error(), "outputs[1] (broken)") {
 		t.Errorf("err = %v", err)
-	}
-}
-
-func TestDefaultBatch(t *testing.T) {
-	if b := fanout.DefaultBatch("s3"); b.MaxEvents != 10000 {
-		t.Errorf("s3 batch %+v", b)
-	}
-	if b := fanout.DefaultBatch("kafka"); b.MaxEvents != 500 {
-		t.Errorf("kafka batch %+v", b)
 	}
 }

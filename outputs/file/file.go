@@ -20,6 +20,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/eventjson"
+	"github.com/auditpipe/auditpipe/keypath"
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -46,17 +47,17 @@ type Config struct {
 // Validate names the bad key.
 func (c Config) Validate() error {
 	if c.Path == "" {
-		return errors.New("path: required")
+		return keypath.Errorf("path", "required")
 	}
 	if c.MaxBytes < 0 {
-		return errors.New("max_bytes: must not be negative")
+		return keypath.Errorf("max_bytes", "must not be negative")
 	}
 	if c.MaxBackups < 0 {
-		return errors.New("max_backups: must not be negative")
+		return keypath.Errorf("max_backups", "must not be negative")
 	}
 	if c.Mode != "" {
 		if m, err := strconv.ParseUint(c.Mode, 8, 32); err != nil || m > 0o777 {
-			return fmt.Errorf("mode: %q is not an octal permission such as 0600", c.Mode)
+			return keypath.Errorf("mode", "%q is not an octal permission such as 0600", c.Mode)
 		}
 	}
 	return nil

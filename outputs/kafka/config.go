@@ -9,6 +9,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/auditpipe/auditpipe/keypath"
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -135,28 +136,28 @@ func (c Config) WithDefaults() Config {
 // are valid: they take their defaults.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	bad := func(key, format string, a ...any) { errs = append(errs, keypath.Errorf(key, format, a...)) }
 	if len(c.Brokers) == 0 {
-		bad("brokers: at least one required")
+		bad("brokers", "at least one required")
 	}
 	for i, b := range c.Brokers {
 		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-			bad("brokers[%d]: %q is not host:port", i, b)
+			bad(fmt.Sprintf("brokers[%d]", i), "%q is not host:port", b)
 		}
 	}
 	if c.Topic != "" {
 		t, err := outputs.ParseTemplate(c.Topic)
 		switch {
 		case err != nil:
-			bad("topic: %w", err)
+			bad("topic", "%w", err)
 		case t.IsConstant():
 			if err := validTopic([]byte(c.Topic)); err != nil {
-				bad("topic: %w", err)
+				bad("topic", "%w", err)
 			}
 		}
 	}
 	if _, err := codec(c.Compression); err != nil {
-		bad("compression: %w", err)
+		bad("compression", "%w", err)
 	}
 	for _, d := range []struct {
 		key string
@@ -166,14 +167,14 @@ func (c Config) Validate() error {
 		{"batch_timeout", c.BatchTimeout}, {"metadata_ttl", c.MetadataTTL},
 	} {
 		if d.v < 0 {
-			bad("%s: must not be negative", d.key)
+			bad(d.key, "must not be negative")
 		}
 	}
 	if c.BatchSize < 0 {
-		bad("batch_size: must not be negative")
+		bad("batch_size", "must not be negative")
 	}
 	if c.BatchBytes < 0 {
-		bad("batch_bytes: must not be negative")
+		bad("batch_bytes", "must not be negative")
 	}
 	if err := c.SASL.validate(); err != nil {
 		errs = append(errs, err)
@@ -187,7 +188,7 @@ func (c Config) Validate() error {
 func (s SASLConfig) validate() error {
 	if s.Mechanism == "" {
 		if s.Username != "" || s.Password != "" {
-			return errors.New("sasl.mechanism: required when sasl.username or sasl.password is set")
+			return keypath.Errorf("sasl.mechanism", "required when sasl.username or sasl.password is set")
 		}
 		return nil
 	}
@@ -195,13 +196,13 @@ func (s SASLConfig) validate() error {
 	switch strings.ToLower(s.Mechanism) {
 	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
 	default:
-		errs = append(errs, fmt.Errorf("sasl.mechanism: %q is not plain, scram-sha-256 or scram-sha-512", s.Mechanism))
+		errs = append(errs, keypath.Errorf("sasl.mechanism", "%q is not plain, scram-sha-256 or scram-sha-512", s.Mechanism))
 	}
 	if s.Username == "" {
-		errs = append(errs, errors.New("sasl.username: required with sasl.mechanism"))
+		errs = append(errs, keypath.Errorf("sasl.username", "required with sasl.mechanism"))
 	}
 	if s.Password == "" {
-		errs = append(errs, errors.New("sasl.password: required with sasl.mechanism"))
+		errs = append(errs, keypath.Errorf("sasl.password", "required with sasl.mechanism"))
 	}
 	return errors.Join(errs...)
 }

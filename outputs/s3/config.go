@@ -1,11 +1,10 @@
 package s3
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
 	"time"
 
+	"github.com/auditpipe/auditpipe/keypath"
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -106,52 +105,52 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	switch {
 	case c.Bucket == "":
-		return errors.New("bucket: required")
+		return keypath.Errorf("bucket", "required")
 	case c.Compression != "" && c.Compression != CompressionGzip && c.Compression != CompressionNone:
-		return fmt.Errorf("compression: %q is not gzip or none", c.Compression)
+		return keypath.Errorf("compression", "%q is not gzip or none", c.Compression)
 	case c.MaxObjectBytes < 0:
-		return errors.New("max_object_bytes: must not be negative")
+		return keypath.Errorf("max_object_bytes", "must not be negative")
 	case c.Timeout < 0:
-		return errors.New("timeout: must not be negative")
+		return keypath.Errorf("timeout", "must not be negative")
 	case (c.AccessKeyID == "") != (c.SecretAccessKey == ""):
-		return errors.New("access_key_id and secret_access_key: set both or neither")
+		return keypath.Errorf("access_key_id and secret_access_key", "set both or neither")
 	case c.SessionToken != "" && c.AccessKeyID == "":
-		return errors.New("session_token: needs access_key_id and secret_access_key")
+		return keypath.Errorf("session_token", "needs access_key_id and secret_access_key")
 	case c.Profile != "" && c.AccessKeyID != "":
-		return errors.New("profile: not with access_key_id (static credentials would win silently)")
+		return keypath.Errorf("profile", "not with access_key_id (static credentials would win silently)")
 	}
 	if _, err := outputs.ParseTemplate(c.Prefix); err != nil {
-		return fmt.Errorf("prefix: %w", err)
+		return keypath.Errorf("prefix", "%w", err)
 	}
 	if c.Endpoint != "" {
 		u, err := url.Parse(c.Endpoint)
 		if err != nil {
-			return fmt.Errorf("endpoint: %w", err)
+			return keypath.Errorf("endpoint", "%w", err)
 		}
 		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("endpoint: %q is not an http:// or https:// URL", c.Endpoint)
+			return keypath.Errorf("endpoint", "%q is not an http:// or https:// URL", c.Endpoint)
 		}
 	}
 	switch c.SSE {
 	case "", "none", "AES256":
 		if c.SSEKMSKeyID != "" {
-			return errors.New("sse_kms_key_id: needs sse: aws:kms")
+			return keypath.Errorf("sse_kms_key_id", "needs sse: aws:kms")
 		}
 	case "aws:kms":
 	default:
-		return fmt.Errorf("sse: %q is not none, AES256 or aws:kms", c.SSE)
+		return keypath.Errorf("sse", "%q is not none, AES256 or aws:kms", c.SSE)
 	}
 	switch c.ObjectLockMode {
 	case "":
 		if c.ObjectLockRetainDays != 0 {
-			return errors.New("object_lock_retain_days: needs object_lock_mode")
+			return keypath.Errorf("object_lock_retain_days", "needs object_lock_mode")
 		}
 	case "GOVERNANCE", "COMPLIANCE":
 		if c.ObjectLockRetainDays <= 0 {
-			return errors.New("object_lock_retain_days: must be at least 1 with object_lock_mode")
+			return keypath.Errorf("object_lock_retain_days", "must be at least 1 with object_lock_mode")
 		}
 	default:
-		return fmt.Errorf("object_lock_mode: %q is not GOVERNANCE or COMPLIANCE", c.ObjectLockMode)
+		return keypath.Errorf("object_lock_mode", "%q is not GOVERNANCE or COMPLIANCE", c.ObjectLockMode)
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err

@@ -1,8 +1,6 @@
 package webhook
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,6 +9,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/auditpipe/auditpipe/keypath"
 	"github.com/auditpipe/auditpipe/outputs"
 )
 
@@ -155,56 +154,56 @@ func ownHeader(canon string) bool {
 // are valid: they stand for the defaults.
 func (c Config) Validate() error {
 	if c.URL == "" {
-		return errors.New("url: required")
+		return keypath.Errorf("url", "required")
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		// url.Parse quotes the URL in its error, which may hold a token.
-		return errors.New("url: not a valid URL")
+		return keypath.Errorf("url", "not a valid URL")
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("url: scheme %q is not http or https", u.Scheme)
+		return keypath.Errorf("url", "scheme %q is not http or https", u.Scheme)
 	case u.Host == "":
-		return errors.New("url: no host")
+		return keypath.Errorf("url", "no host")
 	case u.User != nil:
-		return errors.New("url: credentials in the URL would end up in logs; use basic_auth")
+		return keypath.Errorf("url", "credentials in the URL would end up in logs; use basic_auth")
 	}
 	if c.Mode != "" && !slices.Contains(Modes(), c.Mode) {
-		return fmt.Errorf("mode: %q is not one of event, ndjson, json_array, cloudevents, cloudevents_batch", c.Mode)
+		return keypath.Errorf("mode", "%q is not one of event, ndjson, json_array, cloudevents, cloudevents_batch", c.Mode)
 	}
 	if c.BearerToken != "" && c.BasicAuth != "" {
-		return errors.New("bearer_token, basic_auth: set one or neither")
+		return keypath.Errorf("bearer_token, basic_auth", "set one or neither")
 	}
 	if c.BasicAuth != "" && !strings.Contains(c.BasicAuth, ":") {
-		return errors.New("basic_auth: want user:password")
+		return keypath.Errorf("basic_auth", "want user:password")
 	}
 	for name, value := range c.Headers {
 		canon := http.CanonicalHeaderKey(name)
 		switch {
 		case !httpguts.ValidHeaderFieldName(name):
-			return fmt.Errorf("headers: %q is not a valid header name", name)
+			return keypath.Errorf("headers", "%q is not a valid header name", name)
 		case strings.ContainsAny(value, "\r\n\x00"):
-			return fmt.Errorf("headers: %s: value holds a line break or NUL", canon)
+			return keypath.Errorf("headers", "%s: value holds a line break or NUL", canon)
 		case ownHeader(canon):
-			return fmt.Errorf("headers: %s is set by the output", canon)
+			return keypath.Errorf("headers", "%s is set by the output", canon)
 		case canon == "Authorization" && (c.BearerToken != "" || c.BasicAuth != ""):
-			return errors.New("headers: Authorization conflicts with bearer_token or basic_auth")
+			return keypath.Errorf("headers", "Authorization conflicts with bearer_token or basic_auth")
 		}
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err
 	}
 	if !c.TLS.IsZero() && u.Scheme != "https" {
-		return errors.New("tls: set, but url is http://; use https://")
+		return keypath.Errorf("tls", "set, but url is http://; use https://")
 	}
 	switch {
 	case c.Timeout < 0:
-		return errors.New("timeout: must be positive")
+		return keypath.Errorf("timeout", "must be positive")
 	case c.MaxBatchBytes < 0:
-		return errors.New("max_batch_bytes: must be positive")
+		return keypath.Errorf("max_batch_bytes", "must be positive")
 	case c.MaxConcurrency < 0:
-		return errors.New("max_concurrency: must be positive")
+		return keypath.Errorf("max_concurrency", "must be positive")
 	}
 	return nil
 }

@@ -12,12 +12,12 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/auditpipe/auditpipe/internal/yamlconf"
+	"github.com/auditpipe/auditpipe/keypath"
+	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
-	"github.com/auditpipe/auditpipe/sidecar/config"
-	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/auditpipe/auditpipe/transformers/alertmanager"
-	"github.com/auditpipe/auditpipe/transformers/app"
-	"github.com/auditpipe/auditpipe/transformers/k8s"
+	"github.com/auditpipe/auditpipe/outputs/standard"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
 // DefaultRetryMaxElapsed bounds how long one flush retries an output before
@@ -43,7 +43,7 @@ type Config struct {
 	Labels map[string]string
 	// Transformers configures the built-in formats (Alertname key; Config
 	// file's redact, limits, alertmanager, app, k8s sections).
-	Transformers tbuiltinConfig
+	Transformers formats.Config
 	// DLQDir is the dead-letter store's directory (DLQ_Dir).
 	DLQDir string
 	// RetryMaxElapsed is the default max_elapsed_time of every output
@@ -57,27 +57,13 @@ type Config struct {
 	keyOf map[string]string
 }
 
-// tbuiltinConfig mirrors transformers/formats.Config's sections; it is an
-// alias so the Config file decodes into the real types.
-type tbuiltinConfig = struct {
-	Limits       transformers.Limits       `yaml:"limits"`
-	Redact       transformers.RedactConfig `yaml:"redact"`
-	Alertmanager alertmanager.Config       `yaml:"alertmanager"`
-	App          app.Config                `yaml:"app"`
-	K8s          k8s.Config                `yaml:"k8s"`
-}
-
 // fileConfig is the YAML file the Config key names: the sidecar's outputs,
 // labels, redact, limits, dead_letter and format sections.
 type fileConfig struct {
-	Outputs      []fanout.OutputConfig     `yaml:"outputs"`
-	Labels       map[string]string         `yaml:"labels"`
-	Redact       transformers.RedactConfig `yaml:"redact"`
-	Limits       transformers.Limits       `yaml:"limits"`
-	Alertmanager alertmanager.Config       `yaml:"alertmanager"`
-	App          app.Config                `yaml:"app"`
-	K8s          k8s.Config                `yaml:"k8s"`
-	DeadLetter   struct {
+	Outputs        []fanout.OutputConfig `yaml:"outputs"`
+	Labels         map[string]string     `yaml:"labels"`
+	formats.Config `yaml:",inline"`
+	DeadLetter     struct {
 		Dir string `yaml:"dir"`
 	} `yaml:"dead_letter"`
 }
@@ -92,6 +78,7 @@ func keyErr(key, format string, args ...any) error {
 // Every problem is reported, joined, each naming its Fluent Bit key.
 func ParseConfig(get func(key string) string) (*Config, error) {
 	val := func(k string) string { return strings.TrimSpace(get(k)) }
+	reg := standard.Registry()
 	c := &Config{
 		Format:     val("Format"),
 		SourceName: val("Source_Name"),
@@ -132,18 +119,18 @@ func ParseConfig(get func(key string) string) (*Config, error) {
 	case file != "" && typ != "":
 		errs = append(errs, keyErr("Output", "set together with Config; use one (the Config file's outputs, or Output with its keys)"))
 	case file != "":
-		if err := c.loadFile(file); err != nil {
+		if err := c.loadFile(reg, file); err != nil {
 			errs = append(errs, err)
 		}
-		errs = append(errs, strayOutputKeys(get, "")...)
+		errs = append(errs, strayOutputKeys(reg, get, "")...)
 	case typ == "":
-		errs = append(errs, keyErr("Output", "required: one of %v, or set Config to a YAML file", fanout.Types()))
-	case !slices.Contains(fanout.Types(), typ):
-		errs = append(errs, keyErr("Output", "%q is not one of %v", typ, fanout.Types()))
+		errs = append(errs, keyErr("Output", "required: one of %v, or set Config to a YAML file", reg.Types()))
+	case !slices.Contains(reg.Types(), typ):
+		errs = append(errs, keyErr("Output", "%q is not one of %v", typ, reg.Types()))
 	default:
-		oc, oerrs := c.outputFromKeys(get, typ, val("Output_Name"))
+		oc, oerrs := c.outputFromKeys(reg, get, typ, val("Output_Name"))
 		errs = append(errs, oerrs...)
-		errs = append(errs, strayOutputKeys(get, typ)...)
+		errs = append(errs, strayOutputKeys(reg, get, typ)...)
 		if len(oerrs) == 0 {
 			c.Outputs = []fanout.OutputConfig{oc}
 		}
@@ -164,8 +151,8 @@ func ParseConfig(get func(key string) string) (*Config, error) {
 		}
 	}
 	if len(errs) == 0 {
-		if err := fanout.Validate(c.Outputs); err != nil {
-			errs = append(errs, c.rename(err))
+		if err := fanout.Validate(reg, c.Outputs); err != nil {
+			errs = append(errs, c.keyErrors(err))
 		}
 		if err := c.Transformers.Limits.Validate(); err != nil {
 			errs = append(errs, err)
@@ -184,7 +171,7 @@ func orStr(s, def string) string {
 	return s
 }
 
-func (c *Config) loadFile(path string) error {
+func (c *Config) loadFile(reg *outputs.Registry, path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return keyErr("Config", "%v", err)
@@ -192,19 +179,25 @@ func (c *Config) loadFile(path string) error {
 	var fc fileConfig
 	// As the sidecar reads its file: ${VAR}, ${VAR:-default}, ${file:PATH}
 	// and $$ expanded in values, unknown keys refused.
-	if err := config.Decode(data, nil, &fc); err != nil {
+	doc, err := yamlconf.Parse(data, yamlconf.Lookups{})
+	if err == nil {
+		doc.Decode(&fc)
+		fanout.DecodeSettings(reg, doc, fc.Outputs)
+		err = doc.Err()
+	}
+	if err != nil {
 		return keyErr("Config", "%s: %s", path, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if len(fc.Outputs) == 0 {
 		return keyErr("Config", "%s: outputs: at least one required", path)
 	}
-	if err := fanout.Validate(fc.Outputs); err != nil {
+	if err := fanout.Validate(reg, fc.Outputs); err != nil {
 		return keyErr("Config", "%s: %v", path, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	c.Outputs = fc.Outputs
 	c.Labels = fc.Labels
 	a := c.Transformers.Alertmanager.Alertname
-	c.Transformers = tbuiltinConfig{Limits: fc.Limits, Redact: fc.Redact, Alertmanager: fc.Alertmanager, App: fc.App, K8s: fc.K8s}
+	c.Transformers = fc.Config
 	if a != "" {
 		c.Transformers.Alertmanager.Alertname = a
 	}
@@ -214,27 +207,27 @@ func (c *Config) loadFile(path string) error {
 	return nil
 }
 
-// rename rewrites validation errors (kafka.brokers: ...) to name the
-// Fluent Bit key (Kafka_Brokers: ...).
-func (c *Config) rename(err error) error {
-	lines := strings.Split(err.Error(), "\n")
-	paths := make([]string, 0, len(c.keyOf))
-	for p := range c.keyOf {
-		paths = append(paths, p)
-	}
-	// Longest first, so kafka.tls.ca_file wins over kafka.tls.
-	slices.SortFunc(paths, func(a, b string) int { return len(b) - len(a) })
-	for i, l := range lines {
-		l = strings.TrimPrefix(l, "outputs[0] ("+c.Outputs[0].Name+"): ")
-		for _, p := range paths {
-			if rest, ok := strings.CutPrefix(l, p+": "); ok {
-				l = c.keyOf[p] + ": " + rest
-				break
-			}
+// keyErrors makes what fanout reports name the Fluent Bit keys the user
+// wrote: an error whose key path one of them set (kafka.brokers) names
+// that key instead (Kafka_Brokers), and the first entry, the one Output
+// and its keys describe, is not named.
+func (c *Config) keyErrors(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, c.keyErrors(e))
 		}
-		lines[i] = l
+		return errors.Join(out...)
 	}
-	return errors.New(strings.Join(lines, "\n"))
+	if e, ok := err.(*fanout.EntryError); ok && e.Index == 0 {
+		err = e.Err
+	}
+	if e, ok := err.(*keypath.Error); ok && e.Line == 0 {
+		if key, ok := c.keyOf[e.Path]; ok {
+			return keyErr(key, "%v", e.Err)
+		}
+	}
+	return err
 }
 
 // outKey is one <Output>_<Key> setting: the Fluent Bit key, its aliases,
@@ -248,28 +241,29 @@ type outKey struct {
 
 var durationType = reflect.TypeFor[time.Duration]()
 
-// OutputKeys lists the <Output>_<Key> keys of an output type, derived from
-// its Config's yaml tags so that the plugin and the sidecar never drift.
+// OutputKeys lists the <Output>_<Key> keys of one of the shipped output
+// types, derived from the yaml tags of its factory's Config so that the
+// plugin and the sidecar never drift.
 func OutputKeys(typ string) []string {
 	var out []string
-	for _, k := range outputKeys(typ) {
+	for _, k := range outputKeys(standard.Registry(), typ) {
 		out = append(out, k.key)
 	}
 	return out
 }
 
-func outputKeys(typ string) []outKey {
-	t := reflect.TypeFor[fanout.OutputConfig]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if f.Tag.Get("yaml") != typ || f.Type.Kind() != reflect.Pointer {
-			continue
-		}
-		var keys []outKey
-		walkKeys(f.Type.Elem(), []string{typ}, &keys)
-		return keys
+func outputKeys(reg *outputs.Registry, typ string) []outKey {
+	f, ok := reg.Factory(typ)
+	if !ok {
+		return nil
 	}
-	return nil
+	def := f.DefaultConfig()
+	if def == nil {
+		return nil
+	}
+	var keys []outKey
+	walkKeys(reflect.TypeOf(def).Elem(), []string{typ}, &keys)
+	return keys
 }
 
 func walkKeys(t reflect.Type, path []string, keys *[]outKey) {
@@ -321,7 +315,7 @@ func flbKey(path []string) string {
 }
 
 // outputFromKeys builds the output entry from Output and its keys.
-func (c *Config) outputFromKeys(get func(string) string, typ, name string) (fanout.OutputConfig, []error) {
+func (c *Config) outputFromKeys(reg *outputs.Registry, get func(string) string, typ, name string) (fanout.OutputConfig, []error) {
 	var errs []error
 	if name == "" {
 		name = typ
@@ -329,12 +323,11 @@ func (c *Config) outputFromKeys(get func(string) string, typ, name string) (fano
 	c.keyOf["name"] = "Output_Name"
 	c.keyOf["type"] = "Output"
 	c.keyOf["retry.max_elapsed_time"] = "Retry_Max_Elapsed"
-	root := &yaml.Node{Kind: yaml.MappingNode}
-	addScalar(root, "name", name)
-	addScalar(root, "type", typ)
-	if typ != "stdout" {
+	oc := fanout.OutputConfig{Name: name, Type: typ}
+	f, _ := reg.Factory(typ)
+	if settings := f.DefaultConfig(); settings != nil {
 		section := &yaml.Node{Kind: yaml.MappingNode}
-		for _, k := range outputKeys(typ) {
+		for _, k := range outputKeys(reg, typ) {
 			c.keyOf[strings.Join(append([]string{typ}, k.path...), ".")] = k.key
 			used, v := k.key, strings.TrimSpace(get(k.key))
 			for _, a := range k.aliases {
@@ -356,7 +349,6 @@ func (c *Config) outputFromKeys(get func(string) string, typ, name string) (fano
 			}
 			setPath(section, k.path, n)
 		}
-		root.Content = append(root.Content, scalar(typ), section)
 		// Parent paths (kafka.tls: ...) name the key family (Kafka_TLS_*).
 		for p := range c.keyOf {
 			for parent := p; strings.Count(parent, ".") > 1; {
@@ -366,26 +358,26 @@ func (c *Config) outputFromKeys(get func(string) string, typ, name string) (fano
 				}
 			}
 		}
-	}
-	var oc fanout.OutputConfig
-	if len(errs) > 0 {
-		return oc, errs
-	}
-	if err := root.Decode(&oc); err != nil {
-		return oc, []error{keyErr("Output", "%v", err)}
+		if len(errs) > 0 {
+			return oc, errs
+		}
+		if err := section.Decode(settings); err != nil {
+			return oc, []error{keyErr("Output", "%v", err)}
+		}
+		oc.Settings = settings
 	}
 	return oc, nil
 }
 
 // strayOutputKeys reports keys of outputs other than typ: a typo in Output
 // would otherwise silently ignore them.
-func strayOutputKeys(get func(string) string, typ string) []error {
+func strayOutputKeys(reg *outputs.Registry, get func(string) string, typ string) []error {
 	var errs []error
-	for _, t := range fanout.Types() {
+	for _, t := range reg.Types() {
 		if t == typ {
 			continue
 		}
-		for _, k := range outputKeys(t) {
+		for _, k := range outputKeys(reg, t) {
 			for _, name := range append([]string{k.key}, k.aliases...) {
 				if get(name) != "" {
 					if typ == "" {
@@ -419,8 +411,6 @@ func scalar(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Valu
 func strScalar(v string) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
 }
-
-func addScalar(m *yaml.Node, k, v string) { m.Content = append(m.Content, scalar(k), strScalar(v)) }
 
 // valueNode turns a Fluent Bit value into the YAML node for type t: lists
 // and maps are comma-separated (a=1,b=2 for maps).

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/auditpipe/auditpipe/outputs/elasticsearch"
+	"github.com/auditpipe/auditpipe/outputs/kafka"
 )
 
 func TestParseConfigErrorsNameTheKey(t *testing.T) {
@@ -41,7 +44,7 @@ func TestParseConfigKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := c.Outputs[0].Kafka
+	k, _ := c.Outputs[0].Settings.(*kafka.Config)
 	if k == nil || len(k.Brokers) != 2 || k.Brokers[1] != "b:9092" || k.Topic != "audit" || k.WriteTimeout != 3*time.Second || !k.TLS.Enabled {
 		t.Fatalf("kafka = %+v", k)
 	}
@@ -53,7 +56,7 @@ func TestParseConfigKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := c.Outputs[0].Elasticsearch; len(e.URLs) != 1 || e.APIKey != "k" {
+	if e, _ := c.Outputs[0].Settings.(*elasticsearch.Config); e == nil || len(e.URLs) != 1 || e.APIKey != "k" {
 		t.Fatalf("elasticsearch = %+v", e)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
+	"github.com/auditpipe/auditpipe/outputs/standard"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/formats"
 	"github.com/tinylib/msgp/msgp"
@@ -88,7 +89,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	reg, err := formats.NewRegistry(formats.Config(cfg.Transformers))
+	reg, err := formats.NewRegistry(cfg.Transformers)
 	if err != nil {
 		return nil, err
 	}
@@ -100,10 +101,10 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 	if err != nil {
 		return nil, keyErr("DLQ_Dir", "%v", err)
 	}
-	set, err := fanout.Build(ctx, cfg.Outputs, fanout.Deps{Logger: logger, DeadLetters: store, Version: "fluent-bit-plugin"})
+	set, err := fanout.Build(ctx, standard.Registry(), cfg.Outputs, fanout.Deps{Logger: logger, DeadLetters: store, Version: "fluent-bit-plugin"})
 	if err != nil {
 		store.Close()
-		return nil, cfg.rename(err)
+		return nil, cfg.keyErrors(err)
 	}
 	in, err := newInstance(cfg, logger, tr, set, store)
 	if err != nil {

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"github.com/auditpipe/auditpipe/transformers/external"
 	"maps"
 	"math"
 	"os"
@@ -12,10 +11,8 @@ import (
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
-	"github.com/auditpipe/auditpipe/transformers"
-	"github.com/auditpipe/auditpipe/transformers/alertmanager"
-	"github.com/auditpipe/auditpipe/transformers/app"
-	"github.com/auditpipe/auditpipe/transformers/k8s"
+	"github.com/auditpipe/auditpipe/transformers/external"
+	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
 // Defaults that are not derived from another key.
@@ -73,13 +70,10 @@ type Config struct {
 	// pod, POD_NAMESPACE -> namespace, NODE_NAME -> node, when set.
 	// Default true.
 	PodLabels *bool `yaml:"pod_labels"`
-	// Redact names the detail keys whose values are removed. Default: the
-	// transformers' list (password, secret, token, ...).
-	Redact transformers.RedactConfig `yaml:"redact"`
-	// Limits bound what decoding one payload may cost. Defaults: the
-	// transformers' (8 MiB payload, depth 64, 10000 items, 1 MiB strings,
-	// 10000 members per object or array, 500000 values per tree).
-	Limits transformers.Limits `yaml:"limits"`
+	// Common holds redact (the detail keys whose values are removed) and
+	// limits (what decoding one payload may cost), as the formats declare
+	// them.
+	formats.Common `yaml:",inline"`
 	// Log configures the sidecar's own logs.
 	Log Log `yaml:"log"`
 	// Ready configures when /readyz reports not ready.
@@ -157,15 +151,9 @@ type Source struct {
 	// Labels are added to this source's events, over the global labels.
 	// Default none.
 	Labels map[string]string `yaml:"labels"`
-	// Alertmanager configures the alertmanager format (also used by
-	// auto). Default: the transformer's (alertname "audit").
-	Alertmanager alertmanager.Config `yaml:"alertmanager"`
-	// App configures the app format (also used by auto). Default: the
-	// transformer's (flavor auto).
-	App app.Config `yaml:"app"`
-	// K8s configures the k8s format (also used by auto). Default: the
-	// transformer's (stages ResponseComplete and Panic).
-	K8s k8s.Config `yaml:"k8s"`
+	// Sections holds alertmanager, app and k8s, the settings of those
+	// formats (also read by auto), as the formats declare them.
+	formats.Sections `yaml:",inline"`
 	// Pull makes this a pull source: instead of being posted to, the
 	// sidecar polls an endpoint. Only with format app or auto. Default
 	// unset.

@@ -27,5 +27,11 @@
 // an error: messages say what is wrong with a value, not what it is, and
 // decoding errors on lines that held a substitution hide the value.
 //
+// The reading (expansion, strict decoding, secret-free errors) is
+// internal/yamlconf's, shared with the Fluent Bit plugin's Config file;
+// the outputs' settings are decoded by their types' factories
+// (outputs/standard, through outputs/fanout), and the formats' sections are
+// declared once in transformers/formats.
+//
 // README.md documents every key with its default and an example.
 package config

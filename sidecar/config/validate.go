@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/auditpipe/auditpipe/outputs/fanout"
+	"github.com/auditpipe/auditpipe/outputs/standard"
 	"github.com/auditpipe/auditpipe/transformers"
 	"github.com/auditpipe/auditpipe/transformers/alertmanager"
 	"github.com/auditpipe/auditpipe/transformers/app"
@@ -74,7 +75,7 @@ func (c *Config) Validate() error {
 	if err := d.DeadLetter.Validate(); err != nil {
 		v.wrap("dead_letter.", err)
 	}
-	if err := fanout.Validate(d.Outputs); err != nil {
+	if err := fanout.Validate(standard.Registry(), d.Outputs); err != nil {
 		v.wrap("", err)
 	}
 	validateLabels(v, "labels", d.Labels)

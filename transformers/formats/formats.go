@@ -15,18 +15,38 @@ import (
 )
 
 // Config configures every built-in format. The zero value is usable: every
-// field has a documented default.
+// field has a documented default. Its two halves are declared once here
+// and embedded where each front door reads them: Common at the top of the
+// sidecar's file and of the plugin's Config file, Sections in each sidecar
+// source and at the top of the plugin's Config file.
 type Config struct {
-	// Limits bound decoding cost (payload size, depth, items, strings).
-	Limits transformers.Limits `yaml:"limits"`
-	// Redact lists the member names whose values never leave a
-	// transformer.
+	Common   `yaml:",inline"`
+	Sections `yaml:",inline"`
+}
+
+// Common are the settings every format shares.
+type Common struct {
+	// Redact names the member names whose values never leave a
+	// transformer. Default: the transformers' list (password, secret,
+	// token, ...).
 	Redact transformers.RedactConfig `yaml:"redact"`
-	// Alertmanager configures the alertmanager format.
+	// Limits bound what decoding one payload may cost. Defaults: the
+	// transformers' (8 MiB payload, depth 64, 10000 items, 1 MiB strings,
+	// 10000 members per object or array, 500000 values per tree).
+	Limits transformers.Limits `yaml:"limits"`
+}
+
+// Sections are the per-format settings, each read by its format and by
+// auto.
+type Sections struct {
+	// Alertmanager configures the alertmanager format. Default: the
+	// transformer's (alertname "audit").
 	Alertmanager alertmanager.Config `yaml:"alertmanager"`
 	// App configures the app format (yoq, Teabar, CloudEvents, generic).
+	// Default: the transformer's (flavor auto).
 	App app.Config `yaml:"app"`
-	// K8s configures the k8s format.
+	// K8s configures the k8s format. Default: the transformer's (stages
+	// ResponseComplete and Panic).
 	K8s k8s.Config `yaml:"k8s"`
 }
 

@@ -70,11 +70,11 @@ func TestAutoRejectsUnknownShape(t *testing.T) {
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	tests := map[string]formats.Config{
-		"limits.max_depth":       {Limits: transformers.Limits{MaxDepth: -1}},
-		"redact.keys[0]":         {Redact: transformers.RedactConfig{Keys: []string{"--"}}},
-		"k8s.stages[0]":          {K8s: k8sStages("Sometimes")},
-		"app.flavor":             {App: appFlavor("cobol")},
-		"alertmanager.alertname": {Alertmanager: alertname(" audit ")},
+		"limits.max_depth":       {Common: formats.Common{Limits: transformers.Limits{MaxDepth: -1}}},
+		"redact.keys[0]":         {Common: formats.Common{Redact: transformers.RedactConfig{Keys: []string{"--"}}}},
+		"k8s.stages[0]":          {Sections: formats.Sections{K8s: k8sStages("Sometimes")}},
+		"app.flavor":             {Sections: formats.Sections{App: appFlavor("cobol")}},
+		"alertmanager.alertname": {Sections: formats.Sections{Alertmanager: alertname(" audit ")}},
 	}
 	for key, cfg := range tests {
 		if _, err := formats.NewRegistry(cfg); err == nil || !strings.Contains(err.Error(), key) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
+	"github.com/auditpipe/auditpipe/outputs/standard"
 	"github.com/auditpipe/auditpipe/testenv/s3test"
 )
 
@@ -66,7 +67,7 @@ func TestStackReceivesEventsInAllFour(t *testing.T) {
 	if err := dec.Decode(&cfg); err != nil {
 		t.Fatal(err)
 	}
-	set, err := fanout.Build(ctx, cfg.Outputs, fanout.Deps{})
+	set, err := fanout.Build(ctx, standard.Registry(), cfg.Outputs, fanout.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package config
+package yamlconf
 
 import (
 	"errors"
@@ -6,10 +6,18 @@ import (
 	"testing"
 )
 
-func testLookups(env map[string]string, files map[string]string) lookups {
-	return lookups{
-		env: envOf(env),
-		readFile: func(p string) ([]byte, error) {
+// envOf returns an env function over a fixed map.
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func testLookups(env map[string]string, files map[string]string) Lookups {
+	return Lookups{
+		Env: envOf(env),
+		ReadFile: func(p string) ([]byte, error) {
 			if v, ok := files[p]; ok {
 				return []byte(v), nil
 			}

@@ -1,4 +1,4 @@
-package config
+package yamlconf
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/auditpipe/auditpipe/keypath"
 )
 
 // Expansion is done on the parsed YAML, in scalar values only: a
@@ -26,10 +28,22 @@ import (
 //
 // Any other '$' is kept as it is, so "pa$word" needs no escaping.
 
-// lookups are what expansion reads; both are replaced in tests and fuzzing.
-type lookups struct {
-	env      func(string) (string, bool)
-	readFile func(string) ([]byte, error)
+// Lookups are what references read: Env for ${VAR}, ReadFile for
+// ${file:PATH}. A nil field means the process's own: os.LookupEnv,
+// os.ReadFile.
+type Lookups struct {
+	Env      func(string) (string, bool)
+	ReadFile func(string) ([]byte, error)
+}
+
+func (lk Lookups) orOS() Lookups {
+	if lk.Env == nil {
+		lk.Env = os.LookupEnv
+	}
+	if lk.ReadFile == nil {
+		lk.ReadFile = os.ReadFile
+	}
+	return lk
 }
 
 // expandError is one bad reference. It never holds a substituted value.
@@ -51,7 +65,7 @@ func (e *expandError) Unwrap() error { return e.err }
 // expand replaces the references in s. It reports every bad reference, and
 // whether s held any reference at all (so a decoding error on it can hide
 // the value).
-func expand(s string, lk lookups) (out string, substituted bool, err error) {
+func expand(s string, lk Lookups) (out string, substituted bool, err error) {
 	i := strings.IndexByte(s, '$')
 	if i < 0 {
 		return s, false, nil
@@ -95,13 +109,13 @@ func expand(s string, lk lookups) (out string, substituted bool, err error) {
 
 // resolve returns the value of one reference, ref being the text between
 // "${" and "}".
-func resolve(ref string, lk lookups) (string, error) {
+func resolve(ref string, lk Lookups) (string, error) {
 	if path, ok := strings.CutPrefix(ref, "file:"); ok {
 		shown := "${file:" + path + "}"
 		if path == "" {
 			return "", &expandError{ref: shown, msg: "empty path"}
 		}
-		data, err := lk.readFile(path)
+		data, err := lk.ReadFile(path)
 		if err != nil {
 			// The path is configuration, not a secret; os errors name it
 			// once more, which is harmless.
@@ -118,7 +132,7 @@ func resolve(ref string, lk lookups) (string, error) {
 		// Show only the name part: the default may be a secret.
 		return "", &expandError{ref: "${" + name + "}", msg: "not a variable name (want [A-Za-z_][A-Za-z0-9_]*, ${VAR:-default} or ${file:PATH})"}
 	}
-	v, set := lk.env(name)
+	v, set := lk.Env(name)
 	if hasDefault {
 		if v == "" {
 			return def, nil
@@ -150,7 +164,7 @@ func validVarName(s string) bool {
 // expandTree expands every scalar value under n in place. It returns the
 // lines of the scalars that held a reference (their decoding errors must
 // not show the value) and every bad reference, named by line and key path.
-func expandTree(n *yaml.Node, lk lookups) (map[int]bool, error) {
+func expandTree(n *yaml.Node, lk Lookups) (map[int]bool, error) {
 	lines := map[int]bool{}
 	var errs []error
 	var walk func(n *yaml.Node, path string)
@@ -171,7 +185,7 @@ func expandTree(n *yaml.Node, lk lookups) (map[int]bool, error) {
 		case yaml.ScalarNode:
 			v, substituted, err := expand(n.Value, lk)
 			if err != nil {
-				errs = append(errs, prefixAll(fmt.Sprintf("line %d: %s: ", n.Line, pathOrRoot(path)), err))
+				errs = append(errs, atLine(n.Line, pathOrRoot(path), err))
 			}
 			if v == n.Value && !substituted {
 				return
@@ -237,22 +251,14 @@ func pathOrRoot(p string) string {
 	return p
 }
 
-// prefixAll puts p before the message of err and of each error it joins.
-func prefixAll(p string, err error) error {
+// atLine locates err, and each error it joins, at a line and key path.
+func atLine(line int, path string, err error) error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, prefixAll(p, e))
+			out = append(out, atLine(line, path, e))
 		}
 		return errors.Join(out...)
 	}
-	return fmt.Errorf("%s%w", p, err)
-}
-
-// osLookups reads the real environment (when env is nil) and file system.
-func osLookups(env func(string) (string, bool)) lookups {
-	if env == nil {
-		env = os.LookupEnv
-	}
-	return lookups{env: env, readFile: os.ReadFile}
+	return &keypath.Error{Line: line, Path: path, Err: err}
 }

@@ -1,4 +1,4 @@
-package config
+package yamlconf
 
 import (
 	"errors"
@@ -7,9 +7,11 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/auditpipe/auditpipe/keypath"
 )
 
-// checkKnownKeys reports every mapping key under n that the type t has no
+// CheckKnownKeys reports every mapping key under n that the type t has no
 // field for, with its line and key path: yaml.v3's KnownFields(true),
 // which only a Decoder reading text offers, not Node.Decode, and the
 // expanded configuration is a node tree. It follows the same field naming
@@ -17,7 +19,7 @@ import (
 // structs and maps) and, unlike KnownFields, also looks inside values
 // decoded by an UnmarshalYAML method when the type is a struct, or a slice
 // given one mapping (outputs.Match takes a rule or a list of rules).
-func checkKnownKeys(n *yaml.Node, t reflect.Type) error {
+func CheckKnownKeys(n *yaml.Node, t reflect.Type) error {
 	c := &knownKeys{seen: map[seenKey]bool{}}
 	c.check(n, t, "")
 	return errors.Join(c.errs...)
@@ -116,7 +118,7 @@ func (c *knownKeys) mapping(n *yaml.Node, t reflect.Type, path string) {
 				c.check(val, fields.inlineMap, p)
 				continue
 			}
-			c.errs = append(c.errs, fmt.Errorf("line %d: %s: unknown key%s", key.Line, p, suggest(key.Value, fields)))
+			c.errs = append(c.errs, unknownKey(key, p, fields.keys))
 			continue
 		}
 		c.check(val, ft, p)
@@ -182,11 +184,15 @@ func containsOpt(opts, want string) bool {
 	return false
 }
 
+func unknownKey(key *yaml.Node, path string, known []string) error {
+	return &keypath.Error{Line: key.Line, Path: path, Err: errors.New("unknown key" + suggest(key.Value, known))}
+}
+
 // suggest names the known key closest to a misspelt one, when one is
 // close enough to be a likely typo.
-func suggest(key string, f *structFields) string {
+func suggest(key string, known []string) string {
 	best, bestD := "", 3
-	for _, k := range f.keys {
+	for _, k := range known {
 		if d := editDistance(strings.ToLower(key), k); d < bestD {
 			best, bestD = k, d
 		}

@@ -1,0 +1,19 @@
+package kafka
+
+import (
+	"context"
+
+	"github.com/auditpipe/auditpipe/outputs"
+)
+
+// Type is the output type's name in configurations.
+const Type = "kafka"
+
+// NewFactory returns the factory of kafka outputs, configured by a Config
+// whose zero value takes every default.
+func NewFactory() outputs.Factory {
+	return outputs.NewFactory(Type, func() Config { return Config{} },
+		func(ctx context.Context, set outputs.Settings, cfg Config) (*Output, error) {
+			return New(ctx, cfg, set.Logger)
+		})
+}
