@@ -8,6 +8,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/eventjson"
+	"github.com/auditpipe/auditpipe/integrity"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
@@ -43,6 +44,20 @@ func (s *Sidecar) deliverLoop(ctx context.Context, r *fanout.Route) {
 			continue
 		}
 		events = r.Match.Filter(events)
+		ch := s.chains[r.Name()]
+		var head integrity.State
+		if ch != nil {
+			if head, err = ch.seal(events); err != nil {
+				// Only an event whose details cannot be canonicalized
+				// fails here, which Validate keeps from the queue.
+				log.Error("sealing a batch; it stays queued", "err", err)
+				rd.Rewind()
+				if !sleep(ctx, time.Second) {
+					return
+				}
+				continue
+			}
+		}
 		if len(events) > 0 {
 			if _, err := r.Deliver(ctx, events); err != nil {
 				if ctx.Err() != nil {
@@ -61,7 +76,13 @@ func (s *Sidecar) deliverLoop(ctx context.Context, r *fanout.Route) {
 				continue
 			}
 		}
-		if err := rd.Ack(recs[len(recs)-1].Seq); err != nil {
+		last := recs[len(recs)-1].Seq
+		if ch != nil {
+			err = ch.ack(rd, last, head)
+		} else {
+			err = rd.Ack(last)
+		}
+		if err != nil {
 			log.Error("persisting the cursor", "err", err)
 		}
 	}

@@ -62,6 +62,10 @@ type Sidecar struct {
 	handler  http.Handler
 	draining atomic.Bool
 	ln       net.Listener
+
+	// chains are the sealed outputs' hash chains, by output name; empty
+	// without integrity.signing_key_file.
+	chains map[string]*chain
 }
 
 // New builds everything the configuration describes: it opens the queue
@@ -104,6 +108,9 @@ func (s *Sidecar) open(ctx context.Context, opts Options) (err error) {
 	}
 	if s.queue, err = queue.Open(cfg.Queue, names, s.log.With("component", "queue")); err != nil {
 		return fmt.Errorf("queue: %w", err)
+	}
+	if err = s.openChains(opts.Env); err != nil {
+		return err
 	}
 	s.metrics.watch(s.queue, s.outputs.Routes, s.now)
 	s.metrics.watchInflight(s.inflight)

@@ -39,6 +39,10 @@ type OutputConfig struct {
 	// the type's (500 events, 4 MiB, 200ms; for s3 10000 events, 32 MiB,
 	// 60s: fewer, larger objects).
 	Batch outputs.BatchConfig `yaml:"batch"`
+	// Integrity: false keeps this output out of tamper evidence when the
+	// host turns it on (an output whose destination rewrites events, or
+	// stdout while debugging). Default: sealed whenever the host seals.
+	Integrity *bool `yaml:"integrity"`
 
 	// Settings are the type's own settings, the pointer its factory's
 	// DefaultConfig returns (*kafka.Config), decoded from the key named
@@ -295,6 +299,8 @@ type Route struct {
 	Type  string
 	Match outputs.Match
 	Batch outputs.BatchConfig
+	// Unsealed is set by `integrity: false`.
+	Unsealed bool
 }
 
 // Set is the configured outputs, ready to deliver.
@@ -325,7 +331,8 @@ func Build(ctx context.Context, reg *outputs.Registry, cfgs []OutputConfig, deps
 				DeadLetters: deps.DeadLetters, Logger: deps.Logger})
 			if err == nil {
 				f, _ := reg.Factory(c.Type)
-				s.Routes = append(s.Routes, &Route{Deliverer: d, Type: c.Type, Match: c.Match, Batch: c.Batch.Or(f.DefaultBatch())})
+				s.Routes = append(s.Routes, &Route{Deliverer: d, Type: c.Type, Match: c.Match, Batch: c.Batch.Or(f.DefaultBatch()),
+					Unsealed: c.Integrity != nil && !*c.Integrity})
 				continue
 			}
 			out.Close(ctx)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/auditpipe/auditpipe/integrity"
 	"maps"
 	"math"
 	"os"
@@ -78,6 +79,10 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Ready configures when /readyz reports not ready.
 	Ready Ready `yaml:"ready"`
+	// Integrity turns on tamper evidence: with a signing key, every
+	// output (but those with `integrity: false`) seals what it delivers
+	// into its own signed hash chain. Default off.
+	Integrity integrity.Config `yaml:"integrity"`
 }
 
 // Server is the HTTP listener.

@@ -78,6 +78,9 @@ func (c *Config) Validate() error {
 	if err := fanout.Validate(standard.Registry(), d.Outputs); err != nil {
 		v.wrap("", err)
 	}
+	if err := d.Integrity.Validate(); err != nil {
+		v.wrap("integrity.", err)
+	}
 	validateLabels(v, "labels", d.Labels)
 	if _, err := transformers.NewRedactor(d.Redact); err != nil {
 		v.wrap("", err)

@@ -1,0 +1,95 @@
+package sidecar
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/integrity"
+	"github.com/auditpipe/auditpipe/sidecar/queue"
+)
+
+// chain is one output's hash chain. Its head lives in the output's queue
+// cursor (queue.Reader.AckState), so it moves exactly when the cursor
+// does: a batch re-sent after a failure, a restart or a kill -9 is sealed
+// again from the same head, with the same seq and hashes, and shows up
+// at the destination as a duplicate, never as a fork.
+type chain struct {
+	sealer *integrity.Sealer
+	head   integrity.State
+}
+
+// newChain continues the chain whose head rd's cursor holds, or starts a
+// new stream: <output>/<instance>/<unix seconds>. A lost head (no cursor,
+// or one that failed its checksum) starts a new stream rather than
+// reusing seq numbers, which a verifier would rightly call forks.
+func newChain(key ed25519.PrivateKey, cfg integrity.Config, output, instance string, rd *queue.Reader, now time.Time) (*chain, error) {
+	var head integrity.State
+	if b := rd.State(); b != nil {
+		if err := head.UnmarshalBinary(b); err != nil {
+			head = integrity.State{}
+		}
+	}
+	if head.Stream == "" {
+		head.Stream = output + "/" + instance + "/" + strconv.FormatInt(now.Unix(), 10)
+	}
+	s, err := integrity.NewSealer(integrity.SealerConfig{Stream: head.Stream, Key: key, Mode: cfg.Sign, SignEvery: cfg.SignEvery})
+	if err != nil {
+		return nil, fmt.Errorf("integrity: %w", err)
+	}
+	return &chain{sealer: s, head: head}, nil
+}
+
+// openChains starts or continues the chain of every sealed output when
+// integrity is on. The key is read here, so a missing or wrong key stops
+// the start with its cause, before anything is accepted.
+func (s *Sidecar) openChains(env func(string) (string, bool)) error {
+	ic := s.cfg.Integrity
+	if !ic.Enabled() {
+		return nil
+	}
+	key, err := ic.Key()
+	if err != nil {
+		return fmt.Errorf("integrity.%w", err)
+	}
+	instance := ic.InstanceName(env)
+	s.chains = map[string]*chain{}
+	for _, r := range s.outputs.Routes {
+		if r.Unsealed {
+			continue
+		}
+		rd, err := s.queue.Reader(r.Name())
+		if err != nil {
+			return err
+		}
+		c, err := newChain(key, ic, r.Name(), instance, rd, s.now())
+		if err != nil {
+			return fmt.Errorf("outputs %s: %w", r.Name(), err)
+		}
+		s.chains[r.Name()] = c
+		s.log.Info("integrity: sealing", "output", r.Name(), "stream", c.head.Stream, "seq", c.head.Seq, "key_id", c.sealer.KeyID())
+	}
+	return nil
+}
+
+// seal chains events after the committed head and returns the head to
+// commit once they are delivered.
+func (c *chain) seal(events []auditpipe.Event) (integrity.State, error) {
+	return c.sealer.Seal(c.head, events)
+}
+
+// ack acknowledges the batch up to seq and persists the chain's new head
+// with the cursor, in one atomic write. The head moves in memory even if
+// that write fails: the batch was delivered with those seqs, and the next
+// batch must follow them. After a crash the older cursor and head on disk
+// re-seal the same events identically: duplicates, not forks.
+func (c *chain) ack(rd *queue.Reader, seq uint64, next integrity.State) error {
+	c.head = next
+	b, err := next.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return rd.AckState(seq, b)
+}
