@@ -8,6 +8,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,7 +117,7 @@ func NewWriter(w io.Writer) *Output {
 }
 
 func (o *Output) open() error {
-	f, err := os.OpenFile(o.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, o.mode)
+	f, err := os.OpenFile(o.path, os.O_CREATE|os.O_RDWR|os.O_APPEND, o.mode)
 	if err != nil {
 		return err
 	}
@@ -125,8 +126,41 @@ func (o *Output) open() error {
 		f.Close()
 		return err
 	}
-	o.f, o.w, o.size = f, f, fi.Size()
+	size, err := cutTornTail(f, fi.Size())
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("file: %s: cutting a torn last line: %w", o.path, err)
+	}
+	if size != fi.Size() {
+		o.log.Warn("file: cut a torn last line left by an interrupted write; its batch is delivered again",
+			"path", o.path, "bytes", fi.Size()-size)
+	}
+	o.f, o.w, o.size = f, f, size
 	return nil
+}
+
+// cutTornTail truncates f after its last newline. A write that a crash
+// or a full disk interrupted leaves part of a line at the end; the next
+// batch would be appended to it and that line would be unreadable. The
+// cut part was never acknowledged, so it is delivered again whole.
+func cutTornTail(f *os.File, size int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	end := size
+	for end > 0 {
+		n := min(int64(len(buf)), end)
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return size, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			end = end - n + int64(i) + 1
+			break
+		}
+		end -= n
+	}
+	if end == size {
+		return size, nil
+	}
+	return end, f.Truncate(end)
 }
 
 // Write appends one line per event. The lines of a batch go in one write
@@ -154,8 +188,14 @@ func (o *Output) Write(ctx context.Context, events []auditpipe.Event) error {
 	n, err := o.w.Write(buf)
 	o.size += int64(n)
 	if err != nil {
-		// A short write leaves part of a batch in the file; the whole
-		// batch is retried, and ids let a reader drop the repeats.
+		// A short write leaves part of a batch in the file. The whole
+		// batch is retried; the torn line is cut first, so that the
+		// retry does not run on from it.
+		if o.f != nil {
+			if size, cerr := cutTornTail(o.f, o.size); cerr == nil {
+				o.size = size
+			}
+		}
 		return fmt.Errorf("file: write: %w", err)
 	}
 	if o.f != nil && o.fsync {

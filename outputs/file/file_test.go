@@ -164,3 +164,43 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestTornLastLineIsCut: a crash in the middle of a write leaves part of
+// a line; the next start cuts it, so every line stays an event and the
+// batch that was cut (never acknowledged) arrives whole when re-sent.
+func TestTornLastLineIsCut(t *testing.T) {
+	for name, torn := range map[string]string{
+		"part of a line":         `{"schema_version":"1","id":"to`,
+		"a line without its \\n": `{"schema_version":"1"}`,
+		"nothing but a fragment": "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.ndjson")
+			evs := outputstest.Events(3)
+			intact := string(eventjson.Append(nil, &evs[0])) + "\n"
+			if name == "nothing but a fragment" {
+				intact = ""
+				torn = `{"sch`
+			}
+			os.WriteFile(path, []byte(intact+torn), 0o600)
+			o, err := file.New(context.Background(), file.Config{Path: path}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Write(context.Background(), evs[1:]); err != nil {
+				t.Fatal(err)
+			}
+			o.Close(context.Background())
+			var want []string
+			if intact != "" {
+				want = append(want, strings.TrimSuffix(intact, "\n"))
+			}
+			for i := 1; i < 3; i++ {
+				want = append(want, string(eventjson.Append(nil, &evs[i])))
+			}
+			if got := lines(t, path); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("file after reopen:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
