@@ -22,12 +22,17 @@ type Report struct {
 	// UnsignedTail counts events after the last signature of their
 	// stream: intact as far as the chain shows, but not yet proven (a
 	// batch still in flight, or a copy cut short).
-	UnsignedTail int              `json:"unsigned_tail"`
-	Duplicates   int              `json:"duplicates"`
-	Streams      []StreamReport   `json:"streams"`
-	Signatures   SignatureSummary `json:"signatures"`
-	From         time.Time        `json:"from,omitzero"`
-	To           time.Time        `json:"to,omitzero"`
+	UnsignedTail int `json:"unsigned_tail"`
+	Duplicates   int `json:"duplicates"`
+	// DeadLetters counts the sealed events read from a dead-letter store;
+	// ExplainedGaps the positions missing at the destination that they
+	// account for (an output rejected them for good).
+	DeadLetters   int              `json:"dead_letters"`
+	ExplainedGaps int              `json:"explained_gaps"`
+	Streams       []StreamReport   `json:"streams"`
+	Signatures    SignatureSummary `json:"signatures"`
+	From          time.Time        `json:"from,omitzero"`
+	To            time.Time        `json:"to,omitzero"`
 
 	// Failures, each counted exactly and listed up to 100.
 	AlteredCount      int       `json:"altered_count"`
@@ -70,6 +75,7 @@ type StreamReport struct {
 	Gaps         []Range `json:"gaps,omitempty"`
 	UnsignedTail int     `json:"unsigned_tail"`
 	UnsignedFrom uint64  `json:"unsigned_from_seq,omitempty"`
+	DeadLettered int     `json:"dead_lettered"`
 }
 
 // Range is an inclusive range of seqs.
@@ -134,7 +140,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "    %s: %d\n", k, r.Signatures.ByKey[k])
 	}
-	fmt.Fprintf(&b, "  Gaps:             %d\n", r.GapCount)
+	fmt.Fprintf(&b, "  Gaps:             %d", r.GapCount)
+	if r.ExplainedGaps > 0 {
+		fmt.Fprintf(&b, " (and %d positions explained by the dead-letter store)", r.ExplainedGaps)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "  Duplicates:       %d (identical re-deliveries, harmless)\n", r.Duplicates)
 	fmt.Fprintf(&b, "  Forks:            %d\n", r.ForkCount)
 	if !r.From.IsZero() {

@@ -67,6 +67,7 @@ type entry struct {
 	altered  bool // the claimed hash is not the content's
 	signed   bool // carries a valid signature by a known key
 	badSig   bool
+	dead     bool // from the dead-letter store, not the destination
 	unixNano int64
 }
 
@@ -85,6 +86,23 @@ func (v *Verifier) Malformed(at Where, err error) {
 func (v *Verifier) Add(ev *auditpipe.Event, at Where) {
 	v.r.Entries++
 	v.span(ev.Time)
+	v.add(ev, at, false)
+}
+
+// AddDeadLettered takes an event the output rejected for good, from the
+// dead-letter store, where it keeps its integrity block: the gap its
+// absence leaves at the destination is then explained, not a failure,
+// and the chain is checked through it. Its hash and signature are
+// checked like any other's.
+func (v *Verifier) AddDeadLettered(ev *auditpipe.Event, at Where) {
+	if ev.Integrity == nil || ev.Integrity.Stream == "" || ev.Integrity.Seq == 0 {
+		return // dead-lettered before it was sealed: not part of a chain
+	}
+	v.r.DeadLetters++
+	v.add(ev, at, true)
+}
+
+func (v *Verifier) add(ev *auditpipe.Event, at Where, dead bool) {
 	in := ev.Integrity
 	if in == nil || in.Stream == "" || in.Seq == 0 {
 		v.r.UnsealedCount++
@@ -95,7 +113,7 @@ func (v *Verifier) Add(ev *auditpipe.Event, at Where) {
 		*n++
 		*list = v.problem(*list, Problem{Stream: in.Stream, Seq: in.Seq, Where: at.String(), Detail: detail})
 	}
-	e := entry{seq: in.Seq, src: v.source(at.Source), line: at.Line, unixNano: ev.Time.UnixNano()}
+	e := entry{seq: in.Seq, src: v.source(at.Source), line: at.Line, unixNano: ev.Time.UnixNano(), dead: dead}
 	var err error
 	if e.hash, err = ParseHash(in.Hash); err == nil {
 		e.prev, err = ParseHash(in.PrevHash)
@@ -215,7 +233,12 @@ func (v *Verifier) Report() *Report {
 func (v *Verifier) judge(s *streamEntries) StreamReport {
 	es := s.entries
 	slices.SortStableFunc(es, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
-	sr := StreamReport{Stream: s.name, Entries: len(es), First: es[0].seq, Last: es[len(es)-1].seq}
+	sr := StreamReport{Stream: s.name, First: es[0].seq, Last: es[len(es)-1].seq}
+	for i := range es {
+		if !es[i].dead {
+			sr.Entries++
+		}
+	}
 	r := &v.r
 	where := func(e *entry) string { return Where{Source: v.sources[e.src], Line: e.line}.String() }
 	// One entry per seq: identical copies are harmless duplicates (a
@@ -234,10 +257,13 @@ func (v *Verifier) judge(s *streamEntries) StreamReport {
 					Detail: fmt.Sprintf("two different events at one position (the other at %s): the chain was forked", where(&e))})
 				continue
 			}
-			r.Duplicates++
-			sr.Duplicates++
+			if !d.dead && !e.dead {
+				r.Duplicates++
+				sr.Duplicates++
+			}
 			e.signed = e.signed || d.signed
 			e.altered = e.altered && d.altered
+			e.dead = e.dead && d.dead // delivered after all (replayed)
 		}
 		uniq = append(uniq, e)
 		i = j
@@ -257,6 +283,8 @@ func (v *Verifier) judge(s *streamEntries) StreamReport {
 		}
 		switch {
 		case e.altered:
+		case e.dead:
+			sr.DeadLettered++
 		case covered:
 			sr.Verified++
 		case !signedSeen:
@@ -278,6 +306,7 @@ func (v *Verifier) judge(s *streamEntries) StreamReport {
 		}
 	}
 	r.Verified += sr.Verified
+	r.ExplainedGaps += sr.DeadLettered
 	r.UnsignedTail += sr.UnsignedTail
 	if sr.UnsignedTail > 0 {
 		sr.UnsignedFrom = uniq[len(uniq)-1].seq

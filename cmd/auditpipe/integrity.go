@@ -2,11 +2,19 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"slices"
+
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/eventjson"
+	"github.com/auditpipe/auditpipe/outputs/dlq"
+	"github.com/auditpipe/auditpipe/outputs/fanout"
+	"github.com/auditpipe/auditpipe/outputs/standard"
 	"io"
 	"os"
 	"strings"
@@ -94,8 +102,11 @@ func verify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	var keys keyFiles
 	fs.Var(&keys, "public-key", "a trusted public key (PEM), as auditpipe keygen writes; repeat for rotated keys; required")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	configFile := fs.String("config", "", "read the destination of --output as configured in this sidecar YAML file, instead of FILE arguments")
+	outputName := fs.String("output", "", "with --config: the output whose destination to read (s3 bucket/prefix, kafka topics, elasticsearch index pattern, file)")
+	deadLetters := fs.String("dead-letters", "", "a dead-letter directory: sealed events an output rejected for good explain the gaps they leave (with --config, default: its dead_letter.dir)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: auditpipe verify --public-key FILE [--public-key FILE...] [--json] [FILE...]\n\nVerifies the hash chains and signatures of NDJSON events (the file output, S3 objects, gzip or not; stdin without FILE or with -).\nExit status: 0 verified, 1 an integrity failure, 2 usage or I/O error.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: auditpipe verify --public-key FILE [--public-key FILE...] [--json] [--dead-letters DIR] [FILE...]\n       auditpipe verify --public-key FILE... --config FILE --output NAME [--json] [--dead-letters DIR]\n\nVerifies the hash chains and signatures of NDJSON events (the file output, S3 objects, gzip or not; stdin without FILE or with -), or of what an output delivered, read from its destination.\nExit status: 0 verified, 1 an integrity failure, 2 usage or I/O error.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -126,18 +137,33 @@ func verify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "auditpipe verify: %v\n", err)
 		return exitUsage
 	}
-	files := fs.Args()
-	if len(files) == 0 {
-		files = []string{"-"}
+	if (*configFile == "") != (*outputName == "") || (*configFile != "" && fs.NArg() > 0) {
+		fmt.Fprintln(stderr, "auditpipe verify: --config and --output go together, and replace FILE arguments")
+		return exitUsage
 	}
-	for _, f := range files {
-		if ctx.Err() != nil {
-			return exitUsage
+	var err2 error
+	if *configFile != "" {
+		err2 = readDestination(ctx, v, *configFile, *outputName, deadLetters, stderr)
+	} else {
+		files := fs.Args()
+		if len(files) == 0 {
+			files = []string{"-"}
 		}
-		if err := readInto(v, f, stdin); err != nil {
-			fmt.Fprintf(stderr, "auditpipe verify: %v\n", err)
-			return exitUsage
+		for _, f := range files {
+			if err2 = readInto(v, f, stdin); err2 != nil || ctx.Err() != nil {
+				break
+			}
 		}
+	}
+	if err2 == nil && *deadLetters != "" {
+		err2 = readDeadLetters(v, *deadLetters)
+	}
+	if err2 == nil {
+		err2 = ctx.Err()
+	}
+	if err2 != nil {
+		fmt.Fprintf(stderr, "auditpipe verify: %v\n", err2)
+		return exitUsage
 	}
 	r := v.Report()
 	if *asJSON {
@@ -167,4 +193,56 @@ func readInto(v *integrity.Verifier, name string, stdin io.Reader) error {
 	}
 	defer f.Close()
 	return v.ReadNDJSON(f, name)
+}
+
+// readBacker is what verify needs of an output: every unit it wrote (an
+// object, a partition, an index, a file) as NDJSON events.
+type readBacker interface {
+	ReadBack(ctx context.Context, fn func(source string, r io.Reader) error) error
+}
+
+// readDestination reads what the configured output delivered. It builds
+// the output as the sidecar would, to reach its destination with the
+// same settings and credentials; it writes nothing.
+func readDestination(ctx context.Context, v *integrity.Verifier, file, name string, deadLetters *string, stderr io.Writer) error {
+	cfg, err := loadDeliveryConfig(file)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(cfg.Outputs, func(o fanout.OutputConfig) bool { return o.Name == name })
+	if i < 0 {
+		return fmt.Errorf("--output: %s has no output named %q", file, name)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	out, err := fanout.NewOutput(ctx, standard.Registry(), &cfg.Outputs[i], fanout.Deps{Logger: logger, Stdout: io.Discard, Version: version})
+	if err != nil {
+		return fmt.Errorf("output %s: %w", name, err)
+	}
+	defer out.Close(context.WithoutCancel(ctx))
+	rb, ok := out.(readBacker)
+	if !ok {
+		return fmt.Errorf("output %s: type %s cannot be read back; verify what its receiver stored as FILE arguments", name, cfg.Outputs[i].Type)
+	}
+	if *deadLetters == "" {
+		*deadLetters = cfg.DeadLetter.Dir
+	}
+	return rb.ReadBack(ctx, func(source string, r io.Reader) error { return v.ReadNDJSON(r, source) })
+}
+
+// readDeadLetters feeds the sealed events of a dead-letter store to v.
+func readDeadLetters(v *integrity.Verifier, dir string) error {
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("--dead-letters: %w", err)
+	}
+	return dlq.Walk(dir, func(e dlq.Entry) error {
+		if len(e.Event) == 0 {
+			return nil
+		}
+		var ev auditpipe.Event
+		if err := eventjson.Decode(e.Event, &ev); err != nil {
+			return nil // not an event the verifier could use; dlq list shows it
+		}
+		v.AddDeadLettered(&ev, integrity.Where{Source: e.File, Line: int64(e.Line)})
+		return nil
+	})
 }
