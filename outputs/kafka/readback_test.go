@@ -4,8 +4,10 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -91,7 +93,10 @@ func TestReadBackConstantTopic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// ReadBack's own transport and its metadata goroutine go away with it.
+	baseline := runtime.NumGoroutine()
 	rep, sources := outputstest.VerifyReadBack(t, testCtx(t), o, pub)
+	outputstest.CheckNoLeak(t, 10*time.Second, baseline)
 	if !rep.OK || rep.Verified != 12 {
 		t.Fatalf("report: ok %v, %d verified, want 12: %+v", rep.OK, rep.Verified, rep)
 	}
