@@ -37,6 +37,13 @@
 //     PUT/GET/DELETE /_ingest/pipeline/{id}; targets are comma-separated
 //     names and wildcard patterns over indices, aliases-free, where
 //     wildcards skip hidden (dot) indices but match data streams;
+//   - sorting on the metadata fields _index, _doc, _score and (with a
+//     point in time) _shard_doc, and search_after with each hit's sort
+//     values; points in time (POST /{target}/_pit?keep_alive=, searched
+//     with "pit" through /_search, closed with DELETE /_pit): a snapshot of
+//     the target's documents, with the implicit _shard_doc tiebreaker
+//     (shard index << 32 | doc id), one shard per index in name order and
+//     doc ids in arrival order, expiring keep_alive after its last use;
 //   - basic and ApiKey authentication when configured, answering 401 with
 //     a security_exception body and WWW-Authenticate, as Elasticsearch does;
 //   - TLS with a generated self-signed certificate.
@@ -47,10 +54,11 @@
 // fail as a whole) and Delay (every answer waits, until the client gives up
 // or the server closes).
 //
-// Not emulated: queries other than match_all, aggregations, sorting,
-// scrolling, aliases, update actions, ingest processors, refresh intervals
-// (everything is searchable at once, so tests against a real cluster must
-// call _refresh), shards and replicas, versioning parameters, and most of
-// the mapping system (analyzers, multi-fields, dynamic templates, runtime
-// fields, ignore_above, coercion settings). Documents live in memory.
+// Not emulated: queries other than match_all, aggregations, sorting on
+// document fields, scrolling, aliases, update actions, ingest processors,
+// refresh intervals (everything is searchable at once, so tests against a
+// real cluster must call _refresh), shards and replicas, versioning
+// parameters, and most of the mapping system (analyzers, multi-fields,
+// dynamic templates, runtime fields, ignore_above, coercion settings).
+// Documents live in memory.
 package elastictest

@@ -273,6 +273,9 @@ type searchBody struct {
 }
 
 func (s *Server) search(w http.ResponseWriter, r *http.Request, target string, count bool, body []byte) {
+	if !count && s.searchSorted(w, r, target, body) {
+		return
+	}
 	q := r.URL.Query()
 	size, from := 10, 0
 	var sb searchBody

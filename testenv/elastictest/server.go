@@ -452,6 +452,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.bulk(w, r, "", body)
 	case len(seg) == 2 && seg[1] == "_bulk" && write:
 		s.bulk(w, r, seg[0], body)
+	case len(seg) == 2 && seg[1] == "_pit" && m == http.MethodPost:
+		s.openPIT(w, r, seg[0])
+	case len(seg) == 1 && seg[0] == "_pit" && m == http.MethodDelete:
+		s.closePIT(w, body)
 	case len(seg) == 1 && (seg[0] == "_count" || seg[0] == "_search") && (get || m == http.MethodPost):
 		s.search(w, r, "_all", seg[0] == "_count", body)
 	case len(seg) == 2 && (seg[1] == "_count" || seg[1] == "_search") && (get || m == http.MethodPost):

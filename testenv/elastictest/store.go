@@ -18,6 +18,7 @@ type store struct {
 	streams   map[string]*dataStream
 	templates map[string]*template
 	pipelines map[string]json.RawMessage
+	pits      map[string]*pointInTime // made by the first openPIT
 }
 
 type index struct {
