@@ -213,6 +213,18 @@ func readDestination(ctx context.Context, v *integrity.Verifier, file, name stri
 	if i < 0 {
 		return fmt.Errorf("--output: %s has no output named %q", file, name)
 	}
+	if *deadLetters == "" {
+		if _, err := os.Stat(cfg.DeadLetter.Dir); err == nil {
+			*deadLetters = cfg.DeadLetter.Dir
+		}
+	}
+	read := func(source string, r io.Reader) error { return v.ReadNDJSON(r, source) }
+	// A type that can read its destination from its settings alone (the
+	// file) is read that way: building the output could change what it
+	// reads.
+	if rb, ok := cfg.Outputs[i].Settings.(readBacker); ok {
+		return rb.ReadBack(ctx, read)
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	out, err := fanout.NewOutput(ctx, standard.Registry(), &cfg.Outputs[i], fanout.Deps{Logger: logger, Stdout: io.Discard, Version: version})
 	if err != nil {
@@ -223,10 +235,7 @@ func readDestination(ctx context.Context, v *integrity.Verifier, file, name stri
 	if !ok {
 		return fmt.Errorf("output %s: type %s cannot be read back; verify what its receiver stored as FILE arguments", name, cfg.Outputs[i].Type)
 	}
-	if *deadLetters == "" {
-		*deadLetters = cfg.DeadLetter.Dir
-	}
-	return rb.ReadBack(ctx, func(source string, r io.Reader) error { return v.ReadNDJSON(r, source) })
+	return rb.ReadBack(ctx, read)
 }
 
 // readDeadLetters feeds the sealed events of a dead-letter store to v.

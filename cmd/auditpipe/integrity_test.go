@@ -3,7 +3,12 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
+	"time"
+
 	"encoding/json"
+	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +139,53 @@ func TestVerifyUsage(t *testing.T) {
 		if _, errb, code := runCLI(t, "", args...); code != exitUsage || errb == "" {
 			t.Errorf("%s: exit %d %q, want %d and a message", name, code, errb, exitUsage)
 		}
+	}
+}
+
+// TestVerifyConfigOutput reads a file output's destination as the
+// sidecar's configuration names it, and takes the dead-letter store's
+// sealed events as the explanation of the gaps they left.
+func TestVerifyConfigOutput(t *testing.T) {
+	dir := t.TempDir()
+	file, pub := sealedFile(t, dir, false)
+	data, _ := os.ReadFile(file)
+	lines := bytes.SplitAfter(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	if len(lines) < 3 {
+		t.Fatalf("%d events: too few to cut one out", len(lines))
+	}
+	// The second event was rejected for good: it is in the dead-letter
+	// store, not in the file.
+	os.WriteFile(file, bytes.Join(append(lines[:1:1], lines[2:]...), nil), 0o644)
+	store, err := dlq.Open(dlq.Config{Dir: filepath.Join(dir, "dlq")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.DeadLetter(context.Background(), []outputs.DeadLetter{{Time: time.Now(), Output: "events", Error: "mapping",
+		Event: bytes.TrimSpace(lines[1])}}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	conf := filepath.Join(dir, "sidecar.yaml")
+	os.WriteFile(conf, []byte(`
+data_dir: `+dir+`
+sources: [{name: s, format: auto, auth: {none: true}}]
+outputs:
+  - {name: events, type: file, file: {path: `+file+`}}
+`), 0o600)
+	out, errb, code := runCLI(t, "", "verify", "--public-key", pub, "--config", conf, "--output", "events")
+	if code != exitOK || !strings.Contains(out, "and 1 positions explained by the dead-letter store") {
+		t.Fatalf("exit %d\n%s%s", code, out, errb)
+	}
+	out, _, code = runCLI(t, "", "verify", "--public-key", pub, "--config", conf, "--output", "events", "--dead-letters", filepath.Join(dir, "empty"))
+	if code != exitUsage {
+		t.Errorf("a missing --dead-letters dir: exit %d\n%s", code, out)
+	}
+	os.MkdirAll(filepath.Join(dir, "empty"), 0o700)
+	out, _, code = runCLI(t, "", "verify", "--public-key", pub, "--config", conf, "--output", "events", "--dead-letters", filepath.Join(dir, "empty"))
+	if code != exitFailed || !strings.Contains(out, "Gaps:             1") {
+		t.Errorf("without the dead letter: exit %d\n%s", code, out)
+	}
+	if _, errb, code := runCLI(t, "", "verify", "--public-key", pub, "--config", conf, "--output", "nope"); code != exitUsage || !strings.Contains(errb, `no output named "nope"`) {
+		t.Errorf("unknown output: exit %d %s", code, errb)
 	}
 }

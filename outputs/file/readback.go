@@ -126,3 +126,15 @@ func rotatedSiblings(path string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// ReadBack reads back what a file output configured as c wrote, without
+// an Output: nothing is created, opened for writing or cut (New would cut
+// a torn last line, which in a file a running sidecar is appending to may
+// be a batch half-way through its write). `auditpipe verify` reads
+// through it.
+func (c Config) ReadBack(ctx context.Context, fn func(source string, r io.Reader) error) error {
+	if c.Path == "" {
+		return errors.New("file: read back: path: required")
+	}
+	return (&Output{path: c.Path}).ReadBack(ctx, fn)
+}
