@@ -70,6 +70,13 @@ type Config struct {
 	// its upload time plus this many days. Required with
 	// ObjectLockMode, which is required with it.
 	ObjectLockRetainDays int `yaml:"object_lock_retain_days"`
+	// ObjectLockLegalHold puts every object under an Object Lock legal
+	// hold (x-amz-object-lock-legal-hold: ON), as Teabar's audit archive
+	// does: the object cannot be deleted or overwritten, whatever its
+	// retention, until someone with s3:PutObjectLegalHold lifts the hold.
+	// It works with or without object_lock_mode (the bucket must have
+	// Object Lock enabled). Default false.
+	ObjectLockLegalHold bool `yaml:"object_lock_legal_hold"`
 	// StorageClass is the objects' storage class (STANDARD_IA,
 	// GLACIER_IR, ...). Default: STANDARD, as S3 decides.
 	StorageClass string `yaml:"storage_class"`

@@ -55,6 +55,7 @@ type Output struct {
 	storageClass types.StorageClass
 	lockMode     types.ObjectLockMode
 	lockDays     int
+	legalHold    bool
 	now          func() time.Time
 
 	closed atomic.Bool
@@ -157,6 +158,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 		storageClass: types.StorageClass(cfg.StorageClass),
 		lockMode:     types.ObjectLockMode(cfg.ObjectLockMode),
 		lockDays:     cfg.ObjectLockRetainDays,
+		legalHold:    cfg.ObjectLockLegalHold,
 		now:          time.Now,
 	}
 	switch cfg.SSE {
@@ -297,7 +299,7 @@ func (o *Output) upload(ctx context.Context, obj *object) (kind, error) {
 	in.SSEKMSKeyId = o.kmsKey
 	in.StorageClass = o.storageClass
 	var sum string
-	if o.lockMode != "" {
+	if o.lockMode != "" || o.legalHold {
 		h := md5.Sum(obj.body) //nolint:gosec // see the import
 		// S3 refuses an Object Lock upload without Content-MD5 or a
 		// checksum; the SDK's CRC32 would do, but not behind every proxy
@@ -305,15 +307,20 @@ func (o *Output) upload(ctx context.Context, obj *object) (kind, error) {
 		in.ContentMD5 = aws.String(base64.StdEncoding.EncodeToString(h[:]))
 		sum = hex.EncodeToString(h[:])
 		in.Metadata = map[string]string{metaMD5: sum}
-		in.ObjectLockMode = o.lockMode
-		in.ObjectLockRetainUntilDate = aws.Time(o.now().Add(time.Duration(o.lockDays) * 24 * time.Hour).UTC())
+		if o.lockMode != "" {
+			in.ObjectLockMode = o.lockMode
+			in.ObjectLockRetainUntilDate = aws.Time(o.now().Add(time.Duration(o.lockDays) * 24 * time.Hour).UTC())
+		}
+		if o.legalHold {
+			in.ObjectLockLegalHoldStatus = types.ObjectLockLegalHoldStatusOn
+		}
 	}
 	_, err := o.client.PutObject(ctx, in)
 	if err == nil {
 		o.log.Debug("s3: object uploaded", "key", obj.key, "events", len(obj.idx), "bytes", len(obj.body), "raw_bytes", obj.raw)
 		return kindRetryable, nil
 	}
-	if o.lockMode != "" && lockConflict(err) && o.alreadyThere(ctx, obj.key, sum) {
+	if sum != "" && lockConflict(err) && o.alreadyThere(ctx, obj.key, sum) {
 		// A retry of an upload whose answer was lost: the locked object
 		// cannot be overwritten (in a bucket without versioning), but it
 		// holds exactly these bytes, so the events are delivered.

@@ -539,8 +539,10 @@ func TestClassification(t *testing.T) {
 // checked on the stored object too.
 func TestHeaders(t *testing.T) {
 	srv := startServer(t, false)
-	if err := srv.CreateBucket(t.Context(), "locked", s3test.WithObjectLock()); err != nil {
-		t.Fatal(err)
+	for _, b := range []string{"locked", "held"} {
+		if err := srv.CreateBucket(t.Context(), b, s3test.WithObjectLock()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	proxy := newS3Proxy(t, srv.Endpoint())
 	for _, tc := range []struct {
@@ -564,7 +566,13 @@ func TestHeaders(t *testing.T) {
 			c.Bucket = "locked"
 			c.ObjectLockMode = "COMPLIANCE"
 			c.ObjectLockRetainDays = 30
-		}, map[string]string{"X-Amz-Object-Lock-Mode": "COMPLIANCE"}, true},
+		}, map[string]string{"X-Amz-Object-Lock-Mode": "COMPLIANCE", "X-Amz-Object-Lock-Legal-Hold": ""}, true},
+		{"legal-hold", func(c *Config) {
+			c.Bucket = "held"
+			c.ObjectLockMode = "COMPLIANCE"
+			c.ObjectLockRetainDays = 30
+			c.ObjectLockLegalHold = true
+		}, map[string]string{"X-Amz-Object-Lock-Mode": "COMPLIANCE", "X-Amz-Object-Lock-Legal-Hold": "ON"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := serverConfig(srv)
@@ -598,11 +606,17 @@ func TestHeaders(t *testing.T) {
 			if got := h.Get("X-Amz-Object-Lock-Retain-Until-Date"); got != until.Format(time.RFC3339) {
 				t.Errorf("retain-until = %q, want %s", got, until.Format(time.RFC3339))
 			}
-			keys, err := srv.ListKeys(t.Context(), "locked", "")
+			keys, err := srv.ListKeys(t.Context(), cfg.Bucket, "")
 			if err != nil || len(keys) != 1 {
 				t.Fatalf("keys = %q, %v", keys, err)
 			}
-			ret, err := srv.Client().GetObjectRetention(t.Context(), &s3.GetObjectRetentionInput{Bucket: aws.String("locked"), Key: aws.String(keys[0])})
+			if cfg.ObjectLockLegalHold {
+				hold, err := srv.Client().GetObjectLegalHold(t.Context(), &s3.GetObjectLegalHoldInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(keys[0])})
+				if err != nil || hold.LegalHold == nil || hold.LegalHold.Status != types.ObjectLockLegalHoldStatusOn {
+					t.Errorf("legal hold on the stored object: %+v, %v", hold, err)
+				}
+			}
+			ret, err := srv.Client().GetObjectRetention(t.Context(), &s3.GetObjectRetentionInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(keys[0])})
 			if err != nil {
 				t.Fatal(err)
 			}

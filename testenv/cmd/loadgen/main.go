@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditpipe/auditpipe/integrity"
 	"github.com/auditpipe/auditpipe/testenv/kafkatest"
 )
 
@@ -55,6 +56,7 @@ type options struct {
 	payload  string
 	fsync    bool
 	keep     bool
+	sign     string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -67,6 +69,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.payload, "payload", "examples/payloads/spacelift-stack-create.json", "Spacelift payload to post (its timestamp is varied so every request is a new event)")
 	fs.BoolVar(&o.fsync, "fsync", true, "queue.fsync of the sidecar")
 	fs.BoolVar(&o.keep, "keep", false, "keep the sidecar's data directory")
+	fs.StringVar(&o.sign, "integrity", "off", "tamper evidence: off, batch or every_event (integrity.sign, with a key made for the run)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -108,6 +111,17 @@ outputs:
     type: kafka
     kafka: {brokers: [%q], topic: "audit.{source}"}
 `, dir, addr, o.fsync, secret, broker.Addrs()[0])
+	if o.sign != "off" {
+		priv, _, err := integrity.GenerateKey(nil)
+		if err != nil {
+			return err
+		}
+		key := filepath.Join(dir, "signing.pem")
+		if err := os.WriteFile(key, priv, 0o600); err != nil {
+			return err
+		}
+		conf += fmt.Sprintf("integrity: {signing_key_file: %q, sign: %s}\n", key, o.sign)
+	}
 	confPath := filepath.Join(dir, "sidecar.yaml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return err
