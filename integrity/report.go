@@ -23,7 +23,10 @@ type Report struct {
 	// stream: intact as far as the chain shows, but not yet proven (a
 	// batch still in flight, or a copy cut short).
 	UnsignedTail int `json:"unsigned_tail"`
-	Duplicates   int `json:"duplicates"`
+	// Unproven counts events that match their hashes but that a gap or a
+	// broken link cuts off from the signature after them.
+	Unproven   int `json:"unproven"`
+	Duplicates int `json:"duplicates"`
 	// DeadLetters counts the sealed events read from a dead-letter store;
 	// ExplainedGaps the positions missing at the destination that they
 	// account for (an output rejected them for good).
@@ -75,6 +78,7 @@ type StreamReport struct {
 	Gaps         []Range `json:"gaps,omitempty"`
 	UnsignedTail int     `json:"unsigned_tail"`
 	UnsignedFrom uint64  `json:"unsigned_from_seq,omitempty"`
+	Unproven     int     `json:"unproven"`
 	DeadLettered int     `json:"dead_lettered"`
 }
 
@@ -122,6 +126,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "  Entries:          %d read, %d verified", r.Entries, r.Verified)
 	if r.UnsignedTail > 0 {
 		fmt.Fprintf(&b, ", %d in an unsigned tail", r.UnsignedTail)
+	}
+	if r.Unproven > 0 {
+		fmt.Fprintf(&b, ", %d cut off from their signature by a gap or broken link", r.Unproven)
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "  Streams:          %d\n", len(r.Streams))

@@ -289,6 +289,10 @@ func (v *Verifier) judge(s *streamEntries) StreamReport {
 			sr.Verified++
 		case !signedSeen:
 			sr.UnsignedTail++
+		default:
+			// Signed later, but a gap or a broken link cuts it off from
+			// that signature.
+			sr.Unproven++
 		}
 		if i == 0 {
 			if e.seq == 1 && e.prev != (Hash{}) {
@@ -307,6 +311,7 @@ func (v *Verifier) judge(s *streamEntries) StreamReport {
 	}
 	r.Verified += sr.Verified
 	r.ExplainedGaps += sr.DeadLettered
+	r.Unproven += sr.Unproven
 	r.UnsignedTail += sr.UnsignedTail
 	if sr.UnsignedTail > 0 {
 		sr.UnsignedFrom = uniq[len(uniq)-1].seq
