@@ -1,13 +1,10 @@
 package integrity
 
 import (
-	"encoding/binary"
-	"math/bits"
 	"slices"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/internal/jsonw"
@@ -23,7 +20,7 @@ import (
 // (TestCanonicalMatchesReference).
 func AppendCanonical(dst []byte, ev *auditpipe.Event) ([]byte, error) {
 	dst = append(dst, `{"action":`...)
-	dst = appendString(dst, ev.Action)
+	dst = jsonw.AppendCanonicalString(dst, ev.Action)
 	if ev.Actor != (auditpipe.Actor{}) {
 		a := &ev.Actor
 		dst = append(dst, `,"actor":`...)
@@ -36,7 +33,7 @@ func AppendCanonical(dst []byte, ev *auditpipe.Event) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, c)
+			dst = jsonw.AppendCanonicalString(dst, c)
 		}
 		dst = append(dst, ']')
 	}
@@ -57,7 +54,7 @@ func AppendCanonical(dst []byte, ev *auditpipe.Event) ([]byte, error) {
 		}
 	}
 	dst = append(dst, `,"id":`...)
-	dst = appendString(dst, ev.ID)
+	dst = jsonw.AppendCanonicalString(dst, ev.ID)
 	if len(ev.Labels) > 0 {
 		dst = append(dst, `,"labels":{`...)
 		keys := make([]string, 0, len(ev.Labels))
@@ -69,31 +66,31 @@ func AppendCanonical(dst []byte, ev *auditpipe.Event) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k)
+			dst = jsonw.AppendCanonicalString(dst, k)
 			dst = append(dst, ':')
-			dst = appendString(dst, ev.Labels[k])
+			dst = jsonw.AppendCanonicalString(dst, ev.Labels[k])
 		}
 		dst = append(dst, '}')
 	}
 	if ev.Message != "" {
 		dst = append(dst, `,"message":`...)
-		dst = appendString(dst, ev.Message)
+		dst = jsonw.AppendCanonicalString(dst, ev.Message)
 	}
 	if !ev.ObservedTime.IsZero() {
 		dst = append(dst, `,"observed_time":`...)
 		dst = appendTime(dst, ev.ObservedTime)
 	}
 	dst = append(dst, `,"operation":`...)
-	dst = appendString(dst, string(ev.Operation))
+	dst = jsonw.AppendCanonicalString(dst, string(ev.Operation))
 	dst = append(dst, `,"outcome":`...)
-	dst = appendString(dst, string(ev.Outcome))
+	dst = jsonw.AppendCanonicalString(dst, string(ev.Outcome))
 	if ev.RawSHA256 != "" {
 		dst = append(dst, `,"raw_sha256":`...)
-		dst = appendString(dst, ev.RawSHA256)
+		dst = jsonw.AppendCanonicalString(dst, ev.RawSHA256)
 	}
 	if ev.Reason != "" {
 		dst = append(dst, `,"reason":`...)
-		dst = appendString(dst, ev.Reason)
+		dst = jsonw.AppendCanonicalString(dst, ev.Reason)
 	}
 	if r := &ev.Resource; *r != (auditpipe.Resource{}) {
 		dst = append(dst, `,"resource":`...)
@@ -101,20 +98,20 @@ func AppendCanonical(dst []byte, ev *auditpipe.Event) ([]byte, error) {
 			"name", r.Name, "namespace", r.Namespace, "type", r.Type)
 	}
 	dst = append(dst, `,"schema_version":`...)
-	dst = appendString(dst, ev.SchemaVersion)
+	dst = jsonw.AppendCanonicalString(dst, ev.SchemaVersion)
 	dst = append(dst, `,"source":{`...)
 	if ev.Source.Format != "" {
 		dst = append(dst, `"format":`...)
-		dst = appendString(dst, ev.Source.Format)
+		dst = jsonw.AppendCanonicalString(dst, ev.Source.Format)
 		dst = append(dst, ',')
 	}
 	if ev.Source.Name != "" {
 		dst = append(dst, `"name":`...)
-		dst = appendString(dst, ev.Source.Name)
+		dst = jsonw.AppendCanonicalString(dst, ev.Source.Name)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"type":`...)
-	dst = appendString(dst, ev.Source.Type)
+	dst = jsonw.AppendCanonicalString(dst, ev.Source.Type)
 	dst = append(dst, '}')
 	if ev.Tenant != (auditpipe.Tenant{}) {
 		dst = append(dst, `,"tenant":`...)
@@ -141,7 +138,7 @@ func appendMembers(dst []byte, kv ...string) []byte {
 		dst = append(dst, '"')
 		dst = append(dst, kv[i]...)
 		dst = append(dst, '"', ':')
-		dst = appendString(dst, kv[i+1])
+		dst = jsonw.AppendCanonicalString(dst, kv[i+1])
 	}
 	return append(dst, '}')
 }
@@ -149,69 +146,6 @@ func appendMembers(dst []byte, kv ...string) []byte {
 func appendTime(dst []byte, t time.Time) []byte {
 	dst = append(dst, '"')
 	dst = t.AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString quotes s as RFC 8785 does (ECMAScript's JSON.stringify):
-// only '"', '\\' and control characters are escaped, the latter with the
-// short forms where they exist. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json makes it, so the hash is of what any JSON encoder writes.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		// Eight plain bytes at a time, as jsonw does: most of an event is
-		// ASCII with nothing to escape.
-		for i+8 <= len(s) {
-			if m := jsonw.Special8(binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
-		if i == len(s) {
-			break
-		}
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, s[start:i]...)
-				dst = append(dst, "\uFFFD"...)
-				i++
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
 

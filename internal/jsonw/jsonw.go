@@ -126,3 +126,63 @@ func Special8(v uint64) uint64 {
 	isBackslash := (backslash - ones) &^ backslash
 	return (v | control | isQuote | isBackslash) & high
 }
+
+// AppendCanonicalString quotes s as RFC 8785 (JCS) does, ECMAScript's
+// JSON.stringify: only '"', '\\' and control characters are escaped, the
+// latter with the short forms where they exist; U+2028, U+2029 and every
+// other character are written as they are. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json makes it, so canonical bytes are those of what any
+// JSON encoder writes. The transformers' canonical encoder and the
+// integrity hash share it.
+func AppendCanonicalString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		for i+8 <= len(s) {
+			if m := Special8(load64(s, i)); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, "\uFFFD"...)
+				start = i + 1
+			}
+			i += size
+			continue
+		}
+		if c >= 0x20 && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 func reference(v any) []byte {
@@ -69,4 +71,25 @@ func TestSpecial8(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzAppendCanonicalString holds the JCS string writer to jsontext's
+// canonicalization of what encoding/json writes for the same string.
+func FuzzAppendCanonicalString(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\"b\\c\n\t\x01\x1f\x7f", "\u2028\u2029<>&", "é😀", "bad\xff\xfe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Skip()
+		}
+		v := jsontext.Value(b)
+		if err := v.Canonicalize(); err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendCanonicalString(nil, s); !bytes.Equal(got, v) {
+			t.Fatalf("%q: got %s, want %s", s, got, v)
+		}
+	})
 }
