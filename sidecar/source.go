@@ -195,6 +195,11 @@ func (s *Sidecar) queueRefusal(name string, err error) *refusal {
 		// Retrying can never succeed: the events alone exceed
 		// queue.max_bytes.
 		return &refusal{http.StatusRequestEntityTooLarge, "too_large", "the payload's events exceed the queue's size (queue.max_bytes)"}
+	case errors.Is(err, context.Canceled):
+		// The sender went away while its events were being written: it
+		// gets no answer and will send again. Not the queue's failure.
+		s.log.Debug("sender gone while queueing its events", "source", name, "err", err)
+		return &refusal{http.StatusServiceUnavailable, "client_gone", "request canceled; retry"}
 	}
 	s.log.Error("queueing events", "source", name, "err", err)
 	return &refusal{http.StatusServiceUnavailable, "queue_error", "events could not be queued; retry"}
