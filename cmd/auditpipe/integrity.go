@@ -115,54 +115,26 @@ func verify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		}
 		return exitUsage
 	}
-	if len(keys) == 0 {
-		fmt.Fprintln(stderr, "auditpipe verify: --public-key: at least one is required")
-		return exitUsage
-	}
-	var pubs []ed25519.PublicKey
-	for _, f := range keys {
-		b, err := os.ReadFile(f)
-		if err == nil {
-			var pub ed25519.PublicKey
-			if pub, err = integrity.ParsePublicKey(b); err == nil {
-				pubs = append(pubs, pub)
-				continue
-			}
-		}
-		fmt.Fprintf(stderr, "auditpipe verify: --public-key %s: %v\n", f, err)
-		return exitUsage
-	}
-	v, err := integrity.NewVerifier(pubs...)
-	if err != nil {
-		fmt.Fprintf(stderr, "auditpipe verify: %v\n", err)
-		return exitUsage
-	}
 	if (*configFile == "") != (*outputName == "") || (*configFile != "" && fs.NArg() > 0) {
 		fmt.Fprintln(stderr, "auditpipe verify: --config and --output go together, and replace FILE arguments")
 		return exitUsage
 	}
-	var err2 error
-	if *configFile != "" {
-		err2 = readDestination(ctx, v, *configFile, *outputName, deadLetters, stderr)
-	} else {
-		files := fs.Args()
-		if len(files) == 0 {
-			files = []string{"-"}
-		}
-		for _, f := range files {
-			if err2 = readInto(v, f, stdin); err2 != nil || ctx.Err() != nil {
-				break
-			}
+	v, err := newVerifier(keys)
+	if err == nil {
+		if *configFile != "" {
+			err = readDestination(ctx, v, *configFile, *outputName, deadLetters, stderr)
+		} else {
+			err = readFiles(ctx, v, fs.Args(), stdin)
 		}
 	}
-	if err2 == nil && *deadLetters != "" {
-		err2 = readDeadLetters(v, *deadLetters)
+	if err == nil && *deadLetters != "" {
+		err = readDeadLetters(v, *deadLetters)
 	}
-	if err2 == nil {
-		err2 = ctx.Err()
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err2 != nil {
-		fmt.Fprintf(stderr, "auditpipe verify: %v\n", err2)
+	if err != nil {
+		fmt.Fprintf(stderr, "auditpipe verify: %v\n", err)
 		return exitUsage
 	}
 	r := v.Report()
@@ -181,6 +153,42 @@ func verify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return exitFailed
 	}
 	return exitOK
+}
+
+// newVerifier trusts the public keys in files.
+func newVerifier(files []string) (*integrity.Verifier, error) {
+	if len(files) == 0 {
+		return nil, errors.New("--public-key: at least one is required")
+	}
+	var pubs []ed25519.PublicKey
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			var pub ed25519.PublicKey
+			if pub, err = integrity.ParsePublicKey(b); err == nil {
+				pubs = append(pubs, pub)
+				continue
+			}
+		}
+		return nil, fmt.Errorf("--public-key %s: %w", f, err)
+	}
+	return integrity.NewVerifier(pubs...)
+}
+
+// readFiles feeds NDJSON files (stdin for none or "-") to v.
+func readFiles(ctx context.Context, v *integrity.Verifier, files []string, stdin io.Reader) error {
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	for _, f := range files {
+		if err := readInto(v, f, stdin); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readInto(v *integrity.Verifier, name string, stdin io.Reader) error {
