@@ -110,62 +110,72 @@ func TestDestinationDownThenBack(t *testing.T) {
 	}
 }
 
-// With storage.type filesystem, chunks waiting for a retry survive kill -9:
-// the restarted Fluent Bit finds them on disk and delivers every event,
-// once, and removes them.
-func TestKill9WhileChunksWait(t *testing.T) {
-	t.Parallel()
-	e := need(t)
-	sink := webhooktest.NewSink(t)
-	down(sink)
-	port := fbt.FreePort(t)
-	storage := e.path("storage")
-	cfg := fbt.Config{Format: fbt.YAML, Load: fbt.PluginsFile,
-		Service: retryService("storage.path", storage, "storage.sync", "full"),
-		Inputs:  []fbt.Section{httpInput(port, "storage.type", "filesystem")},
-		Outputs: []fbt.Section{webhookOutput(e, sink)}}
-	fb := e.start(cfg)
-	fb.WaitCount(startup, `msg="instance started"`, 1)
-	want := postSeeds(t, port, "kill.")
+// With storage.type filesystem, chunks waiting for a retry survive kill -9,
+// and SIGTERM (which, with the chunks safe on disk, exits at once): the
+// restarted Fluent Bit finds them on disk and delivers every event, once,
+// and removes them.
+func TestRestartWhileChunksWait(t *testing.T) {
+	for _, stop := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		name := map[syscall.Signal]string{syscall.SIGKILL: "kill-9", syscall.SIGTERM: "SIGTERM"}[stop]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := need(t)
+			sink := webhooktest.NewSink(t)
+			down(sink)
+			port := fbt.FreePort(t)
+			storage := e.path("storage")
+			cfg := fbt.Config{Format: fbt.YAML, Load: fbt.PluginsFile,
+				Service: retryService("storage.path", storage, "storage.sync", "full"),
+				Inputs:  []fbt.Section{httpInput(port, "storage.type", "filesystem")},
+				Outputs: []fbt.Section{webhookOutput(e, sink)}}
+			fb := e.start(cfg)
+			fb.WaitCount(startup, `msg="instance started"`, 1)
+			want := postSeeds(t, port, "restart.")
 
-	// Kill only once every chunk on disk has been tried and is waiting
-	// for its retry.
-	fb.WaitLog(delivery, "every chunk on disk waiting for a retry", func(log string) bool {
-		files := chunkFiles(t, storage)
-		if len(files) != len(seeds) {
-			return false
-		}
-		for _, f := range files {
-			if !strings.Contains(log, "failed to flush chunk '"+filepath.Base(f)+"'") {
-				return false
+			// Stop only once every chunk on disk has been tried and is
+			// waiting for its retry.
+			fb.WaitLog(delivery, "every chunk on disk waiting for a retry", func(log string) bool {
+				files := chunkFiles(t, storage)
+				if len(files) != len(seeds) {
+					return false
+				}
+				for _, f := range files {
+					if !strings.Contains(log, "failed to flush chunk '"+filepath.Base(f)+"'") {
+						return false
+					}
+				}
+				return true
+			})
+			fb.Signal(stop)
+			st := fb.Wait(startup)
+			switch {
+			case stop == syscall.SIGKILL && !fbt.Killed(st, syscall.SIGKILL):
+				t.Fatalf("fluent-bit ended with %v, want killed by SIGKILL", st)
+			case stop == syscall.SIGTERM && st.ExitCode() != 0:
+				t.Fatalf("exit after SIGTERM: %v, want status 0", st)
 			}
-		}
-		return true
-	})
-	fb.Kill()
-	if st := fb.Wait(startup); !fbt.Killed(st, syscall.SIGKILL) {
-		t.Fatalf("fluent-bit ended with %v, want killed by SIGKILL", st)
-	}
-	if n := len(chunkFiles(t, storage)); n != len(seeds) {
-		t.Fatalf("%d chunks on disk after kill -9, want %d", n, len(seeds))
-	}
-	if st := sink.Stats(); st.Accepted != 0 {
-		t.Fatalf("the destination accepted %d requests while down", st.Accepted)
-	}
+			if n := len(chunkFiles(t, storage)); n != len(seeds) {
+				t.Fatalf("%d chunks on disk after %v, want %d", n, stop, len(seeds))
+			}
+			if st := sink.Stats(); st.Accepted != 0 {
+				t.Fatalf("the destination accepted %d requests while down", st.Accepted)
+			}
 
-	sink.ClearFaults()
-	fb = e.start(cfg)
-	eventually(t, delivery, "every event after the restart", func() bool { return len(sink.RawEvents()) >= len(want) })
-	eventually(t, delivery, "the delivered chunks removed from disk", func() bool { return len(chunkFiles(t, storage)) == 0 })
-	fb.Signal(syscall.SIGTERM)
-	if st := fb.Wait(startup); st.ExitCode() != 0 {
-		t.Errorf("exit after SIGTERM: %v, want status 0", st)
-	}
-	if got := rawIDs(sink); !slices.Equal(got, want) {
-		t.Errorf("events accepted by the destination (every copy):\n got %v\nwant %v", got, want)
-	}
-	if !strings.Contains(fb.Log(), "flush backlog chunk") {
-		t.Errorf("the restarted Fluent Bit did not say it flushed its backlog")
+			sink.ClearFaults()
+			fb = e.start(cfg)
+			eventually(t, delivery, "every event after the restart", func() bool { return len(sink.RawEvents()) >= len(want) })
+			eventually(t, delivery, "the delivered chunks removed from disk", func() bool { return len(chunkFiles(t, storage)) == 0 })
+			fb.Signal(syscall.SIGTERM)
+			if st := fb.Wait(startup); st.ExitCode() != 0 {
+				t.Errorf("exit after SIGTERM: %v, want status 0", st)
+			}
+			if got := rawIDs(sink); !slices.Equal(got, want) {
+				t.Errorf("events accepted by the destination (every copy):\n got %v\nwant %v", got, want)
+			}
+			if !strings.Contains(fb.Log(), "flush backlog chunk") {
+				t.Errorf("the restarted Fluent Bit did not say it flushed its backlog")
+			}
+		})
 	}
 }
 
