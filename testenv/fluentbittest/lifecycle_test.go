@@ -361,3 +361,91 @@ func TestHotReloadKeepsPendingChunks(t *testing.T) {
 		})
 	}
 }
+
+// A hot reload to a configuration the plugin refuses: Fluent Bit 5.1.1
+// stops the old pipeline (its instance closes after its last flush), then
+// fails to start the new one and exits with status 255; nothing delivered
+// before is lost. Users must check a configuration by starting it.
+func TestHotReloadToRefusedConfigExits(t *testing.T) {
+	t.Parallel()
+	e := need(t)
+	port := fbt.FreePort(t)
+	out := fbt.S("Name", "auditpipe", "Match", "*", "Output", "file", "File_Path", e.path("events.ndjson"), "DLQ_Dir", e.path("dlq"))
+	cfg := fbt.Config{Format: fbt.Classic, Load: fbt.Flag, Service: retryService("hot_reload", "on"),
+		Inputs: []fbt.Section{httpInput(port)}, Outputs: []fbt.Section{out}}
+	fb := e.start(cfg)
+	fb.WaitCount(startup, `msg="instance started"`, 1)
+	want := postSeeds(t, port, "r.")
+	eventually(t, delivery, "every event", func() bool { return len(fileEvents(t, e.path("events.ndjson"))) >= len(want) })
+
+	cfg.Outputs = []fbt.Section{out.With("Kafka_Topic", "audit")}
+	fb.Rewrite(cfg)
+	fb.Signal(syscall.SIGHUP)
+	if st := fb.Wait(startup); st.ExitCode() != 255 {
+		t.Errorf("exit %v, want status 255", st)
+	}
+	for _, want := range []string{
+		`msg="instance closed" plugin=auditpipe instance=1 `,
+		"\n  Kafka_Topic: set, but Output is file",
+		"[reload] loaded configuration contains error(s). Reloading is aborted",
+	} {
+		if !strings.Contains(fb.Log(), want) {
+			t.Errorf("the log lacks %q", want)
+		}
+	}
+	var got []string
+	for _, ev := range fileEvents(t, e.path("events.ndjson")) {
+		got = append(got, ev.ID)
+	}
+	if got = sorted(got); !slices.Equal(got, want) {
+		t.Errorf("events written:\n got %v\nwant %v", got, want)
+	}
+}
+
+// Hot_Reload.Timeout: when the reload waits longer for chunks a down
+// destination holds, Fluent Bit 5.1.1 aborts the process (SIGABRT). With
+// storage.type filesystem the chunks are still on disk, and the next start
+// delivers every event, once.
+func TestHotReloadTimeoutAborts(t *testing.T) {
+	t.Parallel()
+	e := need(t)
+	sink := webhooktest.NewSink(t)
+	down(sink)
+	port := fbt.FreePort(t)
+	storage := e.path("storage")
+	cfg := fbt.Config{Format: fbt.YAML, Load: fbt.PluginsSection,
+		Service: retryService("hot_reload", "on", "hot_reload.timeout", "2", "storage.path", storage),
+		Inputs:  []fbt.Section{httpInput(port, "storage.type", "filesystem")},
+		Outputs: []fbt.Section{webhookOutput(e, sink)}}
+	fb := e.start(cfg)
+	fb.WaitCount(startup, `msg="instance started"`, 1)
+	want := postSeeds(t, port, "t.")
+	fb.WaitLog(delivery, "every chunk waiting for a retry", func(log string) bool {
+		n := map[string]bool{}
+		for _, m := range failedChunk.FindAllStringSubmatch(log, -1) {
+			n[m[1]] = true
+		}
+		return len(n) == len(seeds)
+	})
+	fb.Signal(syscall.SIGHUP)
+	if st := fb.Wait(delivery); !fbt.Killed(st, syscall.SIGABRT) {
+		t.Fatalf("fluent-bit ended with %v, want aborted (SIGABRT)", st)
+	}
+	if !strings.Contains(fb.Log(), "Hot reload timeout exceeded") {
+		t.Errorf("the log does not say why it aborted")
+	}
+	if n := len(chunkFiles(t, storage)); n != len(seeds) {
+		t.Fatalf("%d chunks on disk after the abort, want %d", n, len(seeds))
+	}
+
+	sink.ClearFaults()
+	fb = e.start(cfg)
+	eventually(t, delivery, "every event after the restart", func() bool { return len(sink.RawEvents()) >= len(want) })
+	fb.Signal(syscall.SIGTERM)
+	if st := fb.Wait(startup); st.ExitCode() != 0 {
+		t.Errorf("exit after SIGTERM: %v, want status 0", st)
+	}
+	if got := rawIDs(sink); !slices.Equal(got, want) {
+		t.Errorf("events accepted (every copy):\n got %v\nwant %v", got, want)
+	}
+}
