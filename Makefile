@@ -13,6 +13,13 @@ BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
 # build of about two minutes, cached under build/tools.
 VERSITYGW   := $(TOOLS)/versitygw
 VERSITYGW_VERSION   := v1.8.0
+# A real Fluent Bit (5.1.1, Linux x86-64) for the plugin's tests in
+# testenv/fluentbittest, unpacked once from ../shared/tools when the machine
+# has it (.ci/run makes it and sets FLB_BIN). `make test` uses it when it is
+# there and never needs it: without FLB_BIN those tests skip.
+FLUENTBIT    := $(TOOLS)/fluent-bit
+FLUENTBIT_XZ ?= ../shared/tools/fluent-bit.xz
+export FLB_BIN ?= $(if $(wildcard $(FLUENTBIT)),$(abspath $(FLUENTBIT)))
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 
@@ -34,7 +41,7 @@ build: ## build build/auditpipe
 run: build ## start the sidecar with examples/sidecar/local.yaml (127.0.0.1:8080, data in ./data)
 	$(BIN)/auditpipe sidecar --config examples/sidecar/local.yaml
 
-test: vet $(VERSITYGW) ## unit, golden, property and real-peer tests with the race detector
+test: vet $(VERSITYGW) $(if $(wildcard $(FLUENTBIT_XZ)),$(FLUENTBIT)) ## unit, golden, property and real-peer tests with the race detector
 	$(GO) test -race -count=1 ./...
 
 # Test peers that are programs, not Go packages. versitygw builds with Go;
@@ -43,6 +50,10 @@ test: vet $(VERSITYGW) ## unit, golden, property and real-peer tests with the ra
 # without kcat that one test skips (under CI=true it fails instead).
 $(VERSITYGW):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+$(FLUENTBIT): $(FLUENTBIT_XZ)
+	@mkdir -p $(TOOLS)
+	xz -dc $< > $@.tmp && chmod +x $@.tmp && mv $@.tmp $@
 
 testenv: $(VERSITYGW) ## run Kafka, Elasticsearch, S3 and webhook peers on 127.0.0.1 (writes build/testenv.yaml and build/testenv.env)
 	$(GO) run ./testenv/cmd/testenv --config-out $(BIN)/testenv.yaml --env-out $(BIN)/testenv.env

@@ -24,8 +24,14 @@ import (
 var instances = struct {
 	sync.Mutex
 	next int
-	byID map[int]*flb.Instance
-}{byID: map[int]*flb.Instance{}}
+	byID map[int]entry
+}{byID: map[int]entry{}}
+
+// entry is one initialised [OUTPUT] section and its logger.
+type entry struct {
+	inst *flb.Instance
+	log  *slog.Logger
+}
 
 // closeTimeout bounds the work of exit, so Fluent Bit's shutdown is not
 // held for ever by an unreachable destination.
@@ -52,9 +58,12 @@ func FLBPluginInit(plugin unsafe.Pointer) int {
 	instances.Lock()
 	instances.next++
 	id := instances.next
-	instances.byID[id] = inst
+	instances.byID[id] = entry{inst, logger}
 	instances.Unlock()
 	output.FLBPluginSetContext(plugin, id)
+	// The id ties the closing line to this one; a hot reload closes these
+	// instances and starts new ones, with new ids, in the same process.
+	logger.Info("instance started", "instance", id, "format", cfg.Format)
 	return output.FLB_OK
 }
 
@@ -81,7 +90,7 @@ func lookup(ctx unsafe.Pointer) *flb.Instance {
 	id, _ := output.FLBPluginGetContext(ctx).(int)
 	instances.Lock()
 	defer instances.Unlock()
-	return instances.byID[id]
+	return instances.byID[id].inst
 }
 
 // only returns the instance when there is exactly one: the context-less
@@ -92,8 +101,8 @@ func only() *flb.Instance {
 	if len(instances.byID) != 1 {
 		return nil
 	}
-	for _, in := range instances.byID {
-		return in
+	for _, e := range instances.byID {
+		return e.inst
 	}
 	return nil
 }
@@ -118,23 +127,30 @@ func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) int 
 	return flush(lookup(ctx), data, length, tag)
 }
 
-func closeInstance(id int, inst *flb.Instance) {
+// closeInstance runs at Fluent Bit's exit callback, after its last flush
+// of the instance (at shutdown, and for the old instances of a hot
+// reload). The closing line is the user's evidence that exit ran and what
+// the instance did over its life.
+func closeInstance(id int, e entry) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	if err := inst.Close(ctx); err != nil {
+	if err := e.inst.Close(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "[error] [output:auditpipe] instance %d: close: %v\n", id, err)
 	}
+	s := e.inst.Stats()
+	e.log.Info("instance closed", "instance", id, "records", s.Records, "events", s.Events,
+		"skipped", s.Skipped, "dead_lettered", s.DeadLettered, "flush_ok", s.OK, "flush_retry", s.Retry, "flush_error", s.Error)
 }
 
 //export FLBPluginExitCtx
 func FLBPluginExitCtx(ctx unsafe.Pointer) int {
 	id, _ := output.FLBPluginGetContext(ctx).(int)
 	instances.Lock()
-	inst := instances.byID[id]
+	e, ok := instances.byID[id]
 	delete(instances.byID, id)
 	instances.Unlock()
-	if inst != nil {
-		closeInstance(id, inst)
+	if ok {
+		closeInstance(id, e)
 	}
 	return output.FLB_OK
 }
@@ -143,10 +159,10 @@ func FLBPluginExitCtx(ctx unsafe.Pointer) int {
 func FLBPluginExit() int {
 	instances.Lock()
 	all := instances.byID
-	instances.byID = map[int]*flb.Instance{}
+	instances.byID = map[int]entry{}
 	instances.Unlock()
-	for id, inst := range all {
-		closeInstance(id, inst)
+	for id, e := range all {
+		closeInstance(id, e)
 	}
 	return output.FLB_OK
 }

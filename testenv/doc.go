@@ -9,5 +9,7 @@
 //   - s3test: a real S3-compatible server, versitygw, run as a child
 //     process over HTTP or TLS;
 //   - webhooktest: a webhook receiver that verifies signatures and records
-//     what it received.
+//     what it received;
+//   - fluentbittest: a real Fluent Bit (FLB_BIN) run as a child process
+//     with the output plugin loaded, and the plugin's tests in it.
 package testenv
