@@ -3,10 +3,12 @@ package flb
 import (
 	"errors"
 	"fmt"
+	"github.com/auditpipe/auditpipe/integrity"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +53,12 @@ type Config struct {
 	RetryMaxElapsed time.Duration
 	// LogLevel is debug, info, warn or error (Log_Level). Default info.
 	LogLevel string
+	// Integrity seals each output's deliveries (Integrity_Key_File,
+	// Integrity_Sign, Integrity_Sign_Every, Integrity_Instance).
+	Integrity integrity.Config
+	// IntegrityStateDir holds the chains' state file
+	// (Integrity_State_Dir). Default: DLQ_Dir.
+	IntegrityStateDir string
 
 	// keyOf maps YAML key paths (kafka.brokers) to the Fluent Bit key
 	// that set them, so validation errors name what the user wrote.
@@ -135,6 +143,7 @@ func ParseConfig(get func(key string) string) (*Config, error) {
 			c.Outputs = []fanout.OutputConfig{oc}
 		}
 	}
+	errs = append(errs, c.parseIntegrity(val)...)
 	if c.DLQDir == "" {
 		if typ == "stdout" || typ == "file" {
 			// Trying the plugin out should not need a directory; real
@@ -144,6 +153,9 @@ func ParseConfig(get func(key string) string) (*Config, error) {
 		} else {
 			errs = append(errs, keyErr("DLQ_Dir", "required with Output %s: the directory where records that cannot be delivered are kept", orStr(typ, "from Config")))
 		}
+	}
+	if c.IntegrityStateDir == "" {
+		c.IntegrityStateDir = c.DLQDir
 	}
 	for i := range c.Outputs {
 		if c.Outputs[i].Retry.MaxElapsedTime == 0 {
@@ -456,4 +468,35 @@ func setPath(m *yaml.Node, path []string, v *yaml.Node) {
 		m, path = next, path[1:]
 	}
 	m.Content = append(m.Content, scalar(path[0]), v)
+}
+
+// parseIntegrity reads the Integrity_* keys.
+func (c *Config) parseIntegrity(val func(string) string) []error {
+	c.Integrity = integrity.Config{SigningKeyFile: val("Integrity_Key_File"), Sign: integrity.Mode(strings.ToLower(val("Integrity_Sign"))),
+		Instance: val("Integrity_Instance")}
+	c.IntegrityStateDir = val("Integrity_State_Dir")
+	var errs []error
+	if v := val("Integrity_Sign_Every"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, keyErr("Integrity_Sign_Every", "%q is not a number", v))
+		}
+		c.Integrity.SignEvery = n
+	}
+	keys := map[string]string{"sign": "Integrity_Sign", "sign_every": "Integrity_Sign_Every", "instance": "Integrity_Instance",
+		"signing_key_file": "Integrity_Key_File"}
+	if err := c.Integrity.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			k, msg, _ := strings.Cut(e.Error(), ": ")
+			errs = append(errs, keyErr(keys[k], "%s", msg))
+		}
+	}
+	return errs
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/internal/ingest"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
@@ -76,6 +78,9 @@ type Instance struct {
 	stage *ingest.Stage
 	set   *fanout.Set
 	dlq   *dlq.Store
+	// chains seal each output's deliveries when Integrity_Key_File is
+	// set; nil otherwise.
+	chains *chains
 
 	records, events, skipped, deadLettered atomic.Int64
 	ok, retry, failed                      atomic.Int64
@@ -107,6 +112,12 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 		return nil, cfg.keyErrors(err)
 	}
 	in, err := newInstance(cfg, logger, tr, set, store)
+	if err == nil && cfg.Integrity.Enabled() {
+		in.chains, err = openChains(cfg.Integrity, cfg.IntegrityStateDir, cfg.Integrity.InstanceName(os.LookupEnv), set.Routes, store, time.Now)
+		if err != nil {
+			err = keyErr("Integrity_Key_File", "%v", err)
+		}
+	}
 	if err != nil {
 		return nil, errors.Join(err, set.Close(ctx), store.Close())
 	}
@@ -165,7 +176,7 @@ func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
 		in.log.Warn("transformer unavailable; chunk will be retried", "tag", tag, "err", err)
 		return Retry
 	}
-	if !in.persist(ctx, tag, b) {
+	if !in.persist(ctx, tag, chunk, b) {
 		return Retry
 	}
 	if b.corrupt {
@@ -177,7 +188,7 @@ func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
 // persist keeps what the chunk made: the dead letters first, then the
 // events delivered. false means the chunk must be retried; whatever it
 // made is made again then (the ids make the repeat harmless).
-func (in *Instance) persist(ctx context.Context, tag string, b *batch) bool {
+func (in *Instance) persist(ctx context.Context, tag string, chunk []byte, b *batch) bool {
 	if len(b.letters) > 0 {
 		if err := in.dlq.DeadLetter(ctx, b.letters); err != nil {
 			in.log.Error("dead-letter store failed; chunk will be retried", "tag", tag, "err", err)
@@ -187,7 +198,13 @@ func (in *Instance) persist(ctx context.Context, tag string, b *batch) bool {
 		in.log.Warn("records dead-lettered", "tag", tag, "records", len(b.letters), "first_error", b.letters[0].Error)
 	}
 	if events := b.res.Events; len(events) > 0 {
-		if err := in.set.Deliver(ctx, events); err != nil {
+		deliver := in.set.Deliver
+		if in.chains != nil {
+			deliver = func(ctx context.Context, events []auditpipe.Event) error {
+				return in.deliverSealed(ctx, tag, chunk, events)
+			}
+		}
+		if err := deliver(ctx, events); err != nil {
 			// Permanent rejections are already in the dead-letter store;
 			// what is left is retryable, or the store itself failed, which
 			// a later attempt may fix.
