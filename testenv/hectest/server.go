@@ -37,7 +37,8 @@ type Config struct {
 	// NoAck turns indexer acknowledgement off for the token: no channel is
 	// required, no ackId is given, and the ack endpoint answers code 14.
 	NoAck bool
-	// CountOnly keeps only counts, not the events (benchmarks).
+	// CountOnly keeps only counts, not the events, and does not look for
+	// duplicates (benchmarks).
 	CountOnly bool
 	// MaxBodyBytes is the largest body read (Splunk's
 	// max_content_length). Default 64 MiB.
@@ -437,8 +438,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, raw bool) {
 // index stores ev; s.mu is held.
 func (s *Server) index(ev Event) {
 	s.stats.Indexed++
-	id := ev.ID()
-	if id != "" {
+	if s.cfg.CountOnly {
+		return
+	}
+	if id := ev.ID(); id != "" {
 		seen := s.ids[ev.Index]
 		if seen == nil {
 			seen = map[string]bool{}
@@ -449,9 +452,7 @@ func (s *Server) index(ev Event) {
 		}
 		seen[id] = true
 	}
-	if !s.cfg.CountOnly {
-		s.events[ev.Index] = append(s.events[ev.Index], ev)
-	}
+	s.events[ev.Index] = append(s.events[ev.Index], ev)
 }
 
 // parseEvents reads the event endpoint's body: JSON objects one after the
