@@ -410,7 +410,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, raw bool) {
 	}
 	if bad != nil {
 		s.mu.Unlock()
-		reply(w, http.StatusBadRequest, bad.code, bad.text, map[string]any{"invalid-event-number": len(evs)})
+		var extra map[string]any
+		if bad.code != 5 {
+			extra = map[string]any{"invalid-event-number": len(evs)}
+		}
+		reply(w, http.StatusBadRequest, bad.code, bad.text, extra)
 		return
 	}
 	s.stats.Accepted++
