@@ -159,6 +159,7 @@ func Start(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /services/collector/health", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, http.StatusOK, 17, "HEC is healthy", nil)
 	})
+	mux.HandleFunc("GET /_inspect", s.inspect)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -184,6 +185,37 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.srv.Shutdown(ctx)
+}
+
+// InspectURL is where GET answers what the server holds, as JSON:
+// {"stats":{...},"indexes":{"<index>":[{"index":..,"sourcetype":..,
+// "source":..,"host":..,"time":..,"fields":{..},"event":{..}}]}}. It is
+// not part of HEC.
+func (s *Server) InspectURL() string { return s.url + "/_inspect" }
+
+func (s *Server) inspect(w http.ResponseWriter, _ *http.Request) {
+	type event struct {
+		Index      string          `json:"index"`
+		Sourcetype string          `json:"sourcetype,omitempty"`
+		Source     string          `json:"source,omitempty"`
+		Host       string          `json:"host,omitempty"`
+		Time       float64         `json:"time,omitempty"`
+		Fields     map[string]any  `json:"fields,omitempty"`
+		Event      json.RawMessage `json:"event"`
+	}
+	s.mu.Lock()
+	out := struct {
+		Stats   Stats              `json:"stats"`
+		Indexes map[string][]event `json:"indexes"`
+	}{Stats: s.stats, Indexes: map[string][]event{}}
+	for ix, evs := range s.events {
+		for _, e := range evs {
+			out.Indexes[ix] = append(out.Indexes[ix], event{e.Index, e.Sourcetype, e.Source, e.Host, e.Time, e.Fields, e.Event})
+		}
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 // URL is the HEC base URL (http://host:port).
