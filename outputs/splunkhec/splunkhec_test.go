@@ -366,3 +366,38 @@ func BenchmarkWrite(b *testing.B) {
 		})
 	}
 }
+
+// Through the Deliverer, as the sidecar runs it: a busy answer, a lost
+// ack and an index HEC refuses end with every good event indexed once
+// more than its duplicates, and the bad one dead-lettered.
+func TestDelivererEndToEnd(t *testing.T) {
+	srv := newServer(t, hectest.Config{})
+	o := newOutput(t, srv, splunkhec.Config{Index: "{label:ix}", AckTimeout: 50 * time.Millisecond, AckPollInterval: 5 * time.Millisecond})
+	dlq := &outputstest.Letters{}
+	d, err := outputs.NewDeliverer(outputs.DelivererConfig{Name: "splunk", Output: o, DeadLetters: dlq,
+		Retry: outputs.RetryConfig{InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := outputstest.Events(10)
+	for i := range evs {
+		evs[i].Labels = map[string]string{"ix": "main"}
+	}
+	evs[7].Labels["ix"] = "nosuchindex"
+	srv.Busy(1, 0)
+	srv.LoseAcks(1)
+	rep, err := d.Deliver(testCtx(t), evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Delivered != 9 || rep.DeadLettered != 1 {
+		t.Errorf("report %+v, want 9 delivered, 1 dead-lettered", rep)
+	}
+	if got := dlq.IDs(t); !slices.Equal(got, []string{evs[7].ID}) {
+		t.Errorf("dead letters %v, want event 7", got)
+	}
+	want := sortedIDs(slices.Delete(slices.Clone(evs), 7, 8))
+	if got := srv.IDs("main"); !slices.Equal(got, want) {
+		t.Errorf("main holds %d distinct ids, want 9", len(got))
+	}
+}
