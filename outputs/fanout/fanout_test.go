@@ -78,6 +78,7 @@ outputs:
   - {name: e, type: elasticsearch, elasticsearch: {urls: ["http://127.0.0.1:9200"]}}
   - {name: s, type: s3, s3: {bucket: b, region: us-east-1}}
   - {name: w, type: webhook, webhook: {url: "http://127.0.0.1:1/x"}}
+  - {name: h, type: splunk_hec, splunk_hec: {url: "http://127.0.0.1:8088", token: t, ack: false, ack_timeout: 30s, fields: [cluster]}}
   - {name: f, type: file, file: {path: /tmp/x.ndjson}}
   - {name: o, type: stdout}
 `)

@@ -8,6 +8,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs/file"
 	"github.com/auditpipe/auditpipe/outputs/kafka"
 	"github.com/auditpipe/auditpipe/outputs/s3"
+	"github.com/auditpipe/auditpipe/outputs/splunkhec"
 	"github.com/auditpipe/auditpipe/outputs/webhook"
 )
 
@@ -19,6 +20,7 @@ func Factories() []outputs.Factory {
 		elasticsearch.NewFactory(),
 		s3.NewFactory(),
 		webhook.NewFactory(),
+		splunkhec.NewFactory(),
 		file.NewFactory(),
 		file.NewStdoutFactory(),
 	}

@@ -1,8 +1,9 @@
 // Command testenv runs auditpipe's test peers as one local stack: a Kafka
-// broker, an Elasticsearch emulation, an S3 server (versitygw) and a webhook
-// sink, all on 127.0.0.1. It prints one NAME=value line per setting, creates
-// the bucket and the topics, optionally writes an auditpipe outputs
-// configuration pointing at all four, and runs until SIGINT or SIGTERM.
+// broker, an Elasticsearch emulation, an S3 server (versitygw), a webhook
+// sink and a Splunk HEC emulation, all on 127.0.0.1. It prints one
+// NAME=value line per setting, creates the bucket and the topics,
+// optionally writes an auditpipe outputs configuration pointing at all of
+// them, and runs until SIGINT or SIGTERM.
 //
 //	go run ./testenv/cmd/testenv [--config-out FILE] [--env-out FILE]
 package main
@@ -18,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/auditpipe/auditpipe/testenv/elastictest"
+	"github.com/auditpipe/auditpipe/testenv/hectest"
 	"github.com/auditpipe/auditpipe/testenv/kafkatest"
 	"github.com/auditpipe/auditpipe/testenv/s3test"
 	"github.com/auditpipe/auditpipe/testenv/webhooktest"
@@ -39,6 +41,7 @@ var topics = []string{"audit.spacelift", "audit.alertmanager", "audit.app", "aud
 const (
 	bucket        = "auditpipe"
 	webhookSecret = "testenv-webhook-secret"
+	splunkIndex   = "audit"
 )
 
 // run starts the stack, reports its settings and blocks until ctx ends.
@@ -51,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	esAddr := fs.String("es-addr", "127.0.0.1:0", "Elasticsearch emulation listen address")
 	s3Addr := fs.String("s3-addr", "", "S3 (versitygw) listen address (default 127.0.0.1 and a free port)")
 	webhookAddr := fs.String("webhook-addr", "127.0.0.1:0", "webhook sink listen address")
+	splunkAddr := fs.String("splunk-addr", "127.0.0.1:0", "Splunk HEC emulation listen address")
 	dir := fs.String("dir", "", "directory for the S3 objects (default: a temporary directory, removed at exit)")
 	configOut := fs.String("config-out", "", "write an auditpipe configuration with one output per peer to this file")
 	envOut := fs.String("env-out", "", "also write the NAME=value lines to this file")
@@ -73,6 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		return fmt.Errorf("webhook: %w", err)
 	}
 	defer sink.Close()
+	hec, err := hectest.Start(hectest.Config{Addr: *splunkAddr, Indexes: []string{"main", splunkIndex}})
+	if err != nil {
+		return fmt.Errorf("splunk: %w", err)
+	}
+	defer hec.Close()
 	if _, err := s3test.Binary(); err != nil {
 		return fmt.Errorf("s3: %w (build versitygw with `make testdeps`, or set %s)", err, s3test.EnvBinary)
 	}
@@ -101,6 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		{"WEBHOOK_URL", sink.URL()},
 		{"WEBHOOK_SECRET", webhookSecret},
 		{"WEBHOOK_INSPECT_URL", sink.InspectURL()},
+		{"SPLUNK_HEC_URL", hec.URL()},
+		{"SPLUNK_HEC_TOKEN", hec.Token()},
+		{"SPLUNK_HEC_INSPECT_URL", hec.InspectURL()},
 	}
 	env := map[string]string{}
 	var lines string
@@ -164,6 +176,14 @@ outputs:
     webhook:
       url: %q
       secret: %q
+  - name: splunk
+    type: splunk_hec
+    splunk_hec:
+      url: %q
+      token: %q
+      index: %q
+      fields: [cluster]
 `, env["KAFKA_BROKERS"], env["ES_URL"], env["S3_BUCKET"], env["S3_REGION"], env["S3_ENDPOINT"],
-		env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], env["WEBHOOK_URL"], env["WEBHOOK_SECRET"])
+		env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], env["WEBHOOK_URL"], env["WEBHOOK_SECRET"],
+		env["SPLUNK_HEC_URL"], env["SPLUNK_HEC_TOKEN"], splunkIndex)
 }

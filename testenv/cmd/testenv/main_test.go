@@ -50,7 +50,7 @@ func TestStackReceivesEventsInAllFour(t *testing.T) {
 			t.Errorf("testenv: %v", err)
 		}
 	})
-	for _, k := range []string{"KAFKA_BROKERS", "ES_URL", "S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_INSPECT_URL"} {
+	for _, k := range []string{"KAFKA_BROKERS", "ES_URL", "S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_INSPECT_URL", "SPLUNK_HEC_URL", "SPLUNK_HEC_TOKEN", "SPLUNK_HEC_INSPECT_URL"} {
 		if env[k] == "" || !strings.Contains(stdout.String(), k+"="+env[k]+"\n") {
 			t.Errorf("setting %s missing from stdout:\n%s", k, stdout.String())
 		}
@@ -92,6 +92,14 @@ func TestStackReceivesEventsInAllFour(t *testing.T) {
 	getJSON(t, env["WEBHOOK_INSPECT_URL"], &inspected)
 	if len(inspected.Events) != 4 {
 		t.Errorf("webhook received %d events, want 4", len(inspected.Events))
+	}
+	// Splunk: every event, acknowledged, in the configured index.
+	var hec struct {
+		Indexes map[string][]json.RawMessage `json:"indexes"`
+	}
+	getJSON(t, env["SPLUNK_HEC_INSPECT_URL"], &hec)
+	if len(hec.Indexes["audit"]) != 8 {
+		t.Errorf("splunk index audit holds %d events, want 8", len(hec.Indexes["audit"]))
 	}
 	// Kafka: two per topic, keyed by id.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(env["KAFKA_BROKERS"]), kgo.ConsumeTopics(topics...),
