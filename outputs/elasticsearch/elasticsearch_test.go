@@ -531,17 +531,6 @@ func TestConfigValidate(t *testing.T) {
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-func TestWithoutPreview(t *testing.T) {
-	for in, want := range map[string]string{
-		"failed to parse field [n] of type [long] in document with id 'x'. Preview of field's value: 'secret'": "failed to parse field [n] of type [long] in document with id 'x'.",
-		"plain reason": "plain reason",
-	} {
-		if got := withoutPreview(in); got != want {
-			t.Errorf("withoutPreview(%q) = %q", in, got)
-		}
-	}
-}
-
 func TestClientBackoff(t *testing.T) {
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
 	for i, w := range want {
