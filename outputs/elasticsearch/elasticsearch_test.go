@@ -577,3 +577,16 @@ func BenchmarkWrite(b *testing.B) {
 	b.StopTimer()
 	_ = s.Close()
 }
+
+func TestOpenSearchIsNamed(t *testing.T) {
+	s := elastictest.NewServerConfig(t, elastictest.Config{Flavor: elastictest.FlavorOpenSearch})
+	out, err := New(context.Background(), Config{URLs: []string{s.URL()}, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = out.Close(context.Background()) }()
+	err = out.Write(context.Background(), outputstest.Events(1))
+	if err == nil || !strings.Contains(err.Error(), "this looks like OpenSearch, use type: opensearch") {
+		t.Fatalf("Write = %v, want it to point at type: opensearch", err)
+	}
+}

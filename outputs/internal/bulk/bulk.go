@@ -55,6 +55,9 @@ type Config struct {
 	// Timeout bounds each request; MaxBulkBytes the size of one.
 	Timeout      time.Duration
 	MaxBulkBytes int
+	// AuthHint, when set, is added to the error of a request refused
+	// with 401 or 403: what the operator should check.
+	AuthHint string
 	// Encode appends the document of an event.
 	Encode func(dst []byte, ev *auditpipe.Event) []byte
 }
@@ -274,7 +277,11 @@ func (w *Writer) send(ctx context.Context, body []byte, chunk []int, events []au
 		return failures, w.requestError(ctx, rctx, fmt.Errorf("reading the response: %w", err))
 	}
 	if res.StatusCode < 200 || res.StatusCode > 299 {
-		return failures, fmt.Errorf("%s bulk request: %w", p, outputs.ClassifyHTTP(res.StatusCode, res.Header, ErrorSummary(rb.Bytes())))
+		err := outputs.ClassifyHTTP(res.StatusCode, res.Header, ErrorSummary(rb.Bytes()))
+		if (res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden) && w.cfg.AuthHint != "" {
+			return failures, fmt.Errorf("%s bulk request: %w (%s)", p, err, w.cfg.AuthHint)
+		}
+		return failures, fmt.Errorf("%s bulk request: %w", p, err)
 	}
 
 	pr := w.parsers.Get()
