@@ -229,9 +229,22 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func BenchmarkWrite(b *testing.B) {
+	benchWrite(b, elastictest.Config{}, Config{})
+}
+
+// BenchmarkWriteSigV4 adds signing (and the emulation's checking) to each
+// request.
+func BenchmarkWriteSigV4(b *testing.B) {
+	sv := testSigV4
+	benchWrite(b, elastictest.Config{SigV4: &sv}, Config{AWSSigV4: SigV4Config{
+		Region: sv.Region, AccessKeyID: sv.AccessKeyID, SecretAccessKey: sv.SecretAccessKey}})
+}
+
+func benchWrite(b *testing.B, scfg elastictest.Config, cfg Config) {
 	const batch = 100
-	s := openSearch(b, elastictest.Config{})
-	out := newOutput(b, Config{URLs: []string{s.URL()}, Index: "bench-{source}"})
+	s := openSearch(b, scfg)
+	cfg.URLs, cfg.Index = []string{s.URL()}, "bench-{source}"
+	out := newOutput(b, cfg)
 	evs := outputstest.Events(batch)
 	ids := outputstest.IDs(evs)
 	ctx := context.Background()
@@ -243,8 +256,9 @@ func BenchmarkWrite(b *testing.B) {
 		b.StopTimer()
 		if i%500 == 0 {
 			_ = s.Close()
+			scfg.Addr, scfg.Flavor = s.Addr(), elastictest.FlavorOpenSearch
 			var err error
-			if s, err = elastictest.Start(elastictest.Config{Addr: s.Addr(), Flavor: elastictest.FlavorOpenSearch}); err != nil {
+			if s, err = elastictest.Start(scfg); err != nil {
 				b.Fatal(err)
 			}
 		}
