@@ -42,16 +42,20 @@ const repoRoot = ".."
 // testenvVars are stand-ins for what `go run ./testenv/cmd/testenv`
 // prints, for the configurations that forward to its peers.
 var testenvVars = map[string]string{
-	"KAFKA_BROKERS":       "127.0.0.1:9092",
-	"ES_URL":              "http://127.0.0.1:9200",
-	"S3_ENDPOINT":         "http://127.0.0.1:7070",
-	"S3_BUCKET":           "auditpipe",
-	"S3_ACCESS_KEY":       "testenv-access-key",
-	"S3_SECRET_KEY":       "testenv-secret-key",
-	"S3_REGION":           "us-east-1",
-	"WEBHOOK_URL":         "http://127.0.0.1:8090/hook",
-	"WEBHOOK_SECRET":      "testenv-webhook-secret",
-	"WEBHOOK_INSPECT_URL": "http://127.0.0.1:8090/inspect",
+	"KAFKA_BROKERS":         "127.0.0.1:9092",
+	"ES_URL":                "http://127.0.0.1:9200",
+	"OPENSEARCH_URL":        "http://127.0.0.1:9201",
+	"OPENSEARCH_REGION":     "us-east-1",
+	"OPENSEARCH_ACCESS_KEY": "AKIATESTENVOPENSEARCH",
+	"OPENSEARCH_SECRET_KEY": "testenv-opensearch-secret",
+	"S3_ENDPOINT":           "http://127.0.0.1:7070",
+	"S3_BUCKET":             "auditpipe",
+	"S3_ACCESS_KEY":         "testenv-access-key",
+	"S3_SECRET_KEY":         "testenv-secret-key",
+	"S3_REGION":             "us-east-1",
+	"WEBHOOK_URL":           "http://127.0.0.1:8090/hook",
+	"WEBHOOK_SECRET":        "testenv-webhook-secret",
+	"WEBHOOK_INSPECT_URL":   "http://127.0.0.1:8090/inspect",
 }
 
 // dummySecret stands for the content of every ${file:...} that no
@@ -392,7 +396,7 @@ func TestAllOutputsRouting(t *testing.T) {
 	for _, o := range cfg.Outputs {
 		types[o.Type] = true
 	}
-	for _, want := range []string{"kafka", "elasticsearch", "s3", "webhook", "file"} {
+	for _, want := range []string{"kafka", "elasticsearch", "opensearch", "s3", "webhook", "file"} {
 		if !types[want] {
 			t.Errorf("all-outputs.yaml has no %s output", want)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditpipe/auditpipe/keypath"
 	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/outputs/internal/bulk"
 )
 
 // Defaults.
@@ -192,19 +193,7 @@ func (c Config) Validate() error {
 
 // checkName applies Elasticsearch's rules for index, data stream and
 // template names.
-func checkName(n string) error {
-	switch {
-	case strings.ToLower(n) != n:
-		return fmt.Errorf("%q must be lowercase", n)
-	case strings.ContainsAny(n[:1], "-_+."):
-		return fmt.Errorf("%q must not start with '-', '_', '+' or '.'", n)
-	case strings.ContainsAny(n, `\/*?"<>| ,#:`):
-		return fmt.Errorf(`%q must not contain any of \ / * ? " < > | , # : or a space`, n)
-	case len(n) > 255:
-		return fmt.Errorf("%q is longer than 255 bytes", n)
-	}
-	return nil
-}
+func checkName(n string) error { return bulk.CheckName(n) }
 
 // checkCloudID checks the form "name:base64(host$es-uuid$kibana-uuid)".
 func checkCloudID(id string) error {
@@ -251,26 +240,7 @@ func redactURL(u string) string {
 
 // indexPattern is the index template pattern covering what an index
 // template renders to: every placeholder as '*'.
-func indexPattern(index string) string {
-	var b strings.Builder
-	for index != "" {
-		i := strings.IndexByte(index, '{')
-		if i < 0 {
-			b.WriteString(index)
-			break
-		}
-		b.WriteString(index[:i])
-		j := strings.IndexByte(index[i:], '}')
-		if j < 0 {
-			break
-		}
-		if !strings.HasSuffix(b.String(), "*") {
-			b.WriteByte('*')
-		}
-		index = index[i+j+1:]
-	}
-	return strings.ToLower(b.String())
-}
+func indexPattern(index string) string { return bulk.IndexPattern(index) }
 
 func defaultTemplateName(c Config) string {
 	if c.DataStream != "" {

@@ -531,17 +531,6 @@ func TestConfigValidate(t *testing.T) {
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-func TestWithoutPreview(t *testing.T) {
-	for in, want := range map[string]string{
-		"failed to parse field [n] of type [long] in document with id 'x'. Preview of field's value: 'secret'": "failed to parse field [n] of type [long] in document with id 'x'.",
-		"plain reason": "plain reason",
-	} {
-		if got := withoutPreview(in); got != want {
-			t.Errorf("withoutPreview(%q) = %q", in, got)
-		}
-	}
-}
-
 func TestClientBackoff(t *testing.T) {
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
 	for i, w := range want {
@@ -587,4 +576,17 @@ func BenchmarkWrite(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 	b.StopTimer()
 	_ = s.Close()
+}
+
+func TestOpenSearchIsNamed(t *testing.T) {
+	s := elastictest.NewServerConfig(t, elastictest.Config{Flavor: elastictest.FlavorOpenSearch})
+	out, err := New(context.Background(), Config{URLs: []string{s.URL()}, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = out.Close(context.Background()) }()
+	err = out.Write(context.Background(), outputstest.Events(1))
+	if err == nil || !strings.Contains(err.Error(), "this looks like OpenSearch, use type: opensearch") {
+		t.Fatalf("Write = %v, want it to point at type: opensearch", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/auditpipe/auditpipe/eventjson"
 	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/outputs/internal/bulk"
 )
 
 // readBackPage is how many documents one search of ReadBack returns.
@@ -129,7 +130,7 @@ func (o *Output) readBackDo(ctx, rctx context.Context, req esapi.Request) ([]byt
 		return nil, o.requestError(ctx, rctx, fmt.Errorf("reading the response: %w", err))
 	}
 	if res.StatusCode < 200 || res.StatusCode > 299 {
-		return nil, outputs.ClassifyHTTP(res.StatusCode, res.Header, errorSummary(b))
+		return nil, outputs.ClassifyHTTP(res.StatusCode, res.Header, bulk.ErrorSummary(b))
 	}
 	return b, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/integrity"
+	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/outputstest"
 )
 
@@ -142,7 +143,11 @@ func TestReadBackFindsTampering(t *testing.T) {
 		cfg := p.config()
 		out, evs, pub := writeSealedES(t, p, cfg)
 		defer p.cleanup(t, indicesOf(t, cfg.Index, evs))
-		index := func(i int) string { return strings.ToLower(out.index.Execute(&evs[i])) }
+		tmpl, err := outputs.ParseTemplate(cfg.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		index := func(i int) string { return strings.ToLower(tmpl.Execute(&evs[i])) }
 
 		// Delete seq 2's document.
 		p.bulkAs(t, "delete", index(1), evs[1].ID, nil)

@@ -76,6 +76,7 @@ func TestEveryTypeParsesAndValidates(t *testing.T) {
 outputs:
   - {name: k, type: kafka, kafka: {brokers: ["127.0.0.1:9092"], topic: "audit.{source}"}}
   - {name: e, type: elasticsearch, elasticsearch: {urls: ["http://127.0.0.1:9200"]}}
+  - {name: os, type: opensearch, opensearch: {urls: ["http://127.0.0.1:9200"], aws_sigv4: {region: eu-west-1, service: aoss}}}
   - {name: s, type: s3, s3: {bucket: b, region: us-east-1}}
   - {name: w, type: webhook, webhook: {url: "http://127.0.0.1:1/x"}}
   - {name: h, type: splunk_hec, splunk_hec: {url: "http://127.0.0.1:8088", token: t, ack: false, ack_timeout: 30s, fields: [cluster]}}

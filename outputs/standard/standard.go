@@ -7,6 +7,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs/elasticsearch"
 	"github.com/auditpipe/auditpipe/outputs/file"
 	"github.com/auditpipe/auditpipe/outputs/kafka"
+	"github.com/auditpipe/auditpipe/outputs/opensearch"
 	"github.com/auditpipe/auditpipe/outputs/s3"
 	"github.com/auditpipe/auditpipe/outputs/splunkhec"
 	"github.com/auditpipe/auditpipe/outputs/webhook"
@@ -18,6 +19,7 @@ func Factories() []outputs.Factory {
 	return []outputs.Factory{
 		kafka.NewFactory(),
 		elasticsearch.NewFactory(),
+		opensearch.NewFactory(),
 		s3.NewFactory(),
 		webhook.NewFactory(),
 		splunkhec.NewFactory(),

@@ -9,7 +9,7 @@ import (
 
 func TestRegistry(t *testing.T) {
 	r := standard.Registry()
-	want := []string{"kafka", "elasticsearch", "s3", "webhook", "splunk_hec", "file", "stdout"}
+	want := []string{"kafka", "elasticsearch", "opensearch", "s3", "webhook", "splunk_hec", "file", "stdout"}
 	if got := r.Types(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Types() = %v, want %v", got, want)
 	}

@@ -284,7 +284,7 @@ func TestValidate(t *testing.T) {
 		{"outputs", `{outputs: [{name: siem, type: elasticsearch, elasticsearch: {}}], sources: [` + ok + `]}`,
 			`outputs[0] (siem): elasticsearch.urls: set urls or cloud_id`},
 		{"outputs type", `{outputs: [{name: siem, type: splunk}], sources: [` + ok + `]}`,
-			`outputs[0] (siem): type: "splunk" is not one of [kafka elasticsearch s3 webhook splunk_hec file stdout]`},
+			`outputs[0] (siem): type: "splunk" is not one of [kafka elasticsearch opensearch s3 webhook splunk_hec file stdout]`},
 		{"redact", `{redact: {keys: ["--"]}, sources: [` + ok + `]}`,
 			`redact.keys[0]: pattern "--" is empty once separators are removed`},
 		{"limits", `{limits: {max_depth: 2000}, sources: [` + ok + `]}`,

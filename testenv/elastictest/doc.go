@@ -61,4 +61,15 @@
 // parameters, and most of the mapping system (analyzers, multi-fields,
 // dynamic templates, runtime fields, ignore_above, coercion settings).
 // Documents live in memory.
+//
+// Config.Flavor "opensearch" plays OpenSearch 2.x for the opensearch
+// output: no X-Elastic-Product header, OpenSearch's root document
+// (version.distribution "opensearch") and flat_object mappings; the API
+// is otherwise the same. Config.SigV4 makes the server check every
+// request's AWS Signature Version 4 as Amazon OpenSearch Service does:
+// the signature is recomputed with aws-sdk-go-v2's signer from the method,
+// path, query, host, signed headers and payload hash, and a missing,
+// mis-scoped, unknown-key or wrong signature is answered 403 with AWS's
+// {"message": ...}. Not emulated there: session tokens, presigned URLs,
+// and the data access policies of Serverless.
 package elastictest

@@ -106,7 +106,7 @@ func (m *mapping) parseProperties(prefix string, props map[string]any) error {
 			f.kind = kindDate
 		case "ip":
 			f.kind = kindIP
-		case "flattened", "geo_point", "geo_shape", "point", "shape", "dense_vector", "sparse_vector", "histogram", "alias", "join", "percolator", "rank_feature", "rank_features":
+		case "flattened", "flat_object", "geo_point", "geo_shape", "point", "shape", "dense_vector", "sparse_vector", "histogram", "alias", "join", "percolator", "rank_feature", "rank_features":
 			f.kind = kindOpaque
 		default:
 			return errStatus(http.StatusBadRequest, "mapper_parsing_exception", "No handler for type [%s] declared on field [%s]", typ, name)

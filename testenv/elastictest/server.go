@@ -49,7 +49,19 @@ type Config struct {
 	// Logger receives the HTTP server's own errors at debug level. Default:
 	// discard.
 	Logger *slog.Logger
+	// Flavor is FlavorOpenSearch to answer as OpenSearch does: without the
+	// X-Elastic-Product header, with OpenSearch's root document (Version
+	// defaulting to "2.19.0") and accepting flat_object mappings. Default:
+	// Elasticsearch.
+	Flavor string
+	// SigV4, when set, requires every request to be signed with AWS
+	// Signature Version 4 by its credentials, as Amazon OpenSearch Service
+	// does, in place of Username and APIKeys.
+	SigV4 *SigV4
 }
+
+// FlavorOpenSearch is the Config.Flavor of an OpenSearch emulation.
+const FlavorOpenSearch = "opensearch"
 
 // Stats are a server's counters since it started.
 type Stats struct {
@@ -86,7 +98,12 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	if cfg.Version == "" {
+	switch {
+	case cfg.Flavor != "" && cfg.Flavor != FlavorOpenSearch:
+		return nil, fmt.Errorf("elastictest: unknown flavor %q", cfg.Flavor)
+	case cfg.Version == "" && cfg.Flavor == FlavorOpenSearch:
+		cfg.Version = "2.19.0"
+	case cfg.Version == "":
 		cfg.Version = "8.19.0"
 	}
 	if cfg.MaxBodyBytes <= 0 {
@@ -299,9 +316,12 @@ func (s *Server) IndexTemplate(name string) (json.RawMessage, bool) {
 	return slices.Clone(t.raw), true
 }
 
-// ServeHTTP answers one request. Every answer carries X-Elastic-Product.
+// ServeHTTP answers one request. Every answer carries X-Elastic-Product,
+// unless the server plays OpenSearch.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	if s.cfg.Flavor != FlavorOpenSearch {
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -334,7 +354,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 	}
-	if !s.authenticate(w, r) {
+	if s.cfg.SigV4 != nil {
+		if !s.cfg.SigV4.verify(w, r, body) {
+			return
+		}
+	} else if !s.authenticate(w, r) {
 		return
 	}
 	s.mu.Lock()
@@ -492,6 +516,26 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 }
 
 func (s *Server) info(w http.ResponseWriter) {
+	if s.cfg.Flavor == FlavorOpenSearch {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"name":         "elastictest",
+			"cluster_name": "elastictest",
+			"cluster_uuid": "ZWxhc3RpY3Rlc3QtY2x1c3Rlcg",
+			"version": map[string]any{
+				"distribution":                        "opensearch",
+				"number":                              s.cfg.Version,
+				"build_type":                          "elastictest",
+				"build_hash":                          "0000000000000000000000000000000000000000",
+				"build_date":                          "2025-01-01T00:00:00.000000000Z",
+				"build_snapshot":                      false,
+				"lucene_version":                      "9.12.1",
+				"minimum_wire_compatibility_version":  "7.10.0",
+				"minimum_index_compatibility_version": "7.0.0",
+			},
+			"tagline": "The OpenSearch Project: https://opensearch.org/",
+		})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"name":         "elastictest",
 		"cluster_name": "elastictest",

@@ -1,9 +1,10 @@
 // Command testenv runs auditpipe's test peers as one local stack: a Kafka
-// broker, an Elasticsearch emulation, an S3 server (versitygw), a webhook
-// sink and a Splunk HEC emulation, all on 127.0.0.1. It prints one
-// NAME=value line per setting, creates the bucket and the topics,
-// optionally writes an auditpipe outputs configuration pointing at all of
-// them, and runs until SIGINT or SIGTERM.
+// broker, an Elasticsearch emulation, its OpenSearch flavour (requests
+// signed with AWS SigV4 by the printed test keys), an S3 server
+// (versitygw), a webhook sink and a Splunk HEC emulation, all on
+// 127.0.0.1. It prints one NAME=value line per setting, creates the bucket
+// and the topics, optionally writes an auditpipe outputs configuration
+// pointing at all of them, and runs until SIGINT or SIGTERM.
 //
 //	go run ./testenv/cmd/testenv [--config-out FILE] [--env-out FILE]
 package main
@@ -44,6 +45,11 @@ const (
 	splunkIndex   = "audit"
 )
 
+// openSearchSigV4 are the credentials the OpenSearch emulation verifies
+// signatures with, as an Amazon OpenSearch Service domain would.
+var openSearchSigV4 = elastictest.SigV4{Region: "us-east-1", Service: "es",
+	AccessKeyID: "AKIATESTENVOPENSEARCH", SecretAccessKey: "testenv-opensearch-secret"}
+
 // run starts the stack, reports its settings and blocks until ctx ends.
 // ready, when not nil, receives the settings once everything is up (tests
 // use it instead of parsing stdout).
@@ -52,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	fs.SetOutput(stderr)
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:0", "Kafka broker listen address")
 	esAddr := fs.String("es-addr", "127.0.0.1:0", "Elasticsearch emulation listen address")
+	osAddr := fs.String("opensearch-addr", "127.0.0.1:0", "OpenSearch emulation listen address")
 	s3Addr := fs.String("s3-addr", "", "S3 (versitygw) listen address (default 127.0.0.1 and a free port)")
 	webhookAddr := fs.String("webhook-addr", "127.0.0.1:0", "webhook sink listen address")
 	splunkAddr := fs.String("splunk-addr", "127.0.0.1:0", "Splunk HEC emulation listen address")
@@ -72,6 +79,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		return fmt.Errorf("elasticsearch: %w", err)
 	}
 	defer es.Close()
+	sigv4 := openSearchSigV4
+	ops, err := elastictest.Start(elastictest.Config{Addr: *osAddr, Flavor: elastictest.FlavorOpenSearch, SigV4: &sigv4})
+	if err != nil {
+		return fmt.Errorf("opensearch: %w", err)
+	}
+	defer ops.Close()
 	sink, err := webhooktest.Start(webhooktest.Config{Addr: *webhookAddr, Secret: webhookSecret})
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
@@ -102,6 +115,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	settings := []struct{ k, v string }{
 		{"KAFKA_BROKERS", kb.Addrs()[0]},
 		{"ES_URL", es.URL()},
+		{"OPENSEARCH_URL", ops.URL()},
+		{"OPENSEARCH_REGION", sigv4.Region},
+		{"OPENSEARCH_ACCESS_KEY", sigv4.AccessKeyID},
+		{"OPENSEARCH_SECRET_KEY", sigv4.SecretAccessKey},
 		{"S3_ENDPOINT", s3.Endpoint()},
 		{"S3_BUCKET", bucket},
 		{"S3_ACCESS_KEY", s3.AccessKey()},
@@ -160,6 +177,12 @@ outputs:
     elasticsearch:
       urls: [%q]
       index: "audit-{source}-{yyyy.MM.dd}"
+  - name: opensearch
+    type: opensearch
+    opensearch:
+      urls: [%q]
+      index: "audit-{source}-{yyyy.MM.dd}"
+      aws_sigv4: {region: %q, access_key_id: %q, secret_access_key: %q}
   - name: s3
     type: s3
     s3:
@@ -183,7 +206,9 @@ outputs:
       token: %q
       index: %q
       fields: [cluster]
-`, env["KAFKA_BROKERS"], env["ES_URL"], env["S3_BUCKET"], env["S3_REGION"], env["S3_ENDPOINT"],
+`, env["KAFKA_BROKERS"], env["ES_URL"],
+		env["OPENSEARCH_URL"], env["OPENSEARCH_REGION"], env["OPENSEARCH_ACCESS_KEY"], env["OPENSEARCH_SECRET_KEY"],
+		env["S3_BUCKET"], env["S3_REGION"], env["S3_ENDPOINT"],
 		env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], env["WEBHOOK_URL"], env["WEBHOOK_SECRET"],
 		env["SPLUNK_HEC_URL"], env["SPLUNK_HEC_TOKEN"], splunkIndex)
 }

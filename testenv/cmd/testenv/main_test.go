@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,7 +51,7 @@ func TestStackReceivesEventsInAllFour(t *testing.T) {
 			t.Errorf("testenv: %v", err)
 		}
 	})
-	for _, k := range []string{"KAFKA_BROKERS", "ES_URL", "S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_INSPECT_URL", "SPLUNK_HEC_URL", "SPLUNK_HEC_TOKEN", "SPLUNK_HEC_INSPECT_URL"} {
+	for _, k := range []string{"KAFKA_BROKERS", "ES_URL", "OPENSEARCH_URL", "OPENSEARCH_REGION", "OPENSEARCH_ACCESS_KEY", "OPENSEARCH_SECRET_KEY", "S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_INSPECT_URL", "SPLUNK_HEC_URL", "SPLUNK_HEC_TOKEN", "SPLUNK_HEC_INSPECT_URL"} {
 		if env[k] == "" || !strings.Contains(stdout.String(), k+"="+env[k]+"\n") {
 			t.Errorf("setting %s missing from stdout:\n%s", k, stdout.String())
 		}
@@ -84,6 +85,26 @@ func TestStackReceivesEventsInAllFour(t *testing.T) {
 	getJSON(t, env["ES_URL"]+"/audit-*/_count", &count)
 	if count.Count != 8 {
 		t.Errorf("elasticsearch holds %d documents, want 8", count.Count)
+	}
+	// OpenSearch: every event, through a signed request.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env["OPENSEARCH_URL"]+"/audit-*/_count", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	creds := aws.Credentials{AccessKeyID: env["OPENSEARCH_ACCESS_KEY"], SecretAccessKey: env["OPENSEARCH_SECRET_KEY"]}
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, emptySHA256, "es", env["OPENSEARCH_REGION"], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	count.Count = 0
+	if err := json.Unmarshal(b, &count); err != nil || count.Count != 8 {
+		t.Errorf("opensearch holds %d documents, want 8 (HTTP %d %s)", count.Count, res.StatusCode, b)
 	}
 	// Webhook: only denied and failed events (the configuration's match).
 	var inspected struct {
