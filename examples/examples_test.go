@@ -56,6 +56,8 @@ var testenvVars = map[string]string{
 	"WEBHOOK_URL":           "http://127.0.0.1:8090/hook",
 	"WEBHOOK_SECRET":        "testenv-webhook-secret",
 	"WEBHOOK_INSPECT_URL":   "http://127.0.0.1:8090/inspect",
+	"SPLUNK_HEC_URL":        "http://127.0.0.1:8088",
+	"SPLUNK_HEC_TOKEN":      "11111111-2222-4333-8444-555555555555",
 }
 
 // dummySecret stands for the content of every ${file:...} that no
