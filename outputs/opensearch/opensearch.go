@@ -265,7 +265,7 @@ func (c osClient) do(ctx context.Context, method, path string, body []byte) (*ht
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	res, err := c.c.Perform(req)
+	res, err := c.c.Stream(req)
 	if err != nil {
 		return nil, c.explain(err)
 	}
