@@ -22,6 +22,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/outputs/internal/inflight"
 )
 
 // Output sends events to one Splunk HTTP Event Collector.
@@ -40,11 +41,8 @@ type Output struct {
 	gzips     sync.Pool // *gzip.Writer
 	noAckWarn atomic.Bool
 
-	mu     sync.Mutex
-	closed bool
-	writes sync.WaitGroup
-	stop   context.Context
-	cancel context.CancelFunc
+	// gate lets Close wait for the Writes in progress.
+	gate *inflight.Gate
 }
 
 var _ outputs.Output = (*Output)(nil)
@@ -83,7 +81,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 		log:      logger.With("endpoint", base),
 		timeout:  &timeoutError{cfg.Timeout},
 	}
-	o.stop, o.cancel = context.WithCancel(context.Background())
+	o.gate = inflight.New()
 	o.transport = &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -140,14 +138,10 @@ func (o *Output) Write(ctx context.Context, events []auditpipe.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if !o.gate.Enter() {
 		return errors.New("splunk_hec: output is closed")
 	}
-	o.writes.Add(1)
-	o.mu.Unlock()
-	defer o.writes.Done()
+	defer o.gate.Leave()
 
 	bf := o.getBuffer()
 	defer bf.release()
@@ -211,27 +205,10 @@ func notAcked(err error) error {
 // Close waits for the Writes in progress, or cancels them when ctx ends
 // first, and closes every connection.
 func (o *Output) Close(ctx context.Context) error {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
-		return nil
-	}
-	o.closed = true
-	o.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		o.writes.Wait()
-		close(done)
-	}()
 	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("splunk_hec: close: requests in flight cancelled: %w", context.Cause(ctx))
-		o.cancel()
-		<-done
+	if cerr := o.gate.Close(ctx); cerr != nil {
+		err = fmt.Errorf("splunk_hec: close: requests in flight cancelled: %w", cerr)
 	}
-	o.cancel()
 	o.transport.CloseIdleConnections()
 	return err
 }
@@ -314,7 +291,7 @@ const maxAnswer = 64 << 10
 func (o *Output) request(ctx context.Context, u string, bf *buffer) (*answer, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.cfg.Timeout, o.timeout)
 	defer cancel()
-	stop := context.AfterFunc(o.stop, cancel) // Close gave up waiting
+	stop := context.AfterFunc(o.gate.Stopped(), cancel) // Close gave up waiting
 	defer stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
@@ -437,7 +414,7 @@ func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
 // transportError words a request that got no answer; it stays retryable.
 func (o *Output) transportError(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil {
-		if o.stop.Err() != nil && !errors.Is(cause, o.timeout) {
+		if o.gate.Stopped().Err() != nil && !errors.Is(cause, o.timeout) {
 			return fmt.Errorf("output closing: %w", cause)
 		}
 		return cause

@@ -22,6 +22,7 @@ import (
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/outputs"
+	"github.com/auditpipe/auditpipe/outputs/internal/inflight"
 )
 
 // Output posts events to one webhook endpoint.
@@ -39,11 +40,8 @@ type Output struct {
 	bufs      sync.Pool // *buffer
 	macs      sync.Pool // hash.Hash, HMAC-SHA256 keyed with the secret
 
-	mu     sync.Mutex
-	closed bool
-	writes sync.WaitGroup // Writes in progress; added to only while !closed
-	stop   context.Context
-	cancel context.CancelFunc
+	// gate lets Close wait for the Writes in progress.
+	gate *inflight.Gate
 }
 
 var _ outputs.Output = (*Output)(nil)
@@ -73,7 +71,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 		timeout:  &timeoutError{cfg.Timeout},
 		sem:      make(chan struct{}, cfg.MaxConcurrency),
 	}
-	o.stop, o.cancel = context.WithCancel(context.Background())
+	o.gate = inflight.New()
 	o.transport = &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: o.conns.dialer(&net.Dialer{
@@ -140,14 +138,10 @@ func (o *Output) Write(ctx context.Context, events []auditpipe.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if !o.gate.Enter() {
 		return errors.New("webhook: output is closed")
 	}
-	o.writes.Add(1)
-	o.mu.Unlock()
-	defer o.writes.Done()
+	defer o.gate.Leave()
 
 	if o.cfg.Mode.Batched() {
 		return o.writeBatches(ctx, events)
@@ -158,28 +152,10 @@ func (o *Output) Write(ctx context.Context, events []auditpipe.Event) error {
 // Close waits for the Writes in progress, or cancels their requests when
 // ctx ends first, and closes every connection.
 func (o *Output) Close(ctx context.Context) error {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
-		return nil
-	}
-	o.closed = true
-	o.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		o.writes.Wait()
-		close(done)
-	}()
 	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("webhook: close: requests in flight cancelled: %w", context.Cause(ctx))
-		o.cancel()
-		<-done
+	if cerr := o.gate.Close(ctx); cerr != nil {
+		err = fmt.Errorf("webhook: close: requests in flight cancelled: %w", cerr)
 	}
-	o.cancel()
 	o.transport.CloseIdleConnections()
 	// No request is in flight any more: whatever is still open is a
 	// connection the transport has not yet seen go idle.
@@ -347,7 +323,7 @@ const maxDrain = 64 << 10
 func (o *Output) send(ctx context.Context, bf *buffer, key string) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.cfg.Timeout, o.timeout)
 	defer cancel()
-	stop := context.AfterFunc(o.stop, cancel) // Close gave up waiting
+	stop := context.AfterFunc(o.gate.Stopped(), cancel) // Close gave up waiting
 	defer stop()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.url, nil)
@@ -395,7 +371,7 @@ func (o *Output) send(ctx context.Context, bf *buffer, key string) error {
 // token, so only its cause is kept.
 func (o *Output) transportError(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil {
-		if o.stop.Err() != nil && !errors.Is(cause, o.timeout) {
+		if o.gate.Stopped().Err() != nil && !errors.Is(cause, o.timeout) {
 			return fmt.Errorf("webhook: POST %s: output closing: %w", o.endpoint, cause)
 		}
 		return fmt.Errorf("webhook: POST %s: %w", o.endpoint, cause)
