@@ -1,7 +1,6 @@
 package splunkhec
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
@@ -23,6 +22,7 @@ import (
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/internal/inflight"
+	"github.com/auditpipe/auditpipe/outputs/internal/reqbody"
 )
 
 // Output sends events to one Splunk HTTP Event Collector.
@@ -37,7 +37,7 @@ type Output struct {
 	transport *http.Transport
 	log       *slog.Logger
 	timeout   error // the cause a request's deadline is given
-	bufs      sync.Pool
+	bufs      *reqbody.Pool
 	gzips     sync.Pool // *gzip.Writer
 	noAckWarn atomic.Bool
 
@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 		// elsewhere; it is reported instead.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	o.bufs.New = func() any { return &buffer{pool: &o.bufs} }
+	o.bufs = reqbody.NewPool(keepBuffer)
 	o.gzips.New = func() any {
 		zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
 		return zw
@@ -143,13 +143,13 @@ func (o *Output) Write(ctx context.Context, events []auditpipe.Event) error {
 	}
 	defer o.gate.Leave()
 
-	bf := o.getBuffer()
-	defer bf.release()
+	bf := o.bufs.Get()
+	defer bf.Release()
 	var failures []outputs.Failure
 	var sent []int // the events in the request, by position in events
 	for i := range events {
 		var err error
-		bf.b, err = o.enc.appendEvent(bf.b, &events[i])
+		bf.B, err = o.enc.appendEvent(bf.B, &events[i])
 		if err != nil {
 			if sent == nil {
 				sent = make([]int, 0, len(events))
@@ -216,21 +216,20 @@ func (o *Output) Close(ctx context.Context) error {
 // post sends one request body and, with ack on, waits for its ack. When
 // HEC rejected one event of the request, the error is a Permanent one
 // wrapping a *hecError whose Event is that event's position.
-func (o *Output) post(ctx context.Context, bf *buffer) error {
+func (o *Output) post(ctx context.Context, bf *reqbody.Buffer) error {
 	body := bf
 	if o.cfg.Gzip {
-		zb := o.getBuffer()
-		defer zb.release()
+		zb := o.bufs.Get()
+		defer zb.Release()
 		zw := o.gzips.Get().(*gzip.Writer)
-		zw.Reset((*appender)(&zb.b))
-		_, _ = zw.Write(bf.b)
+		zw.Reset((*appender)(&zb.B))
+		_, _ = zw.Write(bf.B)
 		_ = zw.Close()
 		zw.Reset(nil)
 		o.gzips.Put(zw)
-		zb.gzip = true
 		body = zb
 	}
-	ans, err := o.request(ctx, o.eventURL, body)
+	ans, err := o.request(ctx, o.eventURL, body, o.cfg.Gzip)
 	if err != nil {
 		return fmt.Errorf("splunk_hec: POST %s/services/collector/event: %w", o.endpoint, err)
 	}
@@ -288,7 +287,7 @@ func (e *hecError) Error() string {
 const maxAnswer = 64 << 10
 
 // request POSTs bf once and returns HEC's answer, or the classified error.
-func (o *Output) request(ctx context.Context, u string, bf *buffer) (*answer, error) {
+func (o *Output) request(ctx context.Context, u string, bf *reqbody.Buffer, gzipped bool) (*answer, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.cfg.Timeout, o.timeout)
 	defer cancel()
 	stop := context.AfterFunc(o.gate.Stopped(), cancel) // Close gave up waiting
@@ -297,11 +296,11 @@ func (o *Output) request(ctx context.Context, u string, bf *buffer) (*answer, er
 	if err != nil {
 		return nil, err
 	}
-	req.Body = bf.reader()
-	req.GetBody = func() (io.ReadCloser, error) { return bf.reader(), nil }
-	req.ContentLength = int64(len(bf.b))
+	req.Body = bf.Reader()
+	req.GetBody = func() (io.ReadCloser, error) { return bf.Reader(), nil }
+	req.ContentLength = int64(len(bf.B))
 	req.Header = o.header.Clone()
-	if bf.gzip {
+	if gzipped {
 		req.Header["Content-Encoding"] = []string{"gzip"}
 	}
 	resp, err := o.client.Do(req)
@@ -373,15 +372,15 @@ func (e *ackTimeoutError) Error() string {
 func (o *Output) waitAck(ctx context.Context, id int64) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.cfg.AckTimeout, &ackTimeoutError{id, o.cfg.AckTimeout})
 	defer cancel()
-	bf := o.getBuffer()
-	defer bf.release()
-	bf.b = append(bf.b, `{"acks":[`...)
-	bf.b = strconv.AppendInt(bf.b, id, 10)
-	bf.b = append(bf.b, "]}"...)
+	bf := o.bufs.Get()
+	defer bf.Release()
+	bf.B = append(bf.B, `{"acks":[`...)
+	bf.B = strconv.AppendInt(bf.B, id, 10)
+	bf.B = append(bf.B, "]}"...)
 	key := strconv.FormatInt(id, 10)
 	var timer *time.Timer
 	for {
-		ans, err := o.request(ctx, o.ackURL, bf)
+		ans, err := o.request(ctx, o.ackURL, bf, false)
 		if err != nil {
 			if cause := context.Cause(ctx); cause != nil {
 				return cause
@@ -444,55 +443,13 @@ func newGUID() string {
 	return string(out)
 }
 
+// keepBuffer is the largest body put back in the pool.
+const keepBuffer = 16 << 20
+
 // appender lets a gzip.Writer write into a byte slice.
 type appender []byte
 
 func (a *appender) Write(p []byte) (int, error) {
 	*a = append(*a, p...)
 	return len(p), nil
-}
-
-// A buffer holds one request body. The transport may still read a body
-// after Do returns, and closes it when done, so a buffer goes back to the
-// pool only when its user and every reader have released it.
-type buffer struct {
-	b    []byte
-	gzip bool
-	refs atomic.Int32
-	pool *sync.Pool
-}
-
-// keepBuffer is the largest buffer put back in the pool.
-const keepBuffer = 16 << 20
-
-func (o *Output) getBuffer() *buffer {
-	bf := o.bufs.Get().(*buffer)
-	bf.b = bf.b[:0]
-	bf.gzip = false
-	bf.refs.Store(1)
-	return bf
-}
-
-func (bf *buffer) release() {
-	if bf.refs.Add(-1) == 0 && cap(bf.b) <= keepBuffer {
-		bf.pool.Put(bf)
-	}
-}
-
-func (bf *buffer) reader() io.ReadCloser {
-	bf.refs.Add(1)
-	r := &bodyReader{bf: bf}
-	r.Reset(bf.b)
-	return r
-}
-
-type bodyReader struct {
-	bytes.Reader
-	bf   *buffer
-	once sync.Once
-}
-
-func (r *bodyReader) Close() error {
-	r.once.Do(r.bf.release)
-	return nil
 }

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -23,6 +22,7 @@ import (
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/internal/inflight"
+	"github.com/auditpipe/auditpipe/outputs/internal/reqbody"
 )
 
 // Output posts events to one webhook endpoint.
@@ -37,7 +37,7 @@ type Output struct {
 	header    http.Header // the headers every request carries
 	timeout   error       // the cause a request's deadline is given
 	sem       chan struct{}
-	bufs      sync.Pool // *buffer
+	bufs      *reqbody.Pool
 	macs      sync.Pool // hash.Hash, HMAC-SHA256 keyed with the secret
 
 	// gate lets Close wait for the Writes in progress.
@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	// A body is at most max_batch_bytes plus one event, except for an
 	// oversized event sent alone, which is not worth keeping.
 	keep := max(2*cfg.MaxBatchBytes, 64<<10)
-	o.bufs.New = func() any { return &buffer{pool: &o.bufs, keep: keep} }
+	o.bufs = reqbody.NewPool(keep)
 	if cfg.Secret != "" {
 		key := []byte(cfg.Secret)
 		o.macs.New = func() any { return hmac.New(sha256.New, key) }
@@ -176,15 +176,15 @@ func (o *Output) writeBatches(ctx context.Context, events []auditpipe.Event) err
 			}
 			break
 		}
-		bf := o.getBuffer()
+		bf := o.bufs.Get()
 		var n int
-		bf.b, n = o.cfg.Mode.appendChunk(bf.b, events[start:], o.cfg.MaxBatchBytes)
+		bf.B, n = o.cfg.Mode.appendChunk(bf.B, events[start:], o.cfg.MaxBatchBytes)
 		chunk := events[start : start+n]
-		kb := o.getBuffer()
-		key := batchKey(kb.b, chunk)
-		kb.release()
+		kb := o.bufs.Get()
+		key := batchKey(kb.B, chunk)
+		kb.Release()
 		err := o.send(ctx, bf, key)
-		bf.release()
+		bf.Release()
 		if err != nil {
 			errs = append(errs, err)
 			for i := start; i < start+n; i++ {
@@ -298,10 +298,10 @@ func (o *Output) sendEvent(ctx context.Context, ev *auditpipe.Event) error {
 		return fmt.Errorf("webhook: POST %s: waiting for a free request slot: %w", o.endpoint, context.Cause(ctx))
 	}
 	defer func() { <-o.sem }()
-	bf := o.getBuffer()
-	bf.b = o.cfg.Mode.appendEvent(bf.b, ev)
+	bf := o.bufs.Get()
+	bf.B = o.cfg.Mode.appendEvent(bf.B, ev)
 	err := o.send(ctx, bf, ev.ID)
-	bf.release()
+	bf.Release()
 	return err
 }
 
@@ -320,7 +320,7 @@ const maxErrorBody = 512
 const maxDrain = 64 << 10
 
 // send POSTs bf's bytes once and classifies the answer.
-func (o *Output) send(ctx context.Context, bf *buffer, key string) error {
+func (o *Output) send(ctx context.Context, bf *reqbody.Buffer, key string) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.cfg.Timeout, o.timeout)
 	defer cancel()
 	stop := context.AfterFunc(o.gate.Stopped(), cancel) // Close gave up waiting
@@ -330,16 +330,16 @@ func (o *Output) send(ctx context.Context, bf *buffer, key string) error {
 	if err != nil {
 		return fmt.Errorf("webhook: POST %s: %w", o.endpoint, err)
 	}
-	req.Body = bf.reader()
-	req.GetBody = func() (io.ReadCloser, error) { return bf.reader(), nil }
-	req.ContentLength = int64(len(bf.b))
+	req.Body = bf.Reader()
+	req.GetBody = func() (io.ReadCloser, error) { return bf.Reader(), nil }
+	req.ContentLength = int64(len(bf.B))
 	h := make(http.Header, len(o.header)+2)
 	for k, v := range o.header {
 		h[k] = v
 	}
 	h["Idempotency-Key"] = []string{key}
 	if o.cfg.Secret != "" {
-		h["X-Signature-256"] = []string{o.sign(bf.b)}
+		h["X-Signature-256"] = []string{o.sign(bf.B)}
 	}
 	req.Header = h
 
@@ -394,48 +394,4 @@ func (o *Output) sign(body []byte) string {
 	hex.Encode(out[len("sha256="):], mac.Sum(sum[:0]))
 	o.macs.Put(mac)
 	return string(out[:])
-}
-
-// A buffer holds one request body. The transport may still be reading a
-// body after Do returns (a server can answer before reading it all), and it
-// closes the body when done, so a buffer goes back to the pool only when
-// its sender and every reader handed to the transport have released it.
-type buffer struct {
-	b    []byte
-	refs atomic.Int32
-	pool *sync.Pool
-	keep int // the largest capacity put back in the pool
-}
-
-func (o *Output) getBuffer() *buffer {
-	bf := o.bufs.Get().(*buffer)
-	bf.b = bf.b[:0]
-	bf.refs.Store(1)
-	return bf
-}
-
-func (bf *buffer) release() {
-	if bf.refs.Add(-1) == 0 && cap(bf.b) <= bf.keep {
-		bf.pool.Put(bf)
-	}
-}
-
-// reader returns a reader over the body that holds a reference until it
-// is closed.
-func (bf *buffer) reader() io.ReadCloser {
-	bf.refs.Add(1)
-	r := &bodyReader{bf: bf}
-	r.Reset(bf.b)
-	return r
-}
-
-type bodyReader struct {
-	bytes.Reader
-	bf   *buffer
-	once sync.Once
-}
-
-func (r *bodyReader) Close() error {
-	r.once.Do(r.bf.release)
-	return nil
 }
