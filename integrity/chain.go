@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/auditpipe/auditpipe"
 )
@@ -75,15 +77,22 @@ func (h *hasher) sum(p Position, ev *auditpipe.Event) (Hash, error) {
 	return sha256.Sum256(b), nil
 }
 
-// signedMessage is what a signature covers: the stream, the position and
-// the hash, so it cannot be moved to another stream or seq.
-func signedMessage(stream string, seq uint64, h Hash) []byte {
-	b := make([]byte, 0, len(sigDomain)+4+len(stream)+8+len(h))
+// appendSignedMessage appends what a signature covers: the stream, the
+// position and the hash, so it cannot be moved to another stream or seq.
+func appendSignedMessage(b []byte, stream string, seq uint64, h Hash) []byte {
 	b = append(b, sigDomain...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(stream)))
 	b = append(b, stream...)
 	b = binary.BigEndian.AppendUint64(b, seq)
 	return append(b, h[:]...)
+}
+
+// StreamName names a new chain: the output, the forwarder instance and the
+// chain's start in Unix seconds, so that several forwarders writing to one
+// destination keep separate chains, and a chain whose head was lost is
+// followed by a new one rather than by reused positions.
+func StreamName(output, instance string, start time.Time) string {
+	return output + "/" + instance + "/" + strconv.FormatInt(start.Unix(), 10)
 }
 
 // Mode says which events carry a signature.
@@ -237,7 +246,7 @@ func (s *Sealer) Seal(st State, events []auditpipe.Event) (State, error) {
 		st.Seq, st.Head = p.Seq, h
 		if s.cfg.Mode == SignEveryEvent || i == len(events)-1 || st.Seq-st.SignedSeq >= uint64(s.cfg.SignEvery) {
 			in.KeyID = s.keyID
-			in.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.cfg.Key, signedMessage(p.Stream, p.Seq, h)))
+			in.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.cfg.Key, appendSignedMessage(nil, p.Stream, p.Seq, h)))
 			st.SignedSeq = p.Seq
 		}
 		ev.Integrity = in

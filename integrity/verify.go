@@ -333,7 +333,3 @@ func (v *Verifier) broken(sr *StreamReport, e *entry, at, detail string) {
 	sr.BrokenLinks++
 	v.r.BrokenLinks = v.problem(v.r.BrokenLinks, Problem{Stream: sr.Stream, Seq: e.seq, Where: at, Detail: detail})
 }
-
-func appendSignedMessage(b []byte, stream string, seq uint64, h Hash) []byte {
-	return append(b, signedMessage(stream, seq, h)...)
-}

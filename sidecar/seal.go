@@ -3,7 +3,6 @@ package sidecar
 import (
 	"crypto/ed25519"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/auditpipe/auditpipe"
@@ -33,7 +32,7 @@ func newChain(key ed25519.PrivateKey, cfg integrity.Config, output, instance str
 		}
 	}
 	if head.Stream == "" {
-		head.Stream = output + "/" + instance + "/" + strconv.FormatInt(now.Unix(), 10)
+		head.Stream = integrity.StreamName(output, instance, now)
 	}
 	s, err := integrity.NewSealer(integrity.SealerConfig{Stream: head.Stream, Key: key, Mode: cfg.Sign, SignEvery: cfg.SignEvery})
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -108,7 +107,7 @@ func openChains(cfg integrity.Config, dir, instance string, routes []*fanout.Rou
 		}
 		h, ok := c.st.Heads[r.Name()]
 		if !ok {
-			h = head{Stream: r.Name() + "/" + instance + "/" + strconv.FormatInt(now().Unix(), 10)}
+			h = head{Stream: integrity.StreamName(r.Name(), instance, now())}
 			c.st.Heads[r.Name()] = h
 		}
 		s, err := integrity.NewSealer(integrity.SealerConfig{Stream: h.Stream, Key: key, Mode: cfg.Sign, SignEvery: cfg.SignEvery})
