@@ -1,9 +1,7 @@
 package sidecar_test
 
 import (
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -42,26 +40,7 @@ outputs:
     type: splunk_hec
     splunk_hec: {url: "`+hec.URL()+`", token: "`+hec.Token()+`", ack_timeout: 1m, ack_poll_interval: 20ms}
 `), 0o600)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "sidecar", "--config", conf)
-		stderr := &lockedBuffer{}
-		cmd.Stderr = stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		waitFor(t, "/readyz 200", func() bool {
-			resp, err := http.Get("http://" + addr + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		})
-		return cmd
-	}
-	cmd := start()
+	cmd, _ := runBinary(t, bin, conf, addr)
 	const n = 50
 	if got := post(t, "http://"+addr+"/v1/sources/k8s", k8sBatch(t, "hec", n), nil); got.code != 200 {
 		t.Fatal(got.raw)
@@ -73,7 +52,7 @@ outputs:
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	hec.LoseAcks(0)
-	start()
+	runBinary(t, bin, conf, addr)
 	waitFor(t, "the unacknowledged batch sent again and acknowledged", func() bool {
 		return hec.Stats().Duplicates >= n
 	})

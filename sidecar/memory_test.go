@@ -56,7 +56,15 @@ func startBinary(t *testing.T, conf string) (*exec.Cmd, string, *lockedBuffer) {
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "sidecar", "--config", path)
+	cmd, stderr := runBinary(t, bin, path, addr)
+	return cmd, "http://" + addr, stderr
+}
+
+// runBinary starts bin as a sidecar with the configuration file conf,
+// listening on addr, and waits until /readyz answers 200.
+func runBinary(t *testing.T, bin, conf, addr string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "sidecar", "--config", conf)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -64,16 +72,15 @@ func startBinary(t *testing.T, conf string) (*exec.Cmd, string, *lockedBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	base := "http://" + addr
 	waitFor(t, "/readyz 200", func() bool {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return cmd, base, stderr
+	return cmd, stderr
 }
 
 // bigNDJSON is an NDJSON body of Kubernetes audit events just under size
