@@ -1,7 +1,6 @@
 package splunkhec
 
 import (
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -106,20 +105,11 @@ var channelGUID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 // Validate reports the first invalid field by its YAML key. Zero values
 // are valid where they stand for a default.
 func (c Config) Validate() error {
-	if c.URL == "" {
-		return keypath.Errorf("url", "required")
-	}
-	u, err := url.Parse(c.URL)
+	u, err := outputs.ParseHTTPURL(c.URL, "token")
 	if err != nil {
-		return keypath.Errorf("url", "not a valid URL")
+		return err
 	}
 	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return keypath.Errorf("url", "scheme %q is not http or https", u.Scheme)
-	case u.Host == "":
-		return keypath.Errorf("url", "no host")
-	case u.User != nil:
-		return keypath.Errorf("url", "credentials in the URL would end up in logs; use token")
 	case u.RawQuery != "":
 		return keypath.Errorf("url", "a query string is not allowed; the token goes in token")
 	case strings.Contains(u.Path, "/services/collector"):

@@ -153,21 +153,9 @@ func ownHeader(canon string) bool {
 // Validate reports the first invalid field by its YAML key. Zero values
 // are valid: they stand for the defaults.
 func (c Config) Validate() error {
-	if c.URL == "" {
-		return keypath.Errorf("url", "required")
-	}
-	u, err := url.Parse(c.URL)
+	u, err := outputs.ParseHTTPURL(c.URL, "basic_auth")
 	if err != nil {
-		// url.Parse quotes the URL in its error, which may hold a token.
-		return keypath.Errorf("url", "not a valid URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return keypath.Errorf("url", "scheme %q is not http or https", u.Scheme)
-	case u.Host == "":
-		return keypath.Errorf("url", "no host")
-	case u.User != nil:
-		return keypath.Errorf("url", "credentials in the URL would end up in logs; use basic_auth")
+		return err
 	}
 	if c.Mode != "" && !slices.Contains(Modes(), c.Mode) {
 		return keypath.Errorf("mode", "%q is not one of event, ndjson, json_array, cloudevents, cloudevents_batch", c.Mode)
