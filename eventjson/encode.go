@@ -59,26 +59,35 @@ func Append(dst []byte, e *auditpipe.Event) []byte {
 		dst = append(dst, e.Details...)
 	}
 	if len(e.Labels) > 0 {
-		keys := make([]string, 0, len(e.Labels))
-		for k := range e.Labels {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		dst = append(dst, `,"labels":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = jsonw.AppendString(dst, k)
-			dst = append(dst, ':')
-			dst = jsonw.AppendString(dst, e.Labels[k])
-		}
-		dst = append(dst, '}')
+		dst = append(dst, `,"labels":`...)
+		dst = AppendLabels(dst, e.Labels)
 	}
 	dst = appendField(dst, "raw_sha256", e.RawSHA256)
 	if e.Integrity != nil {
 		dst = append(dst, `,"integrity":`...)
 		dst = AppendIntegrity(dst, e.Integrity)
+	}
+	return append(dst, '}')
+}
+
+// AppendLabels appends labels as the event's JSON form writes them: an
+// object with the names sorted. Append and the ECS encoder (which keeps a
+// sealed event's labels verbatim) share it.
+func AppendLabels(dst []byte, labels map[string]string) []byte {
+	var stack [16]string
+	keys := stack[:0]
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = jsonw.AppendString(dst, k)
+		dst = append(dst, ':')
+		dst = jsonw.AppendString(dst, labels[k])
 	}
 	return append(dst, '}')
 }

@@ -151,7 +151,7 @@ func AppendECS(dst []byte, ev *auditpipe.Event) []byte {
 		// The ECS labels are dedotted; `auditpipe verify` needs the
 		// labels the hash covers, so a sealed event keeps them verbatim.
 		dst = append(dst, `,"labels":`...)
-		dst = appendVerbatimLabels(dst, ev.Labels)
+		dst = eventjson.AppendLabels(dst, ev.Labels)
 	}
 	if ev.Integrity != nil {
 		dst = append(dst, `,"integrity":`...)
@@ -335,24 +335,4 @@ func compareDedot(a, b string) int {
 		return 1
 	}
 	return 0
-}
-
-// appendVerbatimLabels writes labels as they are, sorted by name.
-func appendVerbatimLabels(dst []byte, labels map[string]string) []byte {
-	var stack [16]string
-	keys := stack[:0]
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	dst = append(dst, '{')
-	for i, k := range keys {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = jsonw.AppendString(dst, k)
-		dst = append(dst, ':')
-		dst = jsonw.AppendString(dst, labels[k])
-	}
-	return append(dst, '}')
 }
