@@ -203,26 +203,10 @@ func (c *chains) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := c.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, c.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := durable.ReplaceFile(c.path, b, 0o600, true); err != nil {
 		return fmt.Errorf("integrity state: %w", err)
 	}
-	return durable.SyncDir(filepath.Dir(c.path))
+	return nil
 }
 
 // deliverSealed is Set.Deliver for sealed outputs: each output's share is

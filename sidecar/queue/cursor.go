@@ -89,38 +89,12 @@ func readCursor(path string) (seq uint64, state []byte, ok bool, err error) {
 // cursor or the new one, never a torn file. On a full disk, where the
 // new file gets no block, it overwrites the cursor in place instead
 // (overwriteCursor).
-func writeCursor(dir, path string, seq uint64, state []byte, fsync bool) error {
-	err := replaceCursor(dir, path, seq, state, fsync)
+func writeCursor(path string, seq uint64, state []byte, fsync bool) error {
+	err := durable.ReplaceFile(path, encodeCursor(seq, state), 0o600, fsync)
 	if err != nil && durable.NoSpace(err) && overwriteCursor(path, seq, state, fsync) == nil {
 		return nil
 	}
 	return err
-}
-
-func replaceCursor(dir, path string, seq uint64, state []byte, fsync bool) error {
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(encodeCursor(seq, state))
-	if err == nil && fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if fsync {
-		return durable.SyncDir(dir)
-	}
-	return nil
 }
 
 // overwriteCursor writes the cursor over the existing file's bytes, which

@@ -221,7 +221,7 @@ func TestReclaimCrashWindows(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, c := range []string{"a", "b"} {
-				if err := writeCursor(dir, filepath.Join(dir, cursorFile(c)), 5, nil, true); err != nil {
+				if err := writeCursor(filepath.Join(dir, cursorFile(c)), 5, nil, true); err != nil {
 					t.Fatal(err)
 				}
 			}

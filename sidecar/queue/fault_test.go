@@ -276,7 +276,7 @@ func TestRecoverFaults(t *testing.T) {
 			}},
 		{faultCase: faultCase{name: "cursor file truncated", level: "ERROR", msg: msgCursor,
 			damage: func(t *testing.T, dir string, segs []faultSeg) {
-				if err := writeCursor(dir, filepath.Join(dir, cursorFile("a")), 30, nil, false); err != nil {
+				if err := writeCursor(filepath.Join(dir, cursorFile("a")), 30, nil, false); err != nil {
 					t.Fatal(err)
 				}
 				edit(t, filepath.Join(dir, cursorFile("a")), func(b []byte) []byte { return b[:11] })
@@ -560,7 +560,7 @@ func TestRepairKeepsIndex(t *testing.T) {
 	// Cursors only go up (acknowledged segments are deleted at Open).
 	for _, tt := range []struct{ ack, next uint64 }{{499, 503}, {501, 503}, {502, 503}, {503, 504}, {1200, 1201}} {
 		q.Close()
-		if err := writeCursor(dir, filepath.Join(dir, cursorFile("a")), tt.ack, nil, false); err != nil {
+		if err := writeCursor(filepath.Join(dir, cursorFile("a")), tt.ack, nil, false); err != nil {
 			t.Fatal(err)
 		}
 		q = openQueue(t, cfg, "a")

@@ -336,7 +336,7 @@ func (q *Queue) recover(consumers []string) error {
 		// A cursor file from the start, while there is space for one,
 		// so that its consumer can acknowledge even on a full disk
 		// (overwriteCursor); it says what the absence of one says.
-		if err := writeCursor(q.dir, r.path, r.acked, nil, q.fsync); err != nil {
+		if err := writeCursor(r.path, r.acked, nil, q.fsync); err != nil {
 			q.log.Warn("queue: cannot create a cursor file; the consumer's first ack will try again", "consumer", r.name, "err", err)
 			continue
 		}

@@ -923,7 +923,7 @@ func TestCursorAheadOfLog(t *testing.T) {
 	q := openQueue(t, Config{Dir: dir}, "a")
 	appendRange(t, q, 0, 5)
 	q.Close()
-	if err := writeCursor(dir, filepath.Join(dir, cursorFile("a")), 9, nil, true); err != nil {
+	if err := writeCursor(filepath.Join(dir, cursorFile("a")), 9, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	q = openQueue(t, Config{Dir: dir}, "a", "b")

@@ -219,7 +219,7 @@ func (r *Reader) ackLocked(seq uint64, state []byte) error {
 	case seq > head:
 		return fmt.Errorf("queue: %s: ack of record %d, beyond the last appended record %d", r.name, seq, head)
 	}
-	if err := writeCursor(q.dir, r.path, seq, state, q.fsync); err != nil {
+	if err := writeCursor(r.path, seq, state, q.fsync); err != nil {
 		return fmt.Errorf("queue: %s: persist cursor: %w", r.name, err)
 	}
 	r.persisted, r.state = seq, state
