@@ -154,7 +154,7 @@ type Queue struct {
 	used     int64 // published bytes of all segments
 	reserved int64 // bytes of appends not yet written
 	pending  []*appendReq
-	readers  []*Reader // in Open's order
+	readers  []*Reader // Open's, then AddReader's; replaced, never changed in place
 	holes    []hole    // hole frames in the segments, in order
 	damage   []Damage  // found by recovery
 	damaged  uint64    // records in damage
@@ -910,7 +910,10 @@ func (q *Queue) removeSegments(segs []*segment) {
 
 // Reader returns the reader of a consumer named in Open.
 func (q *Queue) Reader(name string) (*Reader, error) {
-	for _, r := range q.readers {
+	q.mu.Lock()
+	readers := q.readers
+	q.mu.Unlock()
+	for _, r := range readers {
 		if r.name == name {
 			return r, nil
 		}
@@ -935,15 +938,16 @@ func (q *Queue) Stats() Stats {
 		AppendErr:   q.appendErr,
 		AppendErrAt: q.appendErrAt,
 	}
-	acked := make([]uint64, len(q.readers))
-	pending := make([]uint64, len(q.readers))
-	for i, r := range q.readers {
+	readers := q.readers
+	acked := make([]uint64, len(readers))
+	pending := make([]uint64, len(readers))
+	for i, r := range readers {
 		acked[i] = r.acked
 		pending[i] = q.head - r.acked - q.holesInLocked(r.acked)
 	}
 	closed := q.closed
 	q.mu.Unlock()
-	for i, r := range q.readers {
+	for i, r := range readers {
 		cs := ConsumerStats{Acked: acked[i], Pending: pending[i]}
 		if cs.Pending > 0 && !closed {
 			cs.OldestPending = r.oldestAfter(acked[i])
@@ -964,9 +968,10 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	close(q.closeCh)
+	readers := q.readers
 	q.mu.Unlock()
 	<-q.done
-	for _, r := range q.readers {
+	for _, r := range readers {
 		r.ackMu.Lock() // waits for a cursor write in progress
 		r.mu.Lock()
 		q.mu.Lock()

@@ -17,7 +17,8 @@ type Reader struct {
 	name string
 	path string // cursor file
 
-	acked uint64 // under q.mu
+	acked   uint64 // under q.mu
+	removed bool   // by RemoveReader; under q.mu
 
 	mu  sync.Mutex
 	pos uint64      // next sequence number Next may return
@@ -100,6 +101,10 @@ func (r *Reader) collect(b *batch, maxRecords, maxBytes int) error {
 		if q.closed {
 			q.mu.Unlock()
 			return ErrClosed
+		}
+		if r.removed {
+			q.mu.Unlock()
+			return ErrRemoved
 		}
 		if r.pos > q.head {
 			q.mu.Unlock()
@@ -209,11 +214,13 @@ func (r *Reader) State() []byte {
 func (r *Reader) ackLocked(seq uint64, state []byte) error {
 	q := r.q
 	q.mu.Lock()
-	closed, head, acked := q.closed, q.head, r.acked
+	closed, gone, head, acked := q.closed, r.removed, q.head, r.acked
 	q.mu.Unlock()
 	switch {
 	case closed:
 		return ErrClosed
+	case gone:
+		return ErrRemoved
 	case seq <= acked:
 		return nil
 	case seq > head:
