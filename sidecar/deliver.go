@@ -14,20 +14,18 @@ import (
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 )
 
-// deliverLoop feeds one output from its cursor until ctx ends: read a
-// batch, hand the events its match selects to the output's Deliverer
-// (which retries and dead-letters), acknowledge the batch. A batch is
-// acknowledged only once every event in it is delivered or dead-lettered,
-// so a crash or a shutdown re-sends at most the batch in flight.
-func (s *Sidecar) deliverLoop(ctx context.Context, r *fanout.Route) {
+// deliverLoop feeds one output from its cursor until stop or ctx ends:
+// read a batch, hand the events its match selects to the output's
+// Deliverer (which retries and dead-letters), acknowledge the batch. A
+// batch is acknowledged only once every event in it is delivered or
+// dead-lettered, so a crash or a shutdown re-sends at most the batch in
+// flight. stop ends the loop after the batch in flight (a reload); ctx
+// cancels that batch too, which then stays queued (shutdown). ch is the
+// output's hash chain, nil when it is not sealed.
+func (s *Sidecar) deliverLoop(stop, ctx context.Context, r *fanout.Route, rd *queue.Reader, ch *chain) {
 	log := s.log.With("output", r.Name())
-	rd, err := s.queue.Reader(r.Name())
-	if err != nil {
-		log.Error("no queue reader", "err", err)
-		return
-	}
-	for {
-		recs, err := rd.Next(ctx, r.Batch.MaxEvents, r.Batch.MaxBytes, r.Batch.MaxWait)
+	for stop.Err() == nil {
+		recs, err := rd.Next(stop, r.Batch.MaxEvents, r.Batch.MaxBytes, r.Batch.MaxWait)
 		if err != nil {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, queue.ErrClosed) {
 				log.Error("reading the queue", "err", err)
@@ -38,13 +36,12 @@ func (s *Sidecar) deliverLoop(ctx context.Context, r *fanout.Route) {
 		if err != nil {
 			log.Error("batch kept queued", "err", err)
 			rd.Rewind()
-			if !sleep(ctx, time.Second) {
+			if !sleep(stop, time.Second) {
 				return
 			}
 			continue
 		}
 		events = r.Match.Filter(events)
-		ch := s.chains[r.Name()]
 		var head integrity.State
 		if ch != nil {
 			if head, err = ch.seal(events); err != nil {
@@ -52,7 +49,7 @@ func (s *Sidecar) deliverLoop(ctx context.Context, r *fanout.Route) {
 				// fails here, which Validate keeps from the queue.
 				log.Error("sealing a batch; it stays queued", "err", err)
 				rd.Rewind()
-				if !sleep(ctx, time.Second) {
+				if !sleep(stop, time.Second) {
 					return
 				}
 				continue
@@ -70,7 +67,7 @@ func (s *Sidecar) deliverLoop(ctx context.Context, r *fanout.Route) {
 					log.Error("batch not delivered; it stays queued and is retried", "events", len(ue.Events), "err", err)
 				}
 				rd.Rewind()
-				if !sleep(ctx, time.Second) {
+				if !sleep(stop, time.Second) {
 					return
 				}
 				continue

@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/auditpipe/auditpipe/outputs/dlq"
-	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 )
 
@@ -21,9 +20,14 @@ type metrics struct {
 	skipped   *prometheus.CounterVec
 	unmatched prometheus.Counter
 	latency   *prometheus.HistogramVec
+	// reloadOK and reloadTime are Prometheus's own reload metrics, under
+	// auditpipe's prefix: the last reload's outcome, and when the
+	// configuration last loaded successfully (the start counts).
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
 }
 
-func newMetrics() *metrics {
+func newMetrics(now time.Time) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg: reg,
@@ -48,14 +52,24 @@ func newMetrics() *metrics {
 			Help:    "Time from request to answer, by source and status code.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"source", "code"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditpipe_config_last_reload_successful",
+			Help: "1 if the last configuration reload succeeded (or none was tried since the start), 0 if it failed and the previous configuration is still running.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditpipe_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully, at the start or by a reload (Unix seconds).",
+		}),
 	}
-	reg.MustRegister(m.received, m.rejected, m.skipped, m.unmatched, m.latency,
+	m.reloadOK.Set(1)
+	m.reloadTime.Set(float64(now.UnixNano()) / 1e9)
+	reg.MustRegister(m.received, m.rejected, m.skipped, m.unmatched, m.latency, m.reloadOK, m.reloadTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// watch registers the collectors that read the queue and the outputs.
-func (m *metrics) watch(q *queue.Queue, routes []*fanout.Route, now func() time.Time) {
+// watch registers the collectors that read the queue.
+func (m *metrics) watch(q *queue.Queue, now func() time.Time) {
 	gauge := func(name, help string, f func(queue.Stats) float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(q.Stats()) }))
 	}
@@ -72,33 +86,71 @@ func (m *metrics) watch(q *queue.Queue, routes []*fanout.Route, now func() time.
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "auditpipe_queue_damaged_records_total",
 		Help: "Acknowledged records found damaged on disk and skipped when the queue was opened (the ranges are logged at ERROR and listed by /readyz)."},
 		func() float64 { return float64(q.Stats().Damaged) }))
+}
 
-	for _, r := range routes {
-		r := r
-		labels := prometheus.Labels{"output": r.Name()}
-		counter := func(name, help string, f func() float64) {
-			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
-		}
-		counter("auditpipe_delivered_events_total", "Events the output's destination accepted.", func() float64 { return float64(r.Stats().Delivered) })
-		counter("auditpipe_retried_events_total", "Event re-sends after retryable failures.", func() float64 { return float64(r.Stats().Retried) })
-		counter("auditpipe_dead_lettered_events_total", "Events the destination rejected for good, now in the dead-letter store.", func() float64 { return float64(r.Stats().DeadLettered) })
-		counter("auditpipe_failed_attempts_total", "Write attempts that failed in part or in whole.", func() float64 { return float64(r.Stats().FailedAttempts) })
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_output_up", ConstLabels: labels,
-			Help: "1 unless the output's last attempt failed as a whole (destination down, credentials rejected)."}, func() float64 {
-			if r.Health() != nil {
-				return 0
-			}
-			return 1
-		}))
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_output_lag_seconds", ConstLabels: labels,
-			Help: "Age of the oldest queued event the output has not yet delivered; 0 when caught up."}, func() float64 {
-			return lag(q.Stats(), r.Name(), now()).Seconds()
-		}))
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditpipe_output_pending_events", ConstLabels: labels,
-			Help: "Queued events the output has not yet acknowledged."}, func() float64 {
-			return float64(q.Stats().Consumers[r.Name()].Pending)
-		}))
+// watchOutputs registers the per-output series. The outputs are those of
+// the current configuration at each scrape, so a reload that adds or
+// removes one adds or removes its series; a changed output's counters
+// carry on from the earlier routes' (output.stats).
+func (m *metrics) watchOutputs(current func() []*output, q *queue.Queue, now func() time.Time) {
+	m.reg.MustRegister(&outputCollector{current: current, q: q, now: now})
+}
+
+type outputCollector struct {
+	current func() []*output
+	q       *queue.Queue
+	now     func() time.Time
+}
+
+var (
+	outputLabel        = []string{"output"}
+	descDelivered      = prometheus.NewDesc("auditpipe_delivered_events_total", "Events the output's destination accepted.", outputLabel, nil)
+	descRetried        = prometheus.NewDesc("auditpipe_retried_events_total", "Event re-sends after retryable failures.", outputLabel, nil)
+	descDeadLettered   = prometheus.NewDesc("auditpipe_dead_lettered_events_total", "Events the destination rejected for good, now in the dead-letter store.", outputLabel, nil)
+	descFailedAttempts = prometheus.NewDesc("auditpipe_failed_attempts_total", "Write attempts that failed in part or in whole.", outputLabel, nil)
+	descUp             = prometheus.NewDesc("auditpipe_output_up", "1 unless the output's last attempt failed as a whole (destination down, credentials rejected).", outputLabel, nil)
+	descLag            = prometheus.NewDesc("auditpipe_output_lag_seconds", "Age of the oldest queued event the output has not yet delivered; 0 when caught up.", outputLabel, nil)
+	descPending        = prometheus.NewDesc("auditpipe_output_pending_events", "Queued events the output has not yet acknowledged.", outputLabel, nil)
+)
+
+func (c *outputCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descDeadLettered, descFailedAttempts, descUp, descLag, descPending} {
+		ch <- d
 	}
+}
+
+func (c *outputCollector) Collect(ch chan<- prometheus.Metric) {
+	outs := c.current()
+	if len(outs) == 0 {
+		return
+	}
+	qs := c.q.Stats()
+	now := c.now()
+	for _, o := range outs {
+		name := o.name()
+		st := o.stats()
+		ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(st.Delivered), name)
+		ch <- prometheus.MustNewConstMetric(descRetried, prometheus.CounterValue, float64(st.Retried), name)
+		ch <- prometheus.MustNewConstMetric(descDeadLettered, prometheus.CounterValue, float64(st.DeadLettered), name)
+		ch <- prometheus.MustNewConstMetric(descFailedAttempts, prometheus.CounterValue, float64(st.FailedAttempts), name)
+		up := 1.0
+		if o.route.Health() != nil {
+			up = 0
+		}
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, name)
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, lag(qs, name, now).Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(qs.Consumers[name].Pending), name)
+	}
+}
+
+// reloaded records a reload's outcome.
+func (m *metrics) reloaded(ok bool, at time.Time) {
+	if !ok {
+		m.reloadOK.Set(0)
+		return
+	}
+	m.reloadOK.Set(1)
+	m.reloadTime.Set(float64(at.UnixNano()) / 1e9)
 }
 
 // watchInflight exposes the request bytes being read and transformed,

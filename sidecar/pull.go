@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 
 	"github.com/auditpipe/auditpipe"
@@ -14,20 +13,25 @@ import (
 )
 
 // pullSource polls an app's audit endpoint instead of being posted to.
+// It is a runner that makes its Poller when it starts: the Poller reads
+// the watermark then, after the source's previous version (before a
+// reload) has stopped and saved its own, so the pair never polls at once
+// and the new one carries on where the old one left off.
 type pullSource struct {
-	name   string
-	poller *pull.Poller
-	s      *Sidecar
+	cfg  pull.Config
+	opts pull.Options
 }
 
+// newPull checks sc's pull settings by making a Poller (which reads the
+// watermark, so an unreadable one fails here, before anything runs).
 func (s *Sidecar) newPull(sc *config.Source, src *source) (*pullSource, error) {
 	pc := sc.Pull
 	cfg := pull.Config{URL: pc.URL, Limit: pc.Limit, Interval: pc.Interval, BearerToken: pc.BearerToken,
 		Headers: pc.Headers, TLS: pc.TLS, Timeout: pc.Timeout}
-	if s.pullMetrics == nil {
+	if s.pullMetrics == nil { // New and reloads run one at a time
 		s.pullMetrics = pull.NewMetrics(s.metrics.reg)
 	}
-	p, err := pull.New(cfg, pull.Options{
+	opts := pull.Options{
 		Source:      sc.Name,
 		Transformer: src.tr,
 		Enqueue: func(ctx context.Context, events []auditpipe.Event) error {
@@ -47,15 +51,17 @@ func (s *Sidecar) newPull(sc *config.Source, src *source) (*pullSource, error) {
 		Logger:   s.log.With("source", sc.Name),
 		Metrics:  s.pullMetrics,
 		Now:      s.now,
-	})
-	if err != nil {
+	}
+	if _, err := pull.New(cfg, opts); err != nil {
 		return nil, err
 	}
-	return &pullSource{name: sc.Name, poller: p, s: s}, nil
+	return &pullSource{cfg: cfg, opts: opts}, nil
 }
 
-func (p *pullSource) run(ctx context.Context) {
-	if err := p.poller.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		p.s.log.Error("pull source stopped", "source", p.name, "err", err)
+func (p *pullSource) Run(ctx context.Context) error {
+	poller, err := pull.New(p.cfg, p.opts)
+	if err != nil {
+		return err
 	}
+	return poller.Run(ctx)
 }

@@ -41,10 +41,10 @@ func newChain(key ed25519.PrivateKey, cfg integrity.Config, output, instance str
 	return &chain{sealer: s, head: head}, nil
 }
 
-// openChains starts or continues the chain of every sealed output when
-// integrity is on. The key is read here, so a missing or wrong key stops
-// the start with its cause, before anything is accepted.
-func (s *Sidecar) openChains(env func(string) (string, bool)) error {
+// openSealing reads the signing key when integrity is on, so a missing or
+// wrong key stops the start with its cause, before anything is accepted.
+// The key and the instance name are kept for outputs a reload adds.
+func (s *Sidecar) openSealing(env func(string) (string, bool)) error {
 	ic := s.cfg.Integrity
 	if !ic.Enabled() {
 		return nil
@@ -53,23 +53,23 @@ func (s *Sidecar) openChains(env func(string) (string, bool)) error {
 	if err != nil {
 		return fmt.Errorf("integrity.%w", err)
 	}
-	instance := ic.InstanceName(env)
-	s.chains = map[string]*chain{}
-	for _, r := range s.outputs.Routes {
-		if r.Unsealed {
-			continue
-		}
-		rd, err := s.queue.Reader(r.Name())
-		if err != nil {
-			return err
-		}
-		c, err := newChain(key, ic, r.Name(), instance, rd, s.now())
-		if err != nil {
-			return fmt.Errorf("outputs %s: %w", r.Name(), err)
-		}
-		s.chains[r.Name()] = c
-		s.log.Info("integrity: sealing", "output", r.Name(), "stream", c.head.Stream, "seq", c.head.Seq, "key_id", c.sealer.KeyID())
+	s.sealKey, s.instance = key, ic.InstanceName(env)
+	return nil
+}
+
+// openChain starts or continues o's chain, if integrity is on and o is
+// sealed; o.chain stays nil otherwise.
+func (s *Sidecar) openChain(o *output) error {
+	if s.sealKey == nil || o.route.Unsealed {
+		o.chain = nil
+		return nil
 	}
+	c, err := newChain(s.sealKey, s.cfg.Integrity, o.name(), s.instance, o.rd, s.now())
+	if err != nil {
+		return fmt.Errorf("outputs %s: %w", o.name(), err)
+	}
+	o.chain = c
+	s.log.Info("integrity: sealing", "output", o.name(), "stream", c.head.Stream, "seq", c.head.Seq, "key_id", c.sealer.KeyID())
 	return nil
 }
 

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -30,29 +31,49 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is the program's version (webhook User-Agent, logs).
 	Version string
-	// Env reads the environment (pod labels); os.LookupEnv when nil.
+	// Env reads the environment (pod labels, ${VAR} in a reloaded
+	// configuration); os.LookupEnv when nil.
 	Env func(string) (string, bool)
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// ConfigFile is the file Reload reads; without it Reload fails.
+	ConfigFile string
+	// EnableReload serves POST /-/reload (--enable-reload). Off by
+	// default, as in Prometheus: anyone who can reach the port could
+	// otherwise make the sidecar re-read its file. SIGHUP needs no such
+	// switch.
+	EnableReload bool
 }
 
 // Sidecar is a configured, running-or-ready sidecar.
 type Sidecar struct {
+	// cfg is the configuration the sidecar started with, for what a
+	// reload cannot change (data_dir, queue, listener, dead_letter,
+	// integrity); gen.cfg is the current one.
 	cfg     *config.Config
+	opts    Options
 	log     *slog.Logger
 	now     func() time.Time
 	queue   *queue.Queue
 	dlq     *dlq.Store
-	outputs *fanout.Set
-	sources map[string]*source
-	pulls   []*pullSource
 	metrics *metrics
 	// pullMetrics are shared by every pull source.
 	pullMetrics *pull.Metrics
-	labels      map[string]string
 
-	// closers release what sources hold (external transformer processes).
-	closers []func() error
+	// gen is the current configuration's sources and outputs; see
+	// generation.
+	gen atomic.Pointer[generation]
+
+	// reloadMu serialises reloads, and them with Run's start and
+	// shutdown; runCtx is the parent of the delivery and source loops
+	// while Run runs (nil before and after).
+	reloadMu sync.Mutex
+	runCtx   context.Context
+	// retiring counts the replaced generations waiting for their last
+	// request before closing the transformers they alone held; retired
+	// is closed at shutdown to stop waiting.
+	retiring sync.WaitGroup
+	retired  chan struct{}
 
 	// inflight bounds the request bytes being read and transformed at
 	// once (server.max_inflight_bytes), so memory does not grow with the
@@ -63,9 +84,10 @@ type Sidecar struct {
 	draining atomic.Bool
 	ln       net.Listener
 
-	// chains are the sealed outputs' hash chains, by output name; empty
+	// sealKey and instance sign the sealed outputs' hash chains; nil
 	// without integrity.signing_key_file.
-	chains map[string]*chain
+	sealKey  ed25519.PrivateKey
+	instance string
 }
 
 // New builds everything the configuration describes: it opens the queue
@@ -81,12 +103,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Sidecar, error
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Sidecar{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: newMetrics(), labels: cfg.StaticLabels(opts.Env),
-		inflight: newInflight(cfg.Server.MaxInflightBytes)}
+	s := &Sidecar{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, metrics: newMetrics(opts.Now()),
+		inflight: newInflight(cfg.Server.MaxInflightBytes), retired: make(chan struct{})}
 	// The results are not named: a named *Sidecar would be nil by the time
 	// a deferred cleanup ran on "return nil, err", and every startup error
 	// would surface as a nil-pointer panic instead of its cause.
-	if err := s.open(ctx, opts); err != nil {
+	if err := s.open(ctx); err != nil {
 		s.closeAll(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -94,28 +116,48 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Sidecar, error
 }
 
 // open does New's work; on error, New undoes whatever it had opened.
-func (s *Sidecar) open(ctx context.Context, opts Options) (err error) {
+func (s *Sidecar) open(ctx context.Context) (err error) {
 	cfg := s.cfg
 	if s.dlq, err = dlq.Open(cfg.DeadLetter); err != nil {
 		return err
 	}
-	if s.outputs, err = fanout.Build(ctx, standard.Registry(), cfg.Outputs, fanout.Deps{Logger: s.log, DeadLetters: s.dlq, Version: opts.Version}); err != nil {
+	g := newGeneration(cfg)
+	// Stored at once, so that closeAll finds whatever gets built.
+	s.gen.Store(g)
+	if err := fanout.Validate(standard.Registry(), outputConfigs(cfg)); err != nil {
 		return err
 	}
-	names := make([]string, len(s.outputs.Routes))
-	for i, r := range s.outputs.Routes {
-		names[i] = r.Name()
+	for i, oc := range outputConfigs(cfg) {
+		r, err := s.buildOutput(ctx, i, oc)
+		if err != nil {
+			return err
+		}
+		g.outputs = append(g.outputs, &output{cfg: oc, route: r})
+	}
+	g.selects = selectsOf(g.outputs)
+	names := make([]string, len(g.outputs))
+	for i, o := range g.outputs {
+		names[i] = o.name()
 	}
 	if s.queue, err = queue.Open(cfg.Queue, names, s.log.With("component", "queue")); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	if err = s.openChains(opts.Env); err != nil {
+	if err = s.openSealing(s.opts.Env); err != nil {
 		return err
 	}
-	s.metrics.watch(s.queue, s.outputs.Routes, s.now)
+	for _, o := range g.outputs {
+		if o.rd, err = s.queue.Reader(o.name()); err != nil {
+			return err
+		}
+		if err := s.openChain(o); err != nil {
+			return err
+		}
+	}
+	s.metrics.watch(s.queue, s.now)
+	s.metrics.watchOutputs(func() []*output { return s.gen.Load().outputs }, s.queue, s.now)
 	s.metrics.watchInflight(s.inflight)
 	s.metrics.watchDeadLetters(s.dlq)
-	if err = s.buildSources(ctx); err != nil {
+	if err = s.buildSources(ctx, g, nil); err != nil {
 		return err
 	}
 	s.handler = s.routes()
@@ -134,6 +176,15 @@ func (s *Sidecar) open(ctx context.Context, opts Options) (err error) {
 	return nil
 }
 
+// selectsOf is the outputs' routes as a fanout.Set, for Selects.
+func selectsOf(outs []*output) *fanout.Set {
+	set := &fanout.Set{Routes: make([]*fanout.Route, len(outs))}
+	for i, o := range outs {
+		set.Routes[i] = o.route
+	}
+	return set
+}
+
 // Addr is the address the server listens on (useful with port 0).
 func (s *Sidecar) Addr() net.Addr { return s.ln.Addr() }
 
@@ -149,6 +200,9 @@ func (s *Sidecar) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	if s.opts.EnableReload {
+		mux.HandleFunc("POST /-/reload", s.serveReload)
+	}
 	return mux
 }
 
@@ -168,16 +222,21 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	deliverCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
-	var loops sync.WaitGroup
-	for _, r := range s.outputs.Routes {
-		loops.Go(func() { s.deliverLoop(deliverCtx, r) })
+	s.reloadMu.Lock()
+	s.runCtx = deliverCtx
+	g := s.gen.Load()
+	for _, o := range g.outputs {
+		s.startLoop(deliverCtx, o)
 	}
-	for _, p := range s.pulls {
-		loops.Go(func() { p.run(deliverCtx) })
+	for _, src := range g.sources {
+		if src.runner != nil {
+			src.run = start(deliverCtx, s.log, src.name, src.runner)
+		}
 	}
+	s.reloadMu.Unlock()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(s.ln) }()
-	s.log.Info("sidecar listening", "addr", s.ln.Addr().String(), "sources", len(s.sources), "outputs", len(s.outputs.Routes))
+	s.log.Info("sidecar listening", "addr", s.ln.Addr().String(), "sources", len(g.sources), "outputs", len(g.outputs))
 
 	var err error
 	select {
@@ -185,16 +244,29 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	case err = <-served:
 		err = fmt.Errorf("server: %w", err)
 	}
-	s.log.Info("shutting down", "grace", s.cfg.Server.ShutdownGrace)
+	grace := s.gen.Load().cfg.Server.ShutdownGrace
+	s.log.Info("shutting down", "grace", grace)
 	s.draining.Store(true)
-	graceCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownGrace)
+	graceCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	if serr := srv.Shutdown(graceCtx); serr != nil {
 		s.log.Warn("requests still in flight at the end of the grace period", "err", serr)
 		srv.Close()
 	}
+	// No reload from here on: it would start loops that nothing stops.
+	s.reloadMu.Lock()
+	s.runCtx = nil
+	s.reloadMu.Unlock()
 	stopDelivery()
-	loops.Wait()
+	g = s.gen.Load()
+	for _, o := range g.outputs {
+		<-o.loop.done
+	}
+	for _, src := range g.sources {
+		if src.run != nil {
+			<-src.run.done
+		}
+	}
 	s.closeAll(graceCtx)
 	s.log.Info("stopped")
 	return err
@@ -209,18 +281,20 @@ func (s *Sidecar) closeAll(ctx context.Context) {
 			s.log.Error("closing the queue", "err", err)
 		}
 	}
-	if s.outputs != nil {
-		if err := s.outputs.Close(ctx); err != nil {
-			s.log.Error("closing outputs", "err", err)
+	close(s.retired)
+	s.retiring.Wait()
+	if g := s.gen.Load(); g != nil {
+		for _, o := range g.outputs {
+			if err := o.route.Output().Close(ctx); err != nil {
+				s.log.Error("closing outputs", "output", o.name(), "err", err)
+			}
+		}
+		for _, src := range g.sources {
+			src.close(s.log)
 		}
 	}
 	if s.dlq != nil {
 		s.dlq.Close()
-	}
-	for _, c := range s.closers {
-		if err := c(); err != nil {
-			s.log.Error("closing a transformer", "err", err)
-		}
 	}
 }
 
@@ -283,13 +357,15 @@ func (s *Sidecar) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if ds := s.dlq.Stats(); ds.Err != nil {
 		notes = append(notes, "dead-letter store: writes failing, malformed payloads get 503: "+ds.Err.Error())
 	}
-	if st.MaxBytes > 0 && float64(st.Bytes) > s.cfg.Ready.MaxFill*float64(st.MaxBytes) {
-		problems = append(problems, fmt.Sprintf("queue %.0f%% full (ready.max_fill %.0f%%)", 100*float64(st.Bytes)/float64(st.MaxBytes), 100*s.cfg.Ready.MaxFill))
+	g := s.gen.Load()
+	rc := g.cfg.Ready
+	if st.MaxBytes > 0 && float64(st.Bytes) > rc.MaxFill*float64(st.MaxBytes) {
+		problems = append(problems, fmt.Sprintf("queue %.0f%% full (ready.max_fill %.0f%%)", 100*float64(st.Bytes)/float64(st.MaxBytes), 100*rc.MaxFill))
 	}
-	if s.cfg.Ready.MaxLag > 0 {
-		for _, r := range s.outputs.Routes {
-			if l := lag(st, r.Name(), s.now()); l > s.cfg.Ready.MaxLag {
-				problems = append(problems, fmt.Sprintf("output %s lags %s (ready.max_lag %s)", r.Name(), l.Round(time.Second), s.cfg.Ready.MaxLag))
+	if rc.MaxLag > 0 {
+		for _, o := range g.outputs {
+			if l := lag(st, o.name(), s.now()); l > rc.MaxLag {
+				problems = append(problems, fmt.Sprintf("output %s lags %s (ready.max_lag %s)", o.name(), l.Round(time.Second), rc.MaxLag))
 			}
 		}
 	}

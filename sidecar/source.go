@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"strconv"
@@ -25,60 +26,74 @@ import (
 	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
-// source is one configured source, ready to serve.
+// source is one configured source, ready to serve. A reload that leaves
+// its configuration as it was keeps the same value.
 type source struct {
 	name    string
+	cfg     config.Source // as built, to tell whether a reload changed it
 	tr      transformers.Transformer
 	stage   *ingest.Stage // tr, with the static labels and the source's own
 	auth    auth.Verifier
 	limiter *rate.Limiter // nil: unlimited
 	maxBody int64
+	// closer releases what tr holds (an external transformer's process);
+	// nil when nothing.
+	closer func() error
+	// runner is the source's own loop (a pull source's poller), nil for a
+	// source that is posted to; run is it running, under reloadMu.
+	runner runner
+	run    *running
 }
 
-func (s *Sidecar) buildSources(ctx context.Context) error {
-	s.sources = map[string]*source{}
-	for i := range s.cfg.Sources {
-		sc := &s.cfg.Sources[i]
-		at := fmt.Sprintf("sources[%d] (%s)", i, sc.Name)
-		var tr transformers.Transformer
-		if sc.Format == "external" {
-			ext, err := external.New(ctx, *sc.Transformer, s.log.With("source", sc.Name, "component", "transformer"))
-			if err != nil {
-				return fmt.Errorf("%s: transformer: %w", at, err)
-			}
-			s.closers = append(s.closers, ext.Close)
-			tr = ext
-		} else {
-			reg, err := formats.NewRegistry(formats.Config{Common: s.cfg.Common, Sections: sc.Sections})
-			if err != nil {
-				return fmt.Errorf("%s: %w", at, err)
-			}
-			if tr, err = reg.Get(sc.Format); err != nil {
-				return fmt.Errorf("%s: format: %w", at, err)
-			}
-		}
-		v, err := auth.New(sc.Auth)
+// newSource builds the source sc of the configuration cfg.
+func (s *Sidecar) newSource(ctx context.Context, cfg *config.Config, sc *config.Source) (_ *source, err error) {
+	src := &source{name: sc.Name, cfg: *sc, maxBody: sc.MaxBodyBytes}
+	defer func() {
 		if err != nil {
-			return fmt.Errorf("%s: auth: %w", at, err)
+			src.close(s.log)
 		}
-		stage, err := s.newStage(sc, tr)
+	}()
+	if sc.Format == "external" {
+		ext, err := external.New(ctx, *sc.Transformer, s.log.With("source", sc.Name, "component", "transformer"))
 		if err != nil {
-			return fmt.Errorf("%s: %w", at, err)
+			return nil, fmt.Errorf("transformer: %w", err)
 		}
-		src := &source{name: sc.Name, tr: tr, stage: stage, auth: v, maxBody: sc.MaxBodyBytes}
-		if sc.RateLimit.RequestsPerSecond > 0 {
-			src.limiter = rate.NewLimiter(rate.Limit(sc.RateLimit.RequestsPerSecond), sc.RateLimit.Burst)
+		src.closer = ext.Close
+		src.tr = ext
+	} else {
+		reg, err := formats.NewRegistry(formats.Config{Common: cfg.Common, Sections: sc.Sections})
+		if err != nil {
+			return nil, err
 		}
-		s.sources[sc.Name] = src
-		if sc.Pull != nil {
-			p, err := s.newPull(sc, src)
-			if err != nil {
-				return fmt.Errorf("%s: pull: %w", at, err)
-			}
-			s.pulls = append(s.pulls, p)
+		if src.tr, err = reg.Get(sc.Format); err != nil {
+			return nil, fmt.Errorf("format: %w", err)
 		}
 	}
-	return nil
+	if src.auth, err = auth.New(sc.Auth); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if src.stage, err = s.newStage(cfg, sc, src.tr); err != nil {
+		return nil, err
+	}
+	if sc.RateLimit.RequestsPerSecond > 0 {
+		src.limiter = rate.NewLimiter(rate.Limit(sc.RateLimit.RequestsPerSecond), sc.RateLimit.Burst)
+	}
+	if sc.Pull != nil {
+		if src.runner, err = s.newPull(sc, src); err != nil {
+			return nil, fmt.Errorf("pull: %w", err)
+		}
+	}
+	return src, nil
+}
+
+// close releases the source's transformer. Its loop, if any, has ended.
+func (src *source) close(log *slog.Logger) {
+	if src.closer == nil {
+		return
+	}
+	if err := src.closer(); err != nil {
+		log.Error("closing a transformer", "source", src.name, "err", err)
+	}
 }
 
 // answer is the JSON body of the answer to a payload that was transformed
@@ -100,8 +115,8 @@ type refused struct {
 
 // newStage makes the stage sc's payloads go through: tr, the static
 // labels under the source's own, and its skips counted per source.
-func (s *Sidecar) newStage(sc *config.Source, tr transformers.Transformer) (*ingest.Stage, error) {
-	labels := maps.Clone(s.labels)
+func (s *Sidecar) newStage(cfg *config.Config, sc *config.Source, tr transformers.Transformer) (*ingest.Stage, error) {
+	labels := cfg.StaticLabels(s.opts.Env)
 	if labels == nil {
 		labels = map[string]string{}
 	}
@@ -114,8 +129,12 @@ func (s *Sidecar) newStage(sc *config.Source, tr transformers.Transformer) (*ing
 
 func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// The whole request is served by the generation it started with: a
+	// reload meanwhile changes nothing under it.
+	g := s.acquire()
+	defer g.release()
 	name := r.PathValue("name")
-	src, ok := s.sources[name]
+	src, ok := g.sources[name]
 	if !ok {
 		writeAnswer(w, http.StatusNotFound, refused{fmt.Sprintf("no source named %q", name)})
 		return
@@ -244,13 +263,14 @@ func writeAnswer(w http.ResponseWriter, code int, body any) int {
 func (s *Sidecar) enqueue(ctx context.Context, events []auditpipe.Event) error {
 	// All events go into one buffer; the records are cut from it once it
 	// has stopped growing (it may move while it grows).
+	sel := s.gen.Load().selects
 	ends := make([]int, len(events))
 	var buf []byte
 	for i := range events {
 		ev := &events[i]
 		buf = eventjson.Append(buf, ev)
 		ends[i] = len(buf)
-		if !s.outputs.Selects(ev) {
+		if !sel.Selects(ev) {
 			s.metrics.unmatched.Inc()
 		}
 	}

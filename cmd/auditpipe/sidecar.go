@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/auditpipe/auditpipe/sidecar"
 	"github.com/auditpipe/auditpipe/sidecar/config"
@@ -19,8 +21,9 @@ func sidecarCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "the sidecar's YAML configuration (required)")
 	check := fs.Bool("check-config", false, "validate the configuration and exit: 0 when valid, 2 with every problem listed otherwise")
+	enableReload := fs.Bool("enable-reload", false, "serve POST /-/reload, which re-reads the configuration file as SIGHUP does")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: auditpipe sidecar --config FILE [--check-config]\n\nRuns the HTTP receiver with its durable queue and delivers to the configured outputs.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: auditpipe sidecar --config FILE [--check-config] [--enable-reload]\n\nRuns the HTTP receiver with its durable queue and delivers to the configured outputs.\nSIGHUP re-reads the configuration file.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -42,12 +45,30 @@ func sidecarCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "%s: valid (%d sources, %d outputs)\n", *configFile, len(cfg.Sources), max(len(cfg.Outputs), 1))
 		return exitOK
 	}
+	// Taken before anything starts: SIGHUP's default action would end the
+	// process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := newLogger(cfg.Log, stderr)
-	s, err := sidecar.New(ctx, cfg, sidecar.Options{Logger: log, Version: versionString()})
+	s, err := sidecar.New(ctx, cfg, sidecar.Options{Logger: log, Version: versionString(),
+		ConfigFile: *configFile, EnableReload: *enableReload})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailed
 	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading the configuration", "file", *configFile)
+				// Reload logs its outcome, every problem included.
+				_ = s.Reload(ctx)
+			}
+		}
+	}()
 	if err := s.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return exitFailed
