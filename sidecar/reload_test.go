@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -486,4 +488,148 @@ func sample(metrics, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// TestReloadReplacesAnExternalTransformer changes an external source's
+// labels: its plugin process is replaced once the requests using it are
+// done, and a reload that leaves the source alone keeps the process.
+func TestReloadReplacesAnExternalTransformer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example plugin")
+	}
+	plugin := filepath.Join(t.TempDir(), "github-audit-plugin")
+	if out, err := exec.Command("go", "build", "-o", plugin, "../examples/transformer-plugin").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	const conf = `
+data_dir: ${DIR}
+server: {listen: "127.0.0.1:0"}
+sources:
+  - name: github
+    format: external
+    transformer: {path: "` + "%s" + `"}
+    auth: {none: true}
+    labels: {team: %s}
+outputs:
+  - {name: events, type: file, file: {path: "${DIR}/events.ndjson"}%s}
+`
+	r := startFileIn(t, t.TempDir(), fmt.Sprintf(conf, plugin, "a", ""), false)
+	page, err := os.ReadFile("../examples/transformer-plugin/githubaudit/testdata/audit_log_page.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	postPage := func() int {
+		got := post(t, r.url+"/v1/sources/github", page, nil)
+		if got.code != 200 {
+			t.Fatalf("%d %s", got.code, got.raw)
+		}
+		return int(got.body["accepted"].(float64))
+	}
+	n := postPage()
+	first := pluginPIDs(t, plugin)
+	if len(first) != 1 {
+		t.Fatalf("plugin processes %v, want one", first)
+	}
+
+	// Only the output changes: the source, and its process, stay.
+	r.write(t, fmt.Sprintf(conf, plugin, "a", ", batch: {max_events: 10}"))
+	if err := r.s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if pids := pluginPIDs(t, plugin); len(pids) != 1 || pids[0] != first[0] {
+		t.Fatalf("plugin processes %v after a reload that kept the source, want %v", pids, first)
+	}
+
+	r.write(t, fmt.Sprintf(conf, plugin, "b", ", batch: {max_events: 10}"))
+	if err := r.s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	postPage()
+	waitFor(t, "the old plugin process to exit", func() bool {
+		pids := pluginPIDs(t, plugin)
+		return len(pids) == 1 && pids[0] != first[0]
+	})
+	evs := events(t, filepath.Join(r.dir, "events.ndjson"), 2*n)
+	if got := evs[len(evs)-1].Labels["team"]; got != "b" {
+		t.Errorf("after the reload an event has team=%q, want b", got)
+	}
+}
+
+// TestReloadRestartsAPullSource changes a pull source's token: its
+// poller restarts with it at once and carries on from its watermark, so
+// no entry is queued twice.
+func TestReloadRestartsAPullSource(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		entries []string // oldest first
+		token   = "token-one"
+		seen    = map[string]int{}
+	)
+	add := func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for range n {
+			i := len(entries)
+			entries = append(entries, fmt.Sprintf(`{"recorded_at": %d, "actor": "api-token", "action": "deploy.create", "target": "app-%d", "outcome": "ok"}`, 1700000000+i, i))
+		}
+	}
+	yoq := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[r.Header.Get("Authorization")]++
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		page := make([]string, 0, len(entries))
+		for i := len(entries) - 1; i >= 0; i-- {
+			page = append(page, entries[i])
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, "["+strings.Join(page, ",")+"]")
+	}))
+	defer yoq.Close()
+	const conf = `
+data_dir: ${DIR}
+server: {listen: "127.0.0.1:0"}
+sources:
+  - name: yoq
+    format: app
+    app: {flavor: yoq}
+    auth: {none: true}
+    pull: {url: "%s/v1/audit", bearer_token: %s, interval: 1h}
+outputs:
+  - {name: events, type: file, file: {path: "${DIR}/events.ndjson"}}
+`
+	add(3)
+	r := startFileIn(t, t.TempDir(), fmt.Sprintf(conf, yoq.URL, "token-one"), false)
+	out := filepath.Join(r.dir, "events.ndjson")
+	events(t, out, 3)
+
+	// The token rotates: the next poll must carry the new one, and it
+	// comes at once (the interval is an hour) because the poller restarts.
+	mu.Lock()
+	token = "token-two"
+	mu.Unlock()
+	add(2)
+	r.write(t, fmt.Sprintf(conf, yoq.URL, "token-two"))
+	if err := r.s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, out, 5)
+	ids := map[string]int{}
+	for _, ev := range evs {
+		ids[ev.ID]++
+	}
+	if len(ids) != 5 || len(evs) != 5 {
+		t.Errorf("%d events, %d distinct, want 5 once each", len(evs), len(ids))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["Bearer token-two"] == 0 || seen["Bearer token-one"] != 1 {
+		t.Errorf("polls by token %v, want one with the old and then the new", seen)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "pull", "yoq.json")); err != nil {
+		t.Errorf("watermark: %v", err)
+	}
 }
