@@ -19,4 +19,16 @@
 // 413 and 415, and 503 with Retry-After for everything transient (a full
 // queue, a rate limit, shutdown) — never 429 or another 4xx, because
 // Alertmanager retries only 5xx and drops the rest.
+//
+// The configuration can be reloaded without a restart (Reload: SIGHUP,
+// or POST /-/reload when enabled). The sources and outputs of one loaded
+// configuration form a generation, immutable once published: a request
+// takes the current one with an atomic load and a reference count, and
+// finishes on it whatever reloads happen meanwhile. A reload builds the
+// whole next generation first (keeping unchanged sources and outputs as
+// they are), so a bad file changes nothing; then it moves the output
+// loops over (a changed output keeps its queue cursor and chain head), swaps
+// the generation, restarts the loops of changed pull sources (runner)
+// and, once the old generation's last request is done, closes the
+// transformers no longer used.
 package sidecar

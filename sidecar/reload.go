@@ -95,13 +95,21 @@ func (s *Sidecar) reload(ctx context.Context) (reloadSummary, error) {
 	}
 	old := s.gen.Load()
 	g := newGeneration(cfg)
-	plan, err := s.planOutputs(ctx, old, g)
-	if err != nil {
-		return sum, err
-	}
-	if err := s.buildSources(ctx, g, old); err != nil {
-		s.undo(plan)
-		return sum, err
+	// Both are tried, so that one reload reports every problem.
+	plan, oerr := s.planOutputs(ctx, old, g)
+	serr := s.buildSources(ctx, g, old)
+	if oerr != nil || serr != nil {
+		if oerr == nil {
+			s.undo(plan)
+		}
+		if serr == nil {
+			for name, src := range g.sources {
+				if old.sources[name] != src {
+					src.close(s.log)
+				}
+			}
+		}
+		return sum, errors.Join(oerr, serr)
 	}
 
 	// Nothing fails from here on: the new configuration is built.
