@@ -3,6 +3,7 @@ package tlsfiles
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -138,6 +139,7 @@ func (w *watched[T]) check(now time.Time) {
 	w.lastRead = now
 	sum := hash(data)
 	if sum == w.sum {
+		w.lastErr = "" // readable again: a later problem is news
 		return
 	}
 	w.sum = sum
@@ -207,11 +209,9 @@ func stampsEqual(a, b []stamp) bool {
 func hash(data [][]byte) [sha256.Size]byte {
 	h := sha256.New()
 	for _, d := range data {
-		var n [8]byte
-		for i := range n {
-			n[i] = byte(len(d) >> (8 * i))
-		}
-		h.Write(n[:])
+		// Lengths first, so that moving bytes from one file to the other
+		// changes the sum.
+		h.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(d))))
 		h.Write(d)
 	}
 	var sum [sha256.Size]byte
