@@ -386,16 +386,18 @@ func TestRenderRefuses(t *testing.T) {
 	}{
 		{[]string{"terminationGracePeriodSeconds=30"}, "terminationGracePeriodSeconds: 30 is less than drain.timeout + config.server.shutdown_grace + 10s = 95s"},
 		{[]string{"drain.timeout=2m", "terminationGracePeriodSeconds=120"}, "= 155s"},
-		{[]string{"drain.timeout=soon"}, `drain.timeout: "soon" is not a duration`},
+		// values.schema.json catches these before the templates do.
+		{[]string{"drain.timeout=soon"}, "/drain/timeout"},
+		{[]string{"replica=3"}, "'replica' not allowed"},
 		{[]string{"config.server.shutdown_grace=25"}, `config.server.shutdown_grace: "25" is not a duration`},
 		{[]string{"config.data_dir=/data"}, "config.data_dir: set by the chart"},
 		{[]string{"config.server.listen=:9090"}, "config.server.listen: set by the chart"},
 		{[]string{"tls.secretName=x", "config.server.tls.cert_file=/x"}, "config.server.tls: cert_file and key_file are set by the chart"},
 		{[]string{"tls.secretName=x", "config.server.tls.client_ca_file=/x"}, "config.server.tls.client_ca_file"},
 		{[]string{"config.sources=null"}, "config.sources: list at least one source"},
-		{[]string{"mode=daemonset"}, `mode: "daemonset" is neither gateway nor sidecar`},
+		{[]string{"mode=daemonset"}, "/mode"},
 		{[]string{"ingress.enabled=true"}, "ingress.hosts"},
-		{[]string{"secrets[0].items=null", "secrets[0].name="}, "secrets[0].name"},
+		{[]string{"secrets[0].name="}, "/secrets/0/name"},
 	} {
 		out, err := runHelm(t, templateArgs(chartDir, []string{minimal}, c.sets)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

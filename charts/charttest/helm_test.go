@@ -235,9 +235,17 @@ var (
 	buildErr  error
 )
 
-// auditpipeBinary builds cmd/auditpipe once for the package's tests.
+// EnvAuditpipe names the environment variable that points at an
+// auditpipe binary to use instead of building one.
+const EnvAuditpipe = "AUDITPIPE_BIN"
+
+// auditpipeBinary returns $AUDITPIPE_BIN, or builds cmd/auditpipe once
+// for the package's tests.
 func auditpipeBinary(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv(EnvAuditpipe); p != "" {
+		return p
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "charttest-")
 		if err != nil {
