@@ -82,6 +82,11 @@ outputs:
 	}
 	poisonID := events(t, out)[0].ID
 
+	// The file output has everything; the webhook output nothing.
+	waitFor(t, "the file output caught up", func() bool {
+		return strings.Contains(get(base+"/metrics"), `auditpipe_output_pending_events{output="archive"} 0`)
+	})
+
 	// A drain with a short timeout while the destination is down answers
 	// that the queue is not empty, and says how much is left.
 	var stdout, stderr bytes.Buffer
@@ -188,6 +193,17 @@ func status(url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+func get(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return b.String()
 }
 
 func postJSON(t *testing.T, url string, body []byte) int {
