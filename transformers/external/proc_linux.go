@@ -1,7 +1,9 @@
 package external
 
 import (
+	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 )
 
@@ -18,4 +20,25 @@ import (
 // ends the plugin itself (Close, or the parent-death signal).
 func setProcAttrs(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	closeOnExec()
+}
+
+// closeOnExec marks every descriptor of the host above stderr
+// close-on-exec, so that the plugin inherits none. Go opens its own so,
+// but a C host does not: in Fluent Bit the plugin got the engine's pipes,
+// the inputs' listening sockets and whatever connection was open when it
+// (re)started, and a connection the host closes stays open, its peer
+// never told, while the plugin holds a copy. (A host that starts children
+// of its own gives them its descriptors explicitly, which dup2 makes
+// inheritable again.)
+func closeOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
