@@ -372,3 +372,45 @@ func waitFile(t *testing.T, path string) {
 }
 
 var _ batcher = (*external.Transformer)(nil)
+
+// Workers N flush concurrently through the one plugin process of the
+// instance: every record of every chunk comes back to its own chunk.
+func TestFlushExternalConcurrent(t *testing.T) {
+	_, test := plugins(t)
+	in, out, _ := newExternalInstance(t, test, "Payload_Key", "log")
+	var wg sync.WaitGroup
+	codes := make([]Code, 4)
+	var want []string
+	for w := range codes {
+		var chunk []byte
+		for i := range 50 {
+			id := fmt.Sprintf("w%d-%d", w, i)
+			chunk = appendRecord(t, chunk, classic, eventTime, nil, map[string]any{"log": id})
+			want = append(want, id)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[w] = in.Flush(context.Background(), "w"+strconv.Itoa(w), chunk)
+		}()
+	}
+	wg.Wait()
+	for w, c := range codes {
+		if c != OK {
+			t.Errorf("worker %d: Flush = %v", w, c)
+		}
+	}
+	var got []string
+	for _, ev := range readEvents(t, out) {
+		got = append(got, ev.ID)
+		if !strings.HasPrefix(ev.ID, ev.Labels[TagLabel]+"-") {
+			t.Errorf("event %s came back to chunk %s", ev.ID, ev.Labels[TagLabel])
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("ids:\n got %v\nwant %v", got, want)
+	}
+	childPID(t, test) // still one process
+}
