@@ -20,6 +20,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/standard"
 	"github.com/auditpipe/auditpipe/transformers"
+	"github.com/auditpipe/auditpipe/transformers/external"
 	"github.com/auditpipe/auditpipe/transformers/formats"
 	"github.com/tinylib/msgp/msgp"
 )
@@ -82,6 +83,12 @@ type Instance struct {
 	// chains seal each output's deliveries when Integrity_Key_File is
 	// set; nil otherwise.
 	chains *chains
+	// batcher maps a whole chunk's payloads in one call when the
+	// transformer can (Format external); nil otherwise.
+	batcher batcher
+	// closeTr ends the transformer's process (Format external); nil for
+	// the built-in formats, which hold nothing.
+	closeTr func() error
 
 	records, events, skipped, deadLettered atomic.Int64
 	ok, retry, failed                      atomic.Int64
@@ -92,18 +99,31 @@ type Instance struct {
 	parallel int
 }
 
-// New builds an Instance from cfg. A nil logger discards logs.
+// batcher is a transformer whose cost is per call rather than per
+// payload (the external transformer: one round trip to its process), so a
+// chunk's records go to it in one call. Each result goes through the
+// stage as Ingest's would.
+type batcher interface {
+	TransformBatch(ctx context.Context, ins []transformers.Input) ([]transformers.Result, error)
+}
+
+// New builds an Instance from cfg. A nil logger discards logs. With
+// Format external it starts the transformer plugin, which Close ends.
 func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	reg, err := formats.NewRegistry(cfg.Transformers)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := reg.Get(cfg.Format)
-	if err != nil {
-		return nil, keyErr("Format", "%v", err)
+	var tr transformers.Transformer
+	if cfg.Format != external.Format {
+		reg, err := formats.NewRegistry(cfg.Transformers)
+		if err != nil {
+			return nil, err
+		}
+		if tr, err = reg.Get(cfg.Format); err != nil {
+			return nil, keyErr("Format", "%v", err)
+		}
+	} else if cfg.External == nil {
+		return nil, keyErr("External_Path", "required with Format external")
 	}
 	store, err := dlq.Open(dlq.Config{Dir: cfg.DLQDir})
 	if err != nil {
@@ -114,7 +134,18 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 		store.Close()
 		return nil, cfg.keyErrors(err)
 	}
+	var ext *external.Transformer
+	if tr == nil {
+		// Started last: it is a process to end if anything else fails.
+		if ext, err = external.New(ctx, *cfg.External, logger.With("component", "transformer")); err != nil {
+			return nil, errors.Join(cfg.externalErr(err), set.Close(ctx), store.Close())
+		}
+		tr = ext
+	}
 	in, err := newInstance(cfg, logger, tr, set, store)
+	if err == nil && ext != nil {
+		in.batcher, in.closeTr = ext, ext.Close
+	}
 	if err == nil && cfg.Integrity.Enabled() {
 		in.chains, err = openChains(cfg.Integrity, cfg.IntegrityStateDir, cfg.Integrity.InstanceName(os.LookupEnv), set.Routes, store, time.Now)
 		if err != nil {
@@ -122,7 +153,11 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 		}
 	}
 	if err != nil {
-		return nil, errors.Join(err, set.Close(ctx), store.Close())
+		errs := []error{err, set.Close(ctx), store.Close()}
+		if ext != nil {
+			errs = append(errs, ext.Close())
+		}
+		return nil, errors.Join(errs...)
 	}
 	return in, nil
 }
@@ -308,6 +343,10 @@ type batch struct {
 	// case) come from: the tag. Their events that bring no labels share
 	// one set. meta is the one record with metadata being read.
 	tagged, meta ingest.Origin
+	// inputs are the payloads of the records admitted so far, and recs
+	// those records, when the transformer maps a chunk in one call.
+	inputs []transformers.Input
+	recs   []Record
 }
 
 // maxPooledEvents bounds the batches kept for reuse, so one huge chunk
@@ -315,7 +354,7 @@ type batch struct {
 const maxPooledEvents = 4096
 
 func (in *Instance) putBatch(b *batch) {
-	if cap(b.res.Events) > maxPooledEvents {
+	if cap(b.res.Events) > maxPooledEvents || cap(b.inputs) > maxPooledEvents {
 		return
 	}
 	// Cleared: the events point into their chunk, which a pooled batch
@@ -327,6 +366,10 @@ func (in *Instance) putBatch(b *batch) {
 	b.corrupt = false
 	b.tagged.Reset()
 	b.meta.Reset()
+	clear(b.inputs)
+	b.inputs = b.inputs[:0]
+	clear(b.recs)
+	b.recs = b.recs[:0]
 	in.batches.Put(b)
 }
 
@@ -351,20 +394,62 @@ func (in *Instance) read(ctx context.Context, tag string, chunk []byte, now time
 			// and deliver what came before.
 			b.corrupt = true
 			b.letters = append(b.letters, outputs.DeadLetter{Time: now, Source: src, Error: err.Error(), Payload: dec.Rest()})
-			return nil
+			break
 		}
 		if !more {
-			return nil
+			break
 		}
 		records++
 		if err != nil {
 			b.letters = append(b.letters, letter(now, src, &rec, err.Error()))
 			continue
 		}
+		if in.batcher != nil {
+			in.queue(src, now, &rec, b)
+			continue
+		}
 		if err := in.take(ctx, src, tag, now, &rec, b); err != nil {
 			return err
 		}
 	}
+	if in.batcher != nil {
+		return in.takeBatch(ctx, tag, now, b)
+	}
+	return nil
+}
+
+// queue admits a record for takeBatch.
+func (in *Instance) queue(src string, now time.Time, rec *Record, b *batch) {
+	var input transformers.Input
+	if reason := in.admit(src, rec, &input); reason != "" {
+		b.letters = append(b.letters, letter(now, src, rec, reason))
+		return
+	}
+	b.inputs = append(b.inputs, input)
+	b.recs = append(b.recs, *rec)
+}
+
+// takeBatch maps the queued records in one call and takes each result as
+// take takes a record's: through the stage, dead-lettered if malformed.
+// The error is the batcher's: the transformer is unavailable (crashed,
+// hung past its timeout, restarting), and nothing of the chunk is kept,
+// so the retry makes it all again.
+func (in *Instance) takeBatch(ctx context.Context, tag string, now time.Time, b *batch) error {
+	if len(b.inputs) == 0 {
+		return nil
+	}
+	results, err := in.batcher.TransformBatch(ctx, b.inputs)
+	if err != nil {
+		return err
+	}
+	for i := range results {
+		rec := &b.recs[i]
+		out := in.stage.Take(&b.inputs[i], b.origin(tag, rec.Meta), &results[i], &b.res)
+		if out.Malformed() {
+			b.letters = append(b.letters, out.Letter(now, recordJSON(rec)))
+		}
+	}
+	return nil
 }
 
 // take takes one record as the sidecar takes a request: admitted (does it
@@ -499,11 +584,15 @@ func recordJSON(rec *Record) []byte {
 	return payload
 }
 
-// Close closes the outputs and the dead-letter store. Flushes after Close
-// answer Retry.
+// Close closes the outputs and the dead-letter store, and ends the
+// external transformer's process. Flushes after Close answer Retry.
 func (in *Instance) Close(ctx context.Context) error {
 	if in.closed.Swap(true) {
 		return nil
 	}
-	return errors.Join(in.set.Close(ctx), in.dlq.Close())
+	err := errors.Join(in.set.Close(ctx), in.dlq.Close())
+	if in.closeTr != nil {
+		err = errors.Join(err, in.closeTr())
+	}
+	return err
 }
