@@ -239,17 +239,38 @@ func (c *Consumer) shutdown(cl *kgo.Client) {
 	}
 	c.mu.Unlock()
 	c.stop(cl, all)
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RebalanceTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownBound)
 	defer cancel()
 	c.commit(ctx, cl)
-	// Close leaves the group (revoking what is left, which commits again:
-	// a no-op by now), so the partitions move at once rather than after
-	// the session timeout.
-	cl.Close()
-	c.log.Info("kafka source stopped: offsets committed, group left")
+	// Leaving (which revokes what is left and commits again: a no-op by
+	// now) moves the partitions at once rather than after the session
+	// timeout. It waits for a rebalance under way, which waits for the
+	// members that have not rejoined, dead ones too: it is bounded, and
+	// the partitions then move when this member's session expires.
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		if err := cl.LeaveGroupContext(ctx); err != nil {
+			c.log.Warn("kafka source: leaving the group did not finish; its partitions move when the session expires", "err", err)
+		}
+		cl.Close()
+	}()
+	select {
+	case <-left:
+		c.log.Info("kafka source stopped: offsets committed, group left")
+	case <-ctx.Done():
+		c.log.Warn("kafka source: the client did not close in time; giving up on it", "after", shutdownBound)
+	}
 }
 
+// shutdownBound bounds committing and leaving the group at shutdown,
+// each, so that the sidecar stops within Kubernetes' grace period even
+// when the brokers do not answer: what was not committed is read again.
+const shutdownBound = 10 * time.Second
+
 func (c *Consumer) commit(ctx context.Context, cl *kgo.Client) {
+	ctx, cancel := context.WithTimeout(ctx, shutdownBound)
+	defer cancel()
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.m.CommitErrors.WithLabelValues(c.opts.Source).Inc()
 		c.log.Warn("kafka source: committing offsets failed; the partitions' next owners read those messages again", "err", err)
