@@ -23,11 +23,12 @@ import (
 // it has no cores of its own, a floor for a real fleet. Every iteration
 // consumes the same pre-produced topic with a new group; the rate is
 // taken from the moment the group's partitions are all assigned to the
-// moment every message is durable, so joining is not counted. Each
+// moment every message is durable, so joining (and the rebalance a
+// second member causes) is not counted. Each
 // message is one yoq audit entry (~120 bytes, one event). Run with
 // `make bench-kafka`.
 func BenchmarkKafkaSource(b *testing.B) {
-	const messages, partitions = 40000, 8
+	const messages, partitions = 200000, 8
 	br, err := kafkatest.Start(kafkatest.Config{Topics: []string{"raw"}, Partitions: partitions})
 	if err != nil {
 		b.Fatal(err)
@@ -37,7 +38,7 @@ func BenchmarkKafkaSource(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	recs := make([]*kgo.Record, 0, 1000)
+	recs := make([]*kgo.Record, 0, 5000)
 	for i := range messages {
 		recs = append(recs, &kgo.Record{Topic: "raw", Partition: int32(i % partitions),
 			Value: fmt.Appendf(nil, `{"recorded_at": %d, "actor": "api-token", "action": "app_apply", "target": "app-%d", "outcome": "ok"}`, 1767312000+i, i)})
@@ -133,7 +134,19 @@ outputs:
 		}
 		return true
 	})
+	// A cooperative rebalance takes more than one round: wait until the
+	// assignment has not changed for a while, so the rate is the steady
+	// state's and not the handover's.
+	for last, since := sum("auditpipe_kafka_rebalances_total", ""), time.Now(); time.Since(since) < time.Second; {
+		time.Sleep(50 * time.Millisecond)
+		if now := sum("auditpipe_kafka_rebalances_total", ""); now != last {
+			last, since = now, time.Now()
+		}
+	}
 	start, before := time.Now(), sum("auditpipe_kafka_messages_total", "")
+	if before > float64(messages)*3/4 {
+		b.Fatalf("%v of %d messages queued before the group settled: produce more", before, messages)
+	}
 	poll("every message queued", func() bool { return sum("auditpipe_kafka_messages_total", "") >= float64(messages) })
 	return (float64(messages) - before) / time.Since(start).Seconds()
 }
