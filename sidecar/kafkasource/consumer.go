@@ -168,7 +168,7 @@ func New(cfg Config, opts Options) (*Consumer, error) {
 // other instances take the partitions over at once. It returns nil after a
 // clean shutdown. Run may be called once.
 func (c *Consumer) Run(ctx context.Context) error {
-	err := errors.New("kafka source: Run called twice")
+	err := errors.New("kafka source: Run called after Close or a second time")
 	c.runOnce.Do(func() {
 		defer close(c.done)
 		err = c.run(ctx)
