@@ -3,8 +3,6 @@ package sidecar
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -122,7 +120,7 @@ func (s *Sidecar) open(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	s.handler = s.routes()
-	tlsCfg, err := serverTLS(cfg.Server.TLS)
+	tlsCfg, err := serverTLS(cfg.Server.TLS, s.log)
 	if err != nil {
 		return err
 	}
@@ -151,6 +149,7 @@ func (s *Sidecar) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.HandleFunc("POST /-/drain", s.serveDrain)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	return mux
 }
@@ -228,33 +227,6 @@ func (s *Sidecar) closeAll(ctx context.Context) {
 			s.log.Error("closing a transformer", "err", err)
 		}
 	}
-}
-
-func serverTLS(c config.ServerTLS) (*tls.Config, error) {
-	if c.CertFile == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("server.tls.cert_file: %w", err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.MinVersion == "1.3" {
-		cfg.MinVersion = tls.VersionTLS13
-	}
-	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("server.tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("server.tls.client_ca_file: no PEM certificate in it")
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
 }
 
 // readyRetry is how long a failed append keeps /readyz failing. Only an

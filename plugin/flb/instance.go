@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,8 @@ type Instance struct {
 	closed                                 atomic.Bool
 
 	batches sync.Pool // *batch
+	// parallel bounds the pieces of one chunk in flight at once.
+	parallel int
 }
 
 // New builds an Instance from cfg. A nil logger discards logs.
@@ -137,6 +140,9 @@ func newInstance(cfg *Config, logger *slog.Logger, tr transformers.Transformer, 
 		return nil, err
 	}
 	in.batches.New = func() any { return new(batch) }
+	// Twice the cores: while one piece waits for the destination,
+	// another is being transformed.
+	in.parallel = 2 * runtime.GOMAXPROCS(0)
 	return in, nil
 }
 
@@ -170,6 +176,79 @@ func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
 	if in.closed.Load() {
 		return Retry
 	}
+	pieces := in.split(chunk)
+	if len(pieces) == 1 {
+		return in.flushPiece(ctx, tag, chunk)
+	}
+	codes := make([]Code, len(pieces))
+	sem := make(chan struct{}, in.parallel)
+	var wg sync.WaitGroup
+	for i, p := range pieces {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			codes[i] = in.flushPiece(ctx, tag, p)
+		})
+	}
+	wg.Wait()
+	// Retry first: Fluent Bit then sends the whole chunk again, and the
+	// pieces that were done are done again harmlessly (same ids).
+	code := OK
+	for _, c := range codes {
+		if c == Retry {
+			return Retry
+		}
+		if c == Error {
+			code = Error
+		}
+	}
+	return code
+}
+
+// pieceRecords is how many records of a chunk one goroutine reads and
+// delivers at a time. A Go output's flush runs on Fluent Bit's engine
+// thread (or one worker's), one chunk at a time, and a chunk holds
+// thousands of records: read and delivered in one piece, the machine's
+// other cores idle while the destination answers, and the plugin holds
+// the whole chunk's events and encoded records at once. In pieces, one
+// piece is transformed while another is on the wire, and memory is that
+// of a few pieces.
+const pieceRecords = 256
+
+// split cuts chunk at record boundaries into pieces of pieceRecords
+// records; a chunk whose records cannot be delimited further ends in one
+// piece holding the rest, which read dead-letters as it always has. A
+// sealed instance reads a chunk whole: its chains reserve positions per
+// chunk, in record order.
+func (in *Instance) split(chunk []byte) [][]byte {
+	if in.chains != nil || in.parallel < 2 {
+		return [][]byte{chunk}
+	}
+	var pieces [][]byte
+	rest := chunk
+	for len(rest) > 0 {
+		n, b := 0, rest
+		for n < pieceRecords && len(b) > 0 {
+			next, err := skip(b)
+			if err != nil {
+				b = b[:0] // corrupt: the rest is one piece
+				break
+			}
+			b = next
+			n++
+		}
+		pieces = append(pieces, rest[:len(rest)-len(b)])
+		rest = b
+	}
+	if len(pieces) == 0 {
+		return [][]byte{chunk}
+	}
+	return pieces
+}
+
+// flushPiece reads and persists one piece of a chunk (all of it, when it
+// is not split).
+func (in *Instance) flushPiece(ctx context.Context, tag string, chunk []byte) Code {
 	b := in.batches.Get().(*batch)
 	defer in.putBatch(b)
 	if err := in.read(ctx, tag, chunk, time.Now().UTC(), b); err != nil {

@@ -120,7 +120,8 @@ type Server struct {
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
-// ServerTLS is the listener's TLS configuration.
+// ServerTLS is the listener's TLS configuration. The files are re-read
+// when they change (a renewed certificate needs no restart).
 type ServerTLS struct {
 	// CertFile and KeyFile are the server's certificate chain and key
 	// (PEM). Set both to serve HTTPS. Default unset: plain HTTP.
