@@ -2,10 +2,10 @@ package kafkasource
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -97,15 +97,14 @@ func New(cfg Config, opts Options) (*Consumer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	tlsCfg, err := cfg.TLS.Build()
-	if err != nil {
-		return nil, err
-	}
-	if tlsCfg == nil && cfg.TLS.Enabled {
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	// The files are re-read when they change (cert-manager rotating
+	// them): each new connection gets the current ones.
+	tlsClient, err := cfg.TLS.Client(opts.Logger)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -147,12 +146,13 @@ func New(cfg Config, opts Options) (*Consumer, error) {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.WithLogger(kgoLogger{opts.Logger}),
 	}
-	if tlsCfg != nil {
-		c.kopt = append(c.kopt, kgo.DialTLSConfig(tlsCfg))
+	if tlsClient != nil {
+		dial := (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+		c.kopt = append(c.kopt, kgo.Dialer(tlsClient.DialContext(dial)))
 	}
 	if m := cfg.SASL.Franz(); m != nil {
 		c.kopt = append(c.kopt, kgo.SASL(m))
-		if cfg.SASL.IsPlain() && tlsCfg == nil {
+		if cfg.SASL.IsPlain() && tlsClient == nil {
 			opts.Logger.Warn("kafka source: sasl.mechanism plain without tls sends the password in clear text")
 		}
 	}
