@@ -36,7 +36,7 @@ FUZZTIME  ?= 20000x
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: all build plugin run test testdeps testenv race vet lint fuzz bench bench-outputs bench-external proto plugin-example bench-compare icount clean
+.PHONY: all build plugin run test testdeps testenv race vet lint fuzz bench bench-outputs bench-kafka bench-external proto plugin-example bench-compare icount clean
 
 all: build
 
@@ -118,6 +118,15 @@ bench-outputs: $(VERSITYGW) ## output and encoder benchmarks on one core; result
 	  $(GO) test -run '^$$' -bench 'Encode|AppendStructured|Write' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 ./eventjson ./outputs/... | tee -a $(BIN)/bench-outputs.txt; \
 	done
 	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) $(BIN)/bench-outputs.txt
+
+# The Kafka source: messages/s from kfake into the queue for one sidecar
+# and for two in one group, all in one process sharing the machine's
+# cores. benchstat prints the median of COUNT runs of each and the change
+# from one instance to two.
+bench-kafka: ## Kafka source throughput, one vs two instances; results in build/bench-kafka.txt
+	@mkdir -p $(BIN)
+	$(GO) test -run '^$$' -bench 'KafkaSource' -benchtime 1x -count $(COUNT) ./sidecar/ | tee $(BIN)/bench-kafka.txt
+	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) -col /instances $(BIN)/bench-kafka.txt
 
 plugin: ## build the Fluent Bit output plugin: build/out_auditpipe.so (load with fluent-bit -e, or a plugins file)
 	$(GO) build -trimpath -buildmode=c-shared -ldflags '$(LDFLAGS)' -o $(BIN)/out_auditpipe.so ./plugin

@@ -18,6 +18,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/standard"
 	"github.com/auditpipe/auditpipe/sidecar/config"
+	"github.com/auditpipe/auditpipe/sidecar/kafkasource"
 	"github.com/auditpipe/auditpipe/sidecar/pull"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 )
@@ -44,10 +45,12 @@ type Sidecar struct {
 	outputs *fanout.Set
 	sources map[string]*source
 	pulls   []*pullSource
+	kafkas  []*kafkasource.Consumer
 	metrics *metrics
 	// pullMetrics are shared by every pull source.
-	pullMetrics *pull.Metrics
-	labels      map[string]string
+	pullMetrics  *pull.Metrics
+	kafkaMetrics *kafkasource.Metrics
+	labels       map[string]string
 
 	// closers release what sources hold (external transformer processes).
 	closers []func() error
@@ -173,6 +176,9 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	}
 	for _, p := range s.pulls {
 		loops.Go(func() { p.run(deliverCtx) })
+	}
+	for _, k := range s.kafkas {
+		loops.Go(func() { s.runKafka(deliverCtx, k) })
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(s.ln) }()

@@ -57,6 +57,14 @@ func (s *Sidecar) buildSources(ctx context.Context) error {
 				return fmt.Errorf("%s: format: %w", at, err)
 			}
 		}
+		if sc.Kafka != nil {
+			k, err := s.newKafka(sc, tr)
+			if err != nil {
+				return fmt.Errorf("%s: kafka: %w", at, err)
+			}
+			s.kafkas = append(s.kafkas, k)
+			continue
+		}
 		v, err := auth.New(sc.Auth)
 		if err != nil {
 			return fmt.Errorf("%s: auth: %w", at, err)

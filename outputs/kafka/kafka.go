@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	if tmpl.IsConstant() {
 		o.constTopic = cfg.Topic
 	}
-	if m := cfg.SASL.mechanism(); m != nil {
+	if m := mechanism(cfg.SASL); m != nil {
 		tr.SASL = authTracker{m: m, state: &o.auth}
 	}
 	if cfg.SASL.Mechanism != "" && strings.EqualFold(cfg.SASL.Mechanism, SASLPlain) && tlsClient == nil {
