@@ -13,6 +13,11 @@ BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
 # build of about two minutes, cached under build/tools.
 VERSITYGW   := $(TOOLS)/versitygw
 VERSITYGW_VERSION   := v1.8.0
+# The real helm for the chart's tests (charts/charttest: helm lint and helm
+# template of charts/auditpipe); a Go build of a few minutes, cached under
+# build/tools like versitygw. The tests take $HELM_BIN, else this one.
+HELM        := $(TOOLS)/helm
+HELM_VERSION        := v4.3.2
 # A real Fluent Bit (5.1.1, Linux x86-64) for the plugin's tests in
 # testenv/fluentbittest, unpacked once from ../shared/tools when the machine
 # has it (.ci/run makes it and sets FLB_BIN). `make test` uses it when it is
@@ -31,7 +36,7 @@ FUZZTIME  ?= 20000x
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: all build plugin run test testdeps testenv race vet lint fuzz bench bench-outputs bench-external proto plugin-example bench-compare icount clean
+.PHONY: all build plugin run test testdeps testenv race vet lint fuzz bench bench-outputs bench-kafka bench-external proto plugin-example bench-compare icount clean
 
 all: build
 
@@ -41,7 +46,7 @@ build: ## build build/auditpipe
 run: build ## start the sidecar with examples/sidecar/local.yaml (127.0.0.1:8080, data in ./data)
 	$(BIN)/auditpipe sidecar --config examples/sidecar/local.yaml
 
-test: vet $(VERSITYGW) $(if $(wildcard $(FLUENTBIT_XZ)),$(FLUENTBIT)) ## unit, golden, property and real-peer tests with the race detector
+test: vet $(VERSITYGW) $(HELM) $(if $(wildcard $(FLUENTBIT_XZ)),$(FLUENTBIT)) ## unit, golden, property and real-peer tests with the race detector
 	$(GO) test -race -count=1 ./...
 
 # Test peers that are programs, not Go packages. versitygw builds with Go;
@@ -51,6 +56,9 @@ test: vet $(VERSITYGW) $(if $(wildcard $(FLUENTBIT_XZ)),$(FLUENTBIT)) ## unit, g
 $(VERSITYGW):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
+$(HELM):
+	GOBIN=$(abspath $(TOOLS)) $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+
 $(FLUENTBIT): $(FLUENTBIT_XZ)
 	@mkdir -p $(TOOLS)
 	xz -dc $< > $@.tmp && chmod +x $@.tmp && mv $@.tmp $@
@@ -58,7 +66,7 @@ $(FLUENTBIT): $(FLUENTBIT_XZ)
 testenv: $(VERSITYGW) ## run Kafka, Elasticsearch, S3 and webhook peers on 127.0.0.1 (writes build/testenv.yaml and build/testenv.env)
 	$(GO) run ./testenv/cmd/testenv --config-out $(BIN)/testenv.yaml --env-out $(BIN)/testenv.env
 
-testdeps: $(VERSITYGW) ## install the external test peers (kcat and Alertmanager with apt, versitygw with go install)
+testdeps: $(VERSITYGW) $(HELM) ## install the external test peers (kcat and Alertmanager with apt, versitygw and helm with go install)
 	@{ command -v kcat && test -x /usr/bin/prometheus-alertmanager; } >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat prometheus-alertmanager >/dev/null; }
@@ -110,6 +118,15 @@ bench-outputs: $(VERSITYGW) ## output and encoder benchmarks on one core; result
 	  $(GO) test -run '^$$' -bench 'Encode|AppendStructured|Write' -benchmem -cpu 1 -benchtime $(BENCHTIME) -count 1 ./eventjson ./outputs/... | tee -a $(BIN)/bench-outputs.txt; \
 	done
 	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) $(BIN)/bench-outputs.txt
+
+# The Kafka source: messages/s from kfake into the queue for one sidecar
+# and for two in one group, all in one process sharing the machine's
+# cores. benchstat prints the median of COUNT runs of each and the change
+# from one instance to two.
+bench-kafka: ## Kafka source throughput, one vs two instances; results in build/bench-kafka.txt
+	@mkdir -p $(BIN)
+	$(GO) test -run '^$$' -bench 'KafkaSource' -benchtime 1x -count $(COUNT) ./sidecar/ | tee $(BIN)/bench-kafka.txt
+	@$(MAKE) -s $(BENCHSTAT) && $(BENCHSTAT) -col /instances $(BIN)/bench-kafka.txt
 
 plugin: ## build the Fluent Bit output plugin: build/out_auditpipe.so (load with fluent-bit -e, or a plugins file)
 	$(GO) build -trimpath -buildmode=c-shared -ldflags '$(LDFLAGS)' -o $(BIN)/out_auditpipe.so ./plugin

@@ -21,6 +21,19 @@ type DeadLetter struct {
 	// source it arrived on and its bytes as received.
 	Source  string `json:"source,omitempty"`
 	Payload []byte `json:"payload,omitempty"`
+	// Headers are the payload's headers as they came with it, when the
+	// transformer reads them (a Kafka message's: ce_* CloudEvents
+	// attributes, content-type), so that a replay can send them again.
+	Headers map[string][]string `json:"headers,omitempty"`
+	// Kafka is where a Kafka source read the payload.
+	Kafka *KafkaPosition `json:"kafka,omitempty"`
+}
+
+// KafkaPosition is a message's place in Kafka.
+type KafkaPosition struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
 }
 
 // DeadLetterer stores dead letters durably: when DeadLetter returns nil the

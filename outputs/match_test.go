@@ -164,7 +164,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestTLSConfig(t *testing.T) {
-	if c, err := (outputs.TLSConfig{}).Build(); c != nil || err != nil {
+	if c, err := (outputs.TLSConfig{}).Client(nil); c != nil || err != nil {
 		t.Errorf("zero config built %v, %v", c, err)
 	}
 	for _, tc := range []struct {
@@ -175,13 +175,17 @@ func TestTLSConfig(t *testing.T) {
 		{outputs.TLSConfig{MinVersion: "1.1"}, "tls.min_version"},
 		{outputs.TLSConfig{CAFile: "/nonexistent"}, "tls.ca_file"},
 		{outputs.TLSConfig{CAFile: "match_test.go"}, "tls.ca_file"},
+		{outputs.TLSConfig{CertFile: "match_test.go", KeyFile: "match_test.go"}, "tls.cert_file"},
 	} {
-		if _, err := tc.c.Build(); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := tc.c.Client(nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err = %v, want mention of %s", tc.c, err, tc.want)
 		}
 	}
-	c, err := outputs.TLSConfig{Enabled: true, MinVersion: "1.3", ServerName: "es"}.Build()
-	if err != nil || c.MinVersion != 0x0304 || c.ServerName != "es" {
-		t.Errorf("built %+v, %v", c, err)
+	cl, err := outputs.TLSConfig{Enabled: true, MinVersion: "1.3", ServerName: "es"}.Client(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cl.Config(); c.MinVersion != 0x0304 || c.ServerName != "es" || c.RootCAs != nil {
+		t.Errorf("built %+v", c)
 	}
 }

@@ -2,10 +2,9 @@ package outputs
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"os"
+	"log/slog"
 
+	"github.com/auditpipe/auditpipe/internal/tlsfiles"
 	"github.com/auditpipe/auditpipe/keypath"
 )
 
@@ -17,6 +16,7 @@ type TLSConfig struct {
 	// turns it on.
 	Enabled bool `yaml:"enabled"`
 	// CAFile is a PEM bundle of the CAs to trust instead of the system's.
+	// It is re-read when it changes, as are CertFile and KeyFile.
 	CAFile string `yaml:"ca_file"`
 	// CertFile and KeyFile are a client certificate for mutual TLS.
 	CertFile string `yaml:"cert_file"`
@@ -47,40 +47,27 @@ func (c TLSConfig) Validate() error {
 	return nil
 }
 
-// Build returns the crypto/tls configuration, or nil when c is zero (the
-// client's default applies). Errors name the field whose file is bad.
-func (c TLSConfig) Build() (*tls.Config, error) {
+// Client loads the files and returns the client's TLS, which re-reads
+// them when they change (see internal/tlsfiles): nil when c is zero (plain
+// TCP for Kafka, the defaults for HTTP). Errors name the field whose file
+// is bad. logger gets a line when a file changes.
+func (c TLSConfig) Client(logger *slog.Logger) (*tlsfiles.Client, error) {
 	if c.IsZero() {
 		return nil, nil
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
+	cfg := tlsfiles.ClientConfig{
+		CAFile: c.CAFile, CAField: "tls.ca_file",
+		CertFile: c.CertFile, KeyFile: c.KeyFile, CertField: "tls.cert_file",
 		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // opt-in, documented as tests only
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: c.InsecureSkipVerify,
+		Options:            tlsfiles.Options{Logger: logger},
 	}
 	if c.MinVersion == "1.3" {
 		cfg.MinVersion = tls.VersionTLS13
 	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", c.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
+	return tlsfiles.NewClient(cfg)
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,6 +19,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/standard"
 	"github.com/auditpipe/auditpipe/sidecar/config"
+	"github.com/auditpipe/auditpipe/sidecar/kafkasource"
 	"github.com/auditpipe/auditpipe/sidecar/pull"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 )
@@ -57,8 +56,10 @@ type Sidecar struct {
 	queue   *queue.Queue
 	dlq     *dlq.Store
 	metrics *metrics
-	// pullMetrics are shared by every pull source.
-	pullMetrics *pull.Metrics
+	// pullMetrics are shared by every pull source, kafkaMetrics by every
+	// Kafka source.
+	pullMetrics  *pull.Metrics
+	kafkaMetrics *kafkasource.Metrics
 
 	// gen is the current configuration's sources and outputs; see
 	// generation.
@@ -161,7 +162,7 @@ func (s *Sidecar) open(ctx context.Context) (err error) {
 		return err
 	}
 	s.handler = s.routes()
-	tlsCfg, err := serverTLS(cfg.Server.TLS)
+	tlsCfg, err := serverTLS(cfg.Server.TLS, s.log)
 	if err != nil {
 		return err
 	}
@@ -199,6 +200,7 @@ func (s *Sidecar) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.HandleFunc("POST /-/drain", s.serveDrain)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	if s.opts.EnableReload {
 		mux.HandleFunc("POST /-/reload", s.serveReload)
@@ -296,33 +298,6 @@ func (s *Sidecar) closeAll(ctx context.Context) {
 	if s.dlq != nil {
 		s.dlq.Close()
 	}
-}
-
-func serverTLS(c config.ServerTLS) (*tls.Config, error) {
-	if c.CertFile == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("server.tls.cert_file: %w", err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.MinVersion == "1.3" {
-		cfg.MinVersion = tls.VersionTLS13
-	}
-	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("server.tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("server.tls.client_ca_file: no PEM certificate in it")
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
 }
 
 // readyRetry is how long a failed append keeps /readyz failing. Only an

@@ -39,10 +39,13 @@ type source struct {
 	// closer releases what tr holds (an external transformer's process);
 	// nil when nothing.
 	closer func() error
-	// runner is the source's own loop (a pull source's poller), nil for a
-	// source that is posted to; run is it running, under reloadMu.
+	// runner is the source's own loop (a pull source's poller, a Kafka
+	// consumer), nil for a source that is only posted to; run is it
+	// running, under reloadMu.
 	runner runner
 	run    *running
+	// consumer marks a Kafka source, which is not served over HTTP.
+	consumer bool
 }
 
 // newSource builds the source sc of the configuration cfg.
@@ -68,6 +71,15 @@ func (s *Sidecar) newSource(ctx context.Context, cfg *config.Config, sc *config.
 		if src.tr, err = reg.Get(sc.Format); err != nil {
 			return nil, fmt.Errorf("format: %w", err)
 		}
+	}
+	if sc.Kafka != nil {
+		// Consumed, not served over HTTP (config says why): no
+		// credentials, and requests to its name get 404.
+		src.consumer = true
+		if src.runner, err = s.newKafka(cfg, sc, src.tr); err != nil {
+			return nil, fmt.Errorf("kafka: %w", err)
+		}
+		return src, nil
 	}
 	if src.auth, err = auth.New(sc.Auth); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
@@ -135,7 +147,7 @@ func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
 	defer g.release()
 	name := r.PathValue("name")
 	src, ok := g.sources[name]
-	if !ok {
+	if !ok || src.consumer {
 		writeAnswer(w, http.StatusNotFound, refused{fmt.Sprintf("no source named %q", name)})
 		return
 	}

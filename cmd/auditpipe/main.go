@@ -30,6 +30,7 @@ const usage = `auditpipe normalizes audit events from many sources into one sche
 
 Usage:
   auditpipe sidecar --config FILE [--check-config]
+  auditpipe drain [--url URL] [--timeout D]
   auditpipe normalize [--format auto|spacelift|alertmanager|app|k8s] [--source-name NAME] [--config FILE] [-v] [FILE...]
   auditpipe dlq list|replay [flags]
   auditpipe keygen --private FILE --public FILE
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return normalize(ctx, args[1:], stdin, stdout, stderr)
 	case "sidecar":
 		return sidecarCmd(ctx, args[1:], stdout, stderr)
+	case "drain":
+		return drainCmd(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		return dlqCmd(ctx, args[1:], stdout, stderr)
 	case "keygen":

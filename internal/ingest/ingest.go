@@ -125,6 +125,25 @@ func (s *Stage) Ingest(ctx context.Context, in *transformers.Input, from *Origin
 		res.Events = res.Events[:first]
 		return Outcome{}, terr
 	}
+	return s.outcome(in, from, res, first, terr), nil
+}
+
+// Take is Ingest for a payload that a batching door transformed itself,
+// many payloads in one call (the external transformer's TransformBatch):
+// got is the payload's own result, and what Ingest would make of it is
+// made of it here, its events appended to res.Events. A batch call that
+// failed as a whole (transformers.ErrUnavailable) never reaches Take: the
+// door retries the batch.
+func (s *Stage) Take(in *transformers.Input, from *Origin, got *transformers.Result, res *transformers.Result) Outcome {
+	first := len(res.Events)
+	*res = transformers.Result{Events: append(res.Events, got.Events...), Errors: got.Errors, Skipped: got.Skipped,
+		Format: got.Format, DecidedBy: got.DecidedBy}
+	return s.outcome(in, from, res, first, nil)
+}
+
+// outcome is what the stage makes of a payload's result: its events are
+// res.Events[first:], terr the transformer's error for the whole payload.
+func (s *Stage) outcome(in *transformers.Input, from *Origin, res *transformers.Result, first int, terr error) Outcome {
 	o := Outcome{Events: res.Events[first:], Errors: res.Errors, Skipped: res.Skipped, stage: s, source: in.Meta.SourceName}
 	if terr != nil {
 		o.Errors = append([]*transformers.Error{transformers.AsError(res.Format, terr)}, o.Errors...)
@@ -142,7 +161,7 @@ func (s *Stage) Ingest(ctx context.Context, in *transformers.Input, from *Origin
 		}
 	}
 	s.Label(o.Events, from)
-	return o, nil
+	return o
 }
 
 // Label adds the configured labels and from's to events, under the

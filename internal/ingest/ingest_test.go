@@ -242,3 +242,40 @@ func TestOriginReset(t *testing.T) {
 		t.Errorf("labels after Reset: %v", o.Events[0].Labels)
 	}
 }
+
+// Take makes of a result transformed elsewhere (a batch) what Ingest
+// makes of the same result: events appended and labelled, errors, skips,
+// an empty payload refused.
+func TestTakeIsIngestOfABatchResult(t *testing.T) {
+	tr := &fake{events: []auditpipe.Event{{ID: "a"}, {ID: "b", Labels: map[string]string{"own": "1"}}},
+		errs: []*transformers.Error{{Format: "fake", Item: 2, Path: "$[2]", Kind: transformers.ErrMissing}}, skipped: map[string]int{"resolved": 1}}
+	var skips []string
+	cfg := Config{Transformer: tr, Labels: map[string]string{"env": "prod"}, OnSkip: func(r string, n int) { skips = append(skips, fmt.Sprint(r, n)) }}
+	s := newStage(t, cfg)
+	var from Origin
+	from.Add("tag", "t")
+	var want transformers.Result
+	wo, err := s.Ingest(context.Background(), in(), &from, &want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got transformers.Result
+	if err := tr.Transform(context.Background(), *in(), &got); err != nil {
+		t.Fatal(err)
+	}
+	res := transformers.Result{Events: []auditpipe.Event{{ID: "earlier"}}}
+	o := s.Take(in(), &from, &got, &res)
+	if len(res.Events) != 3 || res.Events[0].ID != "earlier" || !reflect.DeepEqual(o.Events, wo.Events) {
+		t.Fatalf("res.Events %v, outcome %v; Ingest's %v", res.Events, o.Events, wo.Events)
+	}
+	if o.Reason() != wo.Reason() || !reflect.DeepEqual(o.Skipped, wo.Skipped) || o.Empty || !o.Malformed() {
+		t.Errorf("outcome %+v, Ingest's %+v", o, wo)
+	}
+	if len(skips) != 2 {
+		t.Errorf("skips told %v, want once by Ingest and once by Take", skips)
+	}
+	empty := s.Take(in(), nil, &transformers.Result{Format: "fake"}, &res)
+	if !empty.Empty || !empty.Malformed() || len(res.Events) != 3 {
+		t.Errorf("empty result: %+v, events %v", empty, res.Events)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/internal/tlsfiles"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/internal/bulk"
 )
@@ -45,7 +46,7 @@ type Output struct {
 	cfg       Config
 	log       *slog.Logger
 	client    *elasticsearch.Client
-	transport *http.Transport
+	transport *tlsfiles.Transport
 	bulk      *bulk.Writer
 
 	closed atomic.Bool
@@ -69,7 +70,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	}
 	o := &Output{cfg: cfg, log: logger}
 
-	tlsCfg, err := cfg.TLS.Build()
+	tlsClient, err := cfg.TLS.Client(logger)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
@@ -78,13 +79,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	}
 	if cfg.CAFingerprint != "" {
 		fp, _ := parseFingerprint(cfg.CAFingerprint) // checked by Validate
-		tlsCfg = pinFingerprint(tlsCfg, fp)
+		if tlsClient == nil {
+			tlsClient, _ = tlsfiles.NewClient(tlsfiles.ClientConfig{MinVersion: tls.VersionTLS12}) // no files: no error
+		}
+		tlsClient = tlsClient.With(func(c *tls.Config) *tls.Config { return pinFingerprint(c, fp) })
 	}
-	o.transport = http.DefaultTransport.(*http.Transport).Clone()
-	o.transport.TLSClientConfig = tlsCfg
+	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// Several workers write at once; the default of 2 idle connections
 	// per host would make the others reconnect every time.
-	o.transport.MaxIdleConnsPerHost = 32
+	tr.MaxIdleConnsPerHost = 32
+	o.transport = tlsClient.Transport(tr)
 
 	esCfg := elasticsearch.Config{
 		Addresses: cfg.URLs,

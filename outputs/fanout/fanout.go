@@ -303,6 +303,38 @@ type Route struct {
 	Unsealed bool
 }
 
+// Deliver delivers events in slices of at most Batch.MaxEvents, one
+// after another. The sidecar reads batches of that size from its queue;
+// the Fluent Bit plugin hands over a whole chunk (thousands of records),
+// and an output encodes and holds all it is given until the destination
+// answers, so slicing is what keeps the plugin's memory at one batch per
+// flush instead of one chunk. A slice that is not delivered ends the call:
+// its events and those of the slices after it are the
+// *outputs.UndeliveredError's.
+func (r *Route) Deliver(ctx context.Context, events []auditpipe.Event) (outputs.Report, error) {
+	n := r.Batch.MaxEvents
+	if n <= 0 || len(events) <= n {
+		return r.Deliverer.Deliver(ctx, events)
+	}
+	var total outputs.Report
+	for start := 0; start < len(events); start += n {
+		end := min(start+n, len(events))
+		rep, err := r.Deliverer.Deliver(ctx, events[start:end])
+		total.Delivered += rep.Delivered
+		total.DeadLettered += rep.DeadLettered
+		total.Attempts += rep.Attempts
+		total.Retried += rep.Retried
+		if err != nil {
+			var ue *outputs.UndeliveredError
+			if errors.As(err, &ue) {
+				ue.Events = append(ue.Events, events[end:]...)
+			}
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 // Set is the configured outputs, ready to deliver.
 type Set struct {
 	Routes    []*Route

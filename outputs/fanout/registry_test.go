@@ -31,14 +31,21 @@ func (c memoryConfig) Validate() error {
 }
 
 type memory struct {
-	cfg memoryConfig
-	mu  sync.Mutex
-	got []auditpipe.Event
+	cfg   memoryConfig
+	mu    sync.Mutex
+	got   []auditpipe.Event
+	sizes []int // of every Write
+	// failFrom makes the Writes from this one on (1-based) fail; 0 never.
+	failFrom int
 }
 
 func (m *memory) Write(_ context.Context, evs []auditpipe.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sizes = append(m.sizes, len(evs))
+	if m.failFrom > 0 && len(m.sizes) >= m.failFrom {
+		return errors.New("memory: full")
+	}
 	m.got = append(m.got, evs...)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/auditpipe/auditpipe/internal/kafkasasl"
 	"github.com/auditpipe/auditpipe/keypath"
 	"github.com/auditpipe/auditpipe/outputs"
 )
@@ -69,16 +70,9 @@ type Config struct {
 	TLS outputs.TLSConfig `yaml:"tls"`
 }
 
-// SASLConfig is SASL authentication.
-type SASLConfig struct {
-	// Mechanism is plain, scram-sha-256 or scram-sha-512. Default empty:
-	// no SASL.
-	Mechanism string `yaml:"mechanism"`
-	// Username is required with a mechanism.
-	Username string `yaml:"username"`
-	// Password is required with a mechanism. It is never logged.
-	Password string `yaml:"password"`
-}
+// SASLConfig is SASL authentication; the Kafka source accepts the same
+// keys.
+type SASLConfig = kafkasasl.Config
 
 // The defaults of Config.
 const (
@@ -95,9 +89,9 @@ const (
 
 // SASL mechanism names, as written in the configuration.
 const (
-	SASLPlain       = "plain"
-	SASLScramSHA256 = "scram-sha-256"
-	SASLScramSHA512 = "scram-sha-512"
+	SASLPlain       = kafkasasl.Plain
+	SASLScramSHA256 = kafkasasl.ScramSHA256
+	SASLScramSHA512 = kafkasasl.ScramSHA512
 )
 
 // WithDefaults returns c with every zero field set to its default.
@@ -176,33 +170,11 @@ func (c Config) Validate() error {
 	if c.BatchBytes < 0 {
 		bad("batch_bytes", "must not be negative")
 	}
-	if err := c.SASL.validate(); err != nil {
+	if err := c.SASL.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.TLS.Validate(); err != nil {
 		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-func (s SASLConfig) validate() error {
-	if s.Mechanism == "" {
-		if s.Username != "" || s.Password != "" {
-			return keypath.Errorf("sasl.mechanism", "required when sasl.username or sasl.password is set")
-		}
-		return nil
-	}
-	var errs []error
-	switch strings.ToLower(s.Mechanism) {
-	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
-	default:
-		errs = append(errs, keypath.Errorf("sasl.mechanism", "%q is not plain, scram-sha-256 or scram-sha-512", s.Mechanism))
-	}
-	if s.Username == "" {
-		errs = append(errs, keypath.Errorf("sasl.username", "required with sasl.mechanism"))
-	}
-	if s.Password == "" {
-		errs = append(errs, keypath.Errorf("sasl.password", "required with sasl.mechanism"))
 	}
 	return errors.Join(errs...)
 }

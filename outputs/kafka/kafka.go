@@ -70,7 +70,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	if err != nil {
 		return nil, fmt.Errorf("kafka: compression: %w", err)
 	}
-	tlsCfg, err := cfg.TLS.Build()
+	tlsClient, err := cfg.TLS.Client(logger)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
@@ -80,7 +80,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 		DialTimeout: cfg.DialTimeout,
 		MetadataTTL: cfg.MetadataTTL,
 		ClientID:    cfg.ClientID,
-		TLS:         tlsCfg,
+	}
+	if tlsClient != nil {
+		// The handshake in our dialer, not kafka-go's: each connection
+		// gets a configuration made with the files' current content.
+		tr.Dial = tlsClient.DialContext((&net.Dialer{KeepAlive: 30 * time.Second}).DialContext)
 	}
 	w := &kafkago.Writer{
 		Addr:      kafkago.TCP(cfg.Brokers...),
@@ -122,17 +126,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	if tmpl.IsConstant() {
 		o.constTopic = cfg.Topic
 	}
-	if m := cfg.SASL.mechanism(); m != nil {
+	if m := mechanism(cfg.SASL); m != nil {
 		tr.SASL = authTracker{m: m, state: &o.auth}
 	}
-	if cfg.SASL.Mechanism != "" && strings.EqualFold(cfg.SASL.Mechanism, SASLPlain) && tlsCfg == nil {
+	if cfg.SASL.Mechanism != "" && strings.EqualFold(cfg.SASL.Mechanism, SASLPlain) && tlsClient == nil {
 		logger.Warn("kafka: sasl.mechanism plain without tls sends the password in clear text")
 	}
 	if cfg.TLS.InsecureSkipVerify {
 		logger.Warn("kafka: tls.insecure_skip_verify is set: broker certificates are not verified")
 	}
 	logger.Info("kafka output ready", "brokers", cfg.Brokers, "topic", cfg.Topic,
-		"compression", cfg.Compression, "sasl", strings.ToLower(cfg.SASL.Mechanism), "tls", tlsCfg != nil)
+		"compression", cfg.Compression, "sasl", strings.ToLower(cfg.SASL.Mechanism), "tls", tlsClient != nil)
 	return o, nil
 }
 

@@ -47,7 +47,7 @@ func (o *Output) readBack(ctx context.Context, maxBytes int64, fn func(source st
 		DialTimeout: o.tr.DialTimeout,
 		MetadataTTL: o.tr.MetadataTTL,
 		ClientID:    o.tr.ClientID,
-		TLS:         o.tr.TLS,
+		Dial:        o.tr.Dial,
 		SASL:        o.tr.SASL,
 	}
 	defer tr.CloseIdleConnections()

@@ -8,24 +8,21 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	fsasl "github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
-// mechanism returns the kafka-go SASL mechanism for c, nil when SASL is
+// mechanism returns the kafka-go SASL mechanism for s, nil when SASL is
 // off.
 //
 // SCRAM comes from franz-go (a module the project already requires, and
-// whose SCRAM needs only the standard library) behind kafka-go's
-// interface: kafka-go's own sasl/scram package depends on
-// github.com/xdg-go/scram, a module the project does not carry.
-func (s SASLConfig) mechanism() sasl.Mechanism {
+// whose SCRAM needs only the standard library; see internal/kafkasasl)
+// behind kafka-go's interface: kafka-go's own sasl/scram package depends
+// on github.com/xdg-go/scram, a module the project does not carry.
+func mechanism(s SASLConfig) sasl.Mechanism {
 	switch strings.ToLower(s.Mechanism) {
 	case SASLPlain:
 		return plain.Mechanism{Username: s.Username, Password: s.Password}
-	case SASLScramSHA256:
-		return scramMechanism{scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()}
-	case SASLScramSHA512:
-		return scramMechanism{scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()}
+	case SASLScramSHA256, SASLScramSHA512:
+		return scramMechanism{s.Franz()}
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/opensearch-project/opensearch-go/v4/signer/awsv2"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/internal/tlsfiles"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/elasticsearch"
 	"github.com/auditpipe/auditpipe/outputs/internal/bulk"
@@ -33,7 +34,7 @@ type Output struct {
 	cfg       Config
 	log       *slog.Logger
 	client    *opensearch.Client
-	transport *http.Transport
+	transport *tlsfiles.Transport
 	bulk      *bulk.Writer
 	closed    atomic.Bool
 }
@@ -57,18 +58,18 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	}
 	o := &Output{cfg: cfg, log: logger}
 
-	tlsCfg, err := cfg.TLS.Build()
+	tlsClient, err := cfg.TLS.Client(logger)
 	if err != nil {
 		return nil, fmt.Errorf("opensearch: %w", err)
 	}
 	if cfg.TLS.InsecureSkipVerify {
 		logger.Warn("opensearch: tls.insecure_skip_verify is on: the server's certificate is not checked")
 	}
-	o.transport = http.DefaultTransport.(*http.Transport).Clone()
-	o.transport.TLSClientConfig = tlsCfg
+	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// Several workers write at once; the default of 2 idle connections
 	// per host would make the others reconnect every time.
-	o.transport.MaxIdleConnsPerHost = 32
+	tr.MaxIdleConnsPerHost = 32
+	o.transport = tlsClient.Transport(tr)
 
 	noDiscovery := false
 	osCfg := opensearch.Config{

@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	if err != nil {
 		return nil, fmt.Errorf("prefix: %w", err)
 	}
-	tlsCfg, err := cfg.TLS.Build()
+	tlsClient, err := cfg.TLS.Client(logger)
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +94,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	// transport is taken back out below to serve S3 from a client this
 	// output owns and can close.
 	buildable := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		if tlsCfg != nil {
-			tr.TLSClientConfig = tlsCfg
+		if c := tlsClient.Config(); c != nil {
+			if c.RootCAs != nil {
+				// The SDK adds its bundle to this pool: a copy, so that
+				// tlsClient's own stays as the file says.
+				c.RootCAs = c.RootCAs.Clone()
+			}
+			tr.TLSClientConfig = c
 		}
 	})
 	opts := []func(*config.LoadOptions) error{
@@ -126,8 +131,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	if b, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		tr = b.GetTransport()
 	}
+	var rt http.RoundTripper = tr
+	if c := tlsClient.Config(); c != nil && tr.TLSClientConfig != nil && tr.TLSClientConfig.RootCAs.Equal(c.RootCAs) {
+		// The SDK added no CA bundle: tls.ca_file is re-read when it
+		// changes. With AWS_CA_BUNDLE, the pool made at start stays, as
+		// the SDK would not add the bundle to the next one.
+		rt = tlsClient.Transport(tr)
+	}
 	httpc := &http.Client{
-		Transport: tr,
+		Transport: rt,
 		// S3 answers a wrong region with a redirect the SDK must see as
 		// an error, not follow.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/internal/tlsfiles"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/internal/inflight"
 	"github.com/auditpipe/auditpipe/outputs/internal/reqbody"
@@ -34,7 +35,7 @@ type Output struct {
 	endpoint  string // scheme://host[/prefix], for errors and logs
 	header    http.Header
 	client    *http.Client
-	transport *http.Transport
+	transport *tlsfiles.Transport
 	log       *slog.Logger
 	timeout   error // the cause a request's deadline is given
 	bufs      *reqbody.Pool
@@ -66,7 +67,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 	if err != nil {
 		return nil, fmt.Errorf("splunk_hec: %w", err)
 	}
-	tlsCfg, err := cfg.TLS.Build()
+	tlsClient, err := cfg.TLS.Client(logger)
 	if err != nil {
 		return nil, fmt.Errorf("splunk_hec: %w", err)
 	}
@@ -82,16 +83,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 		timeout:  &timeoutError{cfg.Timeout},
 	}
 	o.gate = inflight.New()
-	o.transport = &http.Transport{
+	o.transport = tlsClient.Transport(&http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsCfg,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConnsPerHost:   8,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   cfg.Timeout,
 		ExpectContinueTimeout: time.Second,
-	}
+	})
 	o.client = &http.Client{
 		Transport: o.transport,
 		// A redirect would turn the POST into a GET or take the token

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/auditpipe/auditpipe"
+	"github.com/auditpipe/auditpipe/internal/tlsfiles"
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/internal/inflight"
 	"github.com/auditpipe/auditpipe/outputs/internal/reqbody"
@@ -31,7 +32,7 @@ type Output struct {
 	url       string
 	endpoint  string // scheme://host, for errors and logs
 	client    *http.Client
-	transport *http.Transport
+	transport *tlsfiles.Transport
 	conns     conns
 	log       *slog.Logger
 	header    http.Header // the headers every request carries
@@ -59,7 +60,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
 	u, _ := url.Parse(cfg.URL) // Validate parsed it
-	tlsCfg, err := cfg.TLS.Build()
+	tlsClient, err := cfg.TLS.Client(logger)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
@@ -72,13 +73,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 		sem:      make(chan struct{}, cfg.MaxConcurrency),
 	}
 	o.gate = inflight.New()
-	o.transport = &http.Transport{
+	o.transport = tlsClient.Transport(&http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: o.conns.dialer(&net.Dialer{
 			Timeout:   cfg.Timeout,
 			KeepAlive: 30 * time.Second,
 		}),
-		TLSClientConfig:   tlsCfg,
 		ForceAttemptHTTP2: true, // a custom TLSClientConfig turns HTTP/2 off otherwise
 		// The default of 2 idle connections per host would make every
 		// request beyond the second of a concurrent round dial anew.
@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Output, error) 
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   cfg.Timeout,
 		ExpectContinueTimeout: time.Second,
-	}
+	})
 	o.client = &http.Client{
 		Transport: o.transport,
 		// Following a redirect would turn the POST into a GET (301, 302)

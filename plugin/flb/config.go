@@ -19,6 +19,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/standard"
+	"github.com/auditpipe/auditpipe/transformers/external"
 	"github.com/auditpipe/auditpipe/transformers/formats"
 )
 
@@ -59,6 +60,14 @@ type Config struct {
 	// IntegrityStateDir holds the chains' state file
 	// (Integrity_State_Dir). Default: DLQ_Dir.
 	IntegrityStateDir string
+	// External is the transformer plugin of Format external: the
+	// sidecar's transformer section, from the External_<Key> keys or the
+	// Config file's transformer section. Nil with any other Format.
+	External *external.Config
+
+	// externalFile is the Config file External came from; "" when it
+	// came from the External_<Key> keys.
+	externalFile string
 
 	// keyOf maps YAML key paths (kafka.brokers) to the Fluent Bit key
 	// that set them, so validation errors name what the user wrote.
@@ -74,6 +83,8 @@ type fileConfig struct {
 	DeadLetter     struct {
 		Dir string `yaml:"dir"`
 	} `yaml:"dead_letter"`
+	// Transformer is read as a sidecar source's transformer section.
+	Transformer *external.Config `yaml:"transformer"`
 }
 
 // keyErr is a configuration error naming the Fluent Bit key.
@@ -123,12 +134,15 @@ func ParseConfig(get func(key string) string) (*Config, error) {
 	}
 
 	file, typ := val("Config"), strings.ToLower(val("Output"))
+	fileRead := false
 	switch {
 	case file != "" && typ != "":
 		errs = append(errs, keyErr("Output", "set together with Config; use one (the Config file's outputs, or Output with its keys)"))
 	case file != "":
 		if err := c.loadFile(reg, file); err != nil {
 			errs = append(errs, err)
+		} else {
+			fileRead = true
 		}
 		errs = append(errs, strayOutputKeys(reg, get, "")...)
 	case typ == "":
@@ -143,6 +157,7 @@ func ParseConfig(get func(key string) string) (*Config, error) {
 			c.Outputs = []fanout.OutputConfig{oc}
 		}
 	}
+	errs = append(errs, c.parseExternal(get, file == "" || fileRead)...)
 	errs = append(errs, c.parseIntegrity(val)...)
 	if c.DLQDir == "" {
 		if typ == "stdout" || typ == "file" {
@@ -208,6 +223,10 @@ func (c *Config) loadFile(reg *outputs.Registry, path string) error {
 	}
 	c.Outputs = fc.Outputs
 	c.Labels = fc.Labels
+	c.External = fc.Transformer
+	if c.External != nil {
+		c.externalFile = path
+	}
 	a := c.Transformers.Alertmanager.Alertname
 	c.Transformers = fc.Config
 	if a != "" {
@@ -307,7 +326,7 @@ func walkKeys(t reflect.Type, path []string, keys *[]outKey) {
 }
 
 var acronyms = map[string]string{"url": "URL", "urls": "URLs", "api": "API", "id": "ID", "tls": "TLS", "ca": "CA",
-	"sasl": "SASL", "sse": "SSE", "kms": "KMS", "ttl": "TTL", "s3": "S3"}
+	"sasl": "SASL", "sse": "SSE", "kms": "KMS", "ttl": "TTL", "s3": "S3", "mtls": "MTLS"}
 
 // flbKey spells a YAML path as a Fluent Bit key: kafka.client_id ->
 // Kafka_Client_ID.
@@ -328,7 +347,6 @@ func flbKey(path []string) string {
 
 // outputFromKeys builds the output entry from Output and its keys.
 func (c *Config) outputFromKeys(reg *outputs.Registry, get func(string) string, typ, name string) (fanout.OutputConfig, []error) {
-	var errs []error
 	if name == "" {
 		name = typ
 	}
@@ -338,38 +356,7 @@ func (c *Config) outputFromKeys(reg *outputs.Registry, get func(string) string, 
 	oc := fanout.OutputConfig{Name: name, Type: typ}
 	f, _ := reg.Factory(typ)
 	if settings := f.DefaultConfig(); settings != nil {
-		section := &yaml.Node{Kind: yaml.MappingNode}
-		for _, k := range outputKeys(reg, typ) {
-			c.keyOf[strings.Join(append([]string{typ}, k.path...), ".")] = k.key
-			used, v := k.key, strings.TrimSpace(get(k.key))
-			for _, a := range k.aliases {
-				if v != "" {
-					break
-				}
-				used, v = a, strings.TrimSpace(get(a))
-			}
-			if v == "" {
-				continue
-			}
-			c.keyOf[strings.Join(append([]string{typ}, k.path...), ".")] = used
-			n := valueNode(k.typ, v)
-			// Decoding each value alone names the key on a type error;
-			// yaml.v3's own message would only give a line number.
-			if err := n.Decode(reflect.New(k.typ).Interface()); err != nil {
-				errs = append(errs, keyErr(used, "%q is not a valid %s", v, typeName(k.typ)))
-				continue
-			}
-			setPath(section, k.path, n)
-		}
-		// Parent paths (kafka.tls: ...) name the key family (Kafka_TLS_*).
-		for p := range c.keyOf {
-			for parent := p; strings.Count(parent, ".") > 1; {
-				parent = parent[:strings.LastIndex(parent, ".")]
-				if _, ok := c.keyOf[parent]; !ok {
-					c.keyOf[parent] = flbKey(strings.Split(parent, ".")) + "_*"
-				}
-			}
-		}
+		section, _, errs := c.keysSection(get, typ, outputKeys(reg, typ))
 		if len(errs) > 0 {
 			return oc, errs
 		}
@@ -379,6 +366,48 @@ func (c *Config) outputFromKeys(reg *outputs.Registry, get func(string) string, 
 		oc.Settings = settings
 	}
 	return oc, nil
+}
+
+// keysSection builds the YAML section under prefix (kafka, external) that
+// the Fluent Bit keys of keys set, and notes in keyOf which key set each
+// path, so that errors name what the user wrote. set lists the keys that
+// were.
+func (c *Config) keysSection(get func(string) string, prefix string, keys []outKey) (section *yaml.Node, set []string, errs []error) {
+	section = &yaml.Node{Kind: yaml.MappingNode}
+	for _, k := range keys {
+		path := strings.Join(append([]string{prefix}, k.path...), ".")
+		c.keyOf[path] = k.key
+		used, v := k.key, strings.TrimSpace(get(k.key))
+		for _, a := range k.aliases {
+			if v != "" {
+				break
+			}
+			used, v = a, strings.TrimSpace(get(a))
+		}
+		if v == "" {
+			continue
+		}
+		set = append(set, used)
+		c.keyOf[path] = used
+		n := valueNode(k.typ, v)
+		// Decoding each value alone names the key on a type error;
+		// yaml.v3's own message would only give a line number.
+		if err := n.Decode(reflect.New(k.typ).Interface()); err != nil {
+			errs = append(errs, keyErr(used, "%q is not a valid %s", v, typeName(k.typ)))
+			continue
+		}
+		setPath(section, k.path, n)
+	}
+	// Parent paths (kafka.tls: ...) name the key family (Kafka_TLS_*).
+	for p := range c.keyOf {
+		for parent := p; strings.Count(parent, ".") > 1; {
+			parent = parent[:strings.LastIndex(parent, ".")]
+			if _, ok := c.keyOf[parent]; !ok {
+				c.keyOf[parent] = flbKey(strings.Split(parent, ".")) + "_*"
+			}
+		}
+	}
+	return section, set, errs
 }
 
 // strayOutputKeys reports keys of outputs other than typ: a typo in Output
@@ -468,6 +497,84 @@ func setPath(m *yaml.Node, path []string, v *yaml.Node) {
 		m, path = next, path[1:]
 	}
 	m.Content = append(m.Content, scalar(path[0]), v)
+}
+
+// ExternalKeys lists the External_<Key> keys of Format external. They are
+// derived, as the outputs' keys are, from the yaml tags of
+// external.Config, which is also a sidecar source's transformer section,
+// so that the plugin and the sidecar never drift.
+func ExternalKeys() []string {
+	var out []string
+	for _, k := range externalKeys() {
+		out = append(out, k.key)
+	}
+	return out
+}
+
+func externalKeys() []outKey {
+	var keys []outKey
+	walkKeys(reflect.TypeFor[external.Config](), []string{"external"}, &keys)
+	return keys
+}
+
+// parseExternal reads the transformer of Format external from the
+// External_<Key> keys or, already in c.External, the Config file's
+// transformer section: one of the two, with Format external only.
+// fileRead is false when a Config file was named but could not be read
+// (whatever it holds is unknown, so its absence is not reported).
+func (c *Config) parseExternal(get func(string) string, fileRead bool) []error {
+	section, set, errs := c.keysSection(get, "external", externalKeys())
+	if len(errs) > 0 {
+		return errs
+	}
+	if c.Format != external.Format {
+		for _, k := range set {
+			errs = append(errs, keyErr(k, "set, but Format is %s (the External_* keys configure Format external)", c.Format))
+		}
+		if c.External != nil {
+			errs = append(errs, keyErr("Config", "%s: transformer: set, but Format is %s (it configures Format external)", c.externalFile, c.Format))
+			c.External = nil
+		}
+		return errs
+	}
+	switch {
+	case len(set) > 0 && c.External != nil:
+		return []error{keyErr(set[0], "set together with the transformer section of Config %s; use one", c.externalFile)}
+	case len(set) > 0:
+		c.External = &external.Config{}
+		if err := section.Decode(c.External); err != nil {
+			return []error{keyErr(set[0], "%v", err)}
+		}
+	case c.External == nil && fileRead:
+		return []error{keyErr("External_Path", "required with Format external: the transformer plugin's executable (or a transformer section in the Config file)")}
+	case c.External == nil:
+		return nil
+	}
+	if err := c.External.Validate(); err != nil {
+		return []error{c.externalErr(err)}
+	}
+	return nil
+}
+
+// externalErr names the key behind an error of the external
+// transformer's configuration or start ("path: ...", "checksum: ..."):
+// the External_<Key> key the user set, or the Config file's transformer
+// section. An error that names no key is the plugin failing to start,
+// which its path stands for.
+func (c *Config) externalErr(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "external transformer: ")
+	k, rest, ok := strings.Cut(msg, ": ")
+	if !ok || !slices.ContainsFunc(externalKeys(), func(o outKey) bool { return o.path[0] == k }) {
+		k, rest = "path", msg
+	}
+	if c.externalFile != "" {
+		return keyErr("Config", "%s: transformer.%s: %s", c.externalFile, k, rest)
+	}
+	key := c.keyOf["external."+k]
+	if key == "" {
+		key = flbKey([]string{"external", k})
+	}
+	return keyErr(key, "%s", rest)
 }
 
 // parseIntegrity reads the Integrity_* keys.

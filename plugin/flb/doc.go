@@ -7,4 +7,11 @@
 // the same outputs, and answers each flush with the return code Fluent Bit
 // expects (OK, RETRY or ERROR). plugin/main.go only wires Fluent Bit's C
 // entry points to it.
+//
+// With Format external the transformer is a plugin process
+// (transformers/external), one per Instance, shared by Fluent Bit's
+// workers: a chunk's records go to it in one TransformBatch, whose cost
+// is per call, and each result goes through the stage as Ingest's would
+// (Stage.Take). A plugin that is unavailable fails the flush as a whole
+// (Retry); Close ends the process.
 package flb

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs/fanout"
 	"github.com/auditpipe/auditpipe/outputs/standard"
 	"github.com/auditpipe/auditpipe/transformers"
+	"github.com/auditpipe/auditpipe/transformers/external"
 	"github.com/auditpipe/auditpipe/transformers/formats"
 	"github.com/tinylib/msgp/msgp"
 )
@@ -81,26 +83,47 @@ type Instance struct {
 	// chains seal each output's deliveries when Integrity_Key_File is
 	// set; nil otherwise.
 	chains *chains
+	// batcher maps a whole chunk's payloads in one call when the
+	// transformer can (Format external); nil otherwise.
+	batcher batcher
+	// closeTr ends the transformer's process (Format external); nil for
+	// the built-in formats, which hold nothing.
+	closeTr func() error
 
 	records, events, skipped, deadLettered atomic.Int64
 	ok, retry, failed                      atomic.Int64
 	closed                                 atomic.Bool
 
 	batches sync.Pool // *batch
+	// parallel bounds the pieces of one chunk in flight at once.
+	parallel int
 }
 
-// New builds an Instance from cfg. A nil logger discards logs.
+// batcher is a transformer whose cost is per call rather than per
+// payload (the external transformer: one round trip to its process), so a
+// chunk's records go to it in one call. Each result goes through the
+// stage as Ingest's would.
+type batcher interface {
+	TransformBatch(ctx context.Context, ins []transformers.Input) ([]transformers.Result, error)
+}
+
+// New builds an Instance from cfg. A nil logger discards logs. With
+// Format external it starts the transformer plugin, which Close ends.
 func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	reg, err := formats.NewRegistry(cfg.Transformers)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := reg.Get(cfg.Format)
-	if err != nil {
-		return nil, keyErr("Format", "%v", err)
+	var tr transformers.Transformer
+	if cfg.Format != external.Format {
+		reg, err := formats.NewRegistry(cfg.Transformers)
+		if err != nil {
+			return nil, err
+		}
+		if tr, err = reg.Get(cfg.Format); err != nil {
+			return nil, keyErr("Format", "%v", err)
+		}
+	} else if cfg.External == nil {
+		return nil, keyErr("External_Path", "required with Format external")
 	}
 	store, err := dlq.Open(dlq.Config{Dir: cfg.DLQDir})
 	if err != nil {
@@ -111,7 +134,18 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 		store.Close()
 		return nil, cfg.keyErrors(err)
 	}
+	var ext *external.Transformer
+	if tr == nil {
+		// Started last: it is a process to end if anything else fails.
+		if ext, err = external.New(ctx, *cfg.External, logger.With("component", "transformer")); err != nil {
+			return nil, errors.Join(cfg.externalErr(err), set.Close(ctx), store.Close())
+		}
+		tr = ext
+	}
 	in, err := newInstance(cfg, logger, tr, set, store)
+	if err == nil && ext != nil {
+		in.batcher, in.closeTr = ext, ext.Close
+	}
 	if err == nil && cfg.Integrity.Enabled() {
 		in.chains, err = openChains(cfg.Integrity, cfg.IntegrityStateDir, cfg.Integrity.InstanceName(os.LookupEnv), set.Routes, store, time.Now)
 		if err != nil {
@@ -119,7 +153,11 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*Instance, erro
 		}
 	}
 	if err != nil {
-		return nil, errors.Join(err, set.Close(ctx), store.Close())
+		errs := []error{err, set.Close(ctx), store.Close()}
+		if ext != nil {
+			errs = append(errs, ext.Close())
+		}
+		return nil, errors.Join(errs...)
 	}
 	return in, nil
 }
@@ -137,6 +175,9 @@ func newInstance(cfg *Config, logger *slog.Logger, tr transformers.Transformer, 
 		return nil, err
 	}
 	in.batches.New = func() any { return new(batch) }
+	// Twice the cores: while one piece waits for the destination,
+	// another is being transformed.
+	in.parallel = 2 * runtime.GOMAXPROCS(0)
 	return in, nil
 }
 
@@ -170,6 +211,79 @@ func (in *Instance) flush(ctx context.Context, tag string, chunk []byte) Code {
 	if in.closed.Load() {
 		return Retry
 	}
+	pieces := in.split(chunk)
+	if len(pieces) == 1 {
+		return in.flushPiece(ctx, tag, chunk)
+	}
+	codes := make([]Code, len(pieces))
+	sem := make(chan struct{}, in.parallel)
+	var wg sync.WaitGroup
+	for i, p := range pieces {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			codes[i] = in.flushPiece(ctx, tag, p)
+		})
+	}
+	wg.Wait()
+	// Retry first: Fluent Bit then sends the whole chunk again, and the
+	// pieces that were done are done again harmlessly (same ids).
+	code := OK
+	for _, c := range codes {
+		if c == Retry {
+			return Retry
+		}
+		if c == Error {
+			code = Error
+		}
+	}
+	return code
+}
+
+// pieceRecords is how many records of a chunk one goroutine reads and
+// delivers at a time. A Go output's flush runs on Fluent Bit's engine
+// thread (or one worker's), one chunk at a time, and a chunk holds
+// thousands of records: read and delivered in one piece, the machine's
+// other cores idle while the destination answers, and the plugin holds
+// the whole chunk's events and encoded records at once. In pieces, one
+// piece is transformed while another is on the wire, and memory is that
+// of a few pieces.
+const pieceRecords = 256
+
+// split cuts chunk at record boundaries into pieces of pieceRecords
+// records; a chunk whose records cannot be delimited further ends in one
+// piece holding the rest, which read dead-letters as it always has. A
+// sealed instance reads a chunk whole: its chains reserve positions per
+// chunk, in record order.
+func (in *Instance) split(chunk []byte) [][]byte {
+	if in.chains != nil || in.parallel < 2 {
+		return [][]byte{chunk}
+	}
+	var pieces [][]byte
+	rest := chunk
+	for len(rest) > 0 {
+		n, b := 0, rest
+		for n < pieceRecords && len(b) > 0 {
+			next, err := skip(b)
+			if err != nil {
+				b = b[:0] // corrupt: the rest is one piece
+				break
+			}
+			b = next
+			n++
+		}
+		pieces = append(pieces, rest[:len(rest)-len(b)])
+		rest = b
+	}
+	if len(pieces) == 0 {
+		return [][]byte{chunk}
+	}
+	return pieces
+}
+
+// flushPiece reads and persists one piece of a chunk (all of it, when it
+// is not split).
+func (in *Instance) flushPiece(ctx context.Context, tag string, chunk []byte) Code {
 	b := in.batches.Get().(*batch)
 	defer in.putBatch(b)
 	if err := in.read(ctx, tag, chunk, time.Now().UTC(), b); err != nil {
@@ -229,6 +343,10 @@ type batch struct {
 	// case) come from: the tag. Their events that bring no labels share
 	// one set. meta is the one record with metadata being read.
 	tagged, meta ingest.Origin
+	// inputs are the payloads of the records admitted so far, and recs
+	// those records, when the transformer maps a chunk in one call.
+	inputs []transformers.Input
+	recs   []Record
 }
 
 // maxPooledEvents bounds the batches kept for reuse, so one huge chunk
@@ -236,7 +354,7 @@ type batch struct {
 const maxPooledEvents = 4096
 
 func (in *Instance) putBatch(b *batch) {
-	if cap(b.res.Events) > maxPooledEvents {
+	if cap(b.res.Events) > maxPooledEvents || cap(b.inputs) > maxPooledEvents {
 		return
 	}
 	// Cleared: the events point into their chunk, which a pooled batch
@@ -248,6 +366,10 @@ func (in *Instance) putBatch(b *batch) {
 	b.corrupt = false
 	b.tagged.Reset()
 	b.meta.Reset()
+	clear(b.inputs)
+	b.inputs = b.inputs[:0]
+	clear(b.recs)
+	b.recs = b.recs[:0]
 	in.batches.Put(b)
 }
 
@@ -272,20 +394,62 @@ func (in *Instance) read(ctx context.Context, tag string, chunk []byte, now time
 			// and deliver what came before.
 			b.corrupt = true
 			b.letters = append(b.letters, outputs.DeadLetter{Time: now, Source: src, Error: err.Error(), Payload: dec.Rest()})
-			return nil
+			break
 		}
 		if !more {
-			return nil
+			break
 		}
 		records++
 		if err != nil {
 			b.letters = append(b.letters, letter(now, src, &rec, err.Error()))
 			continue
 		}
+		if in.batcher != nil {
+			in.queue(src, now, &rec, b)
+			continue
+		}
 		if err := in.take(ctx, src, tag, now, &rec, b); err != nil {
 			return err
 		}
 	}
+	if in.batcher != nil {
+		return in.takeBatch(ctx, tag, now, b)
+	}
+	return nil
+}
+
+// queue admits a record for takeBatch.
+func (in *Instance) queue(src string, now time.Time, rec *Record, b *batch) {
+	var input transformers.Input
+	if reason := in.admit(src, rec, &input); reason != "" {
+		b.letters = append(b.letters, letter(now, src, rec, reason))
+		return
+	}
+	b.inputs = append(b.inputs, input)
+	b.recs = append(b.recs, *rec)
+}
+
+// takeBatch maps the queued records in one call and takes each result as
+// take takes a record's: through the stage, dead-lettered if malformed.
+// The error is the batcher's: the transformer is unavailable (crashed,
+// hung past its timeout, restarting), and nothing of the chunk is kept,
+// so the retry makes it all again.
+func (in *Instance) takeBatch(ctx context.Context, tag string, now time.Time, b *batch) error {
+	if len(b.inputs) == 0 {
+		return nil
+	}
+	results, err := in.batcher.TransformBatch(ctx, b.inputs)
+	if err != nil {
+		return err
+	}
+	for i := range results {
+		rec := &b.recs[i]
+		out := in.stage.Take(&b.inputs[i], b.origin(tag, rec.Meta), &results[i], &b.res)
+		if out.Malformed() {
+			b.letters = append(b.letters, out.Letter(now, recordJSON(rec)))
+		}
+	}
+	return nil
 }
 
 // take takes one record as the sidecar takes a request: admitted (does it
@@ -420,11 +584,15 @@ func recordJSON(rec *Record) []byte {
 	return payload
 }
 
-// Close closes the outputs and the dead-letter store. Flushes after Close
-// answer Retry.
+// Close closes the outputs and the dead-letter store, and ends the
+// external transformer's process. Flushes after Close answer Retry.
 func (in *Instance) Close(ctx context.Context) error {
 	if in.closed.Swap(true) {
 		return nil
 	}
-	return errors.Join(in.set.Close(ctx), in.dlq.Close())
+	err := errors.Join(in.set.Close(ctx), in.dlq.Close())
+	if in.closeTr != nil {
+		err = errors.Join(err, in.closeTr())
+	}
+	return err
 }

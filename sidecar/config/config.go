@@ -11,6 +11,7 @@ import (
 	"github.com/auditpipe/auditpipe/outputs"
 	"github.com/auditpipe/auditpipe/outputs/dlq"
 	"github.com/auditpipe/auditpipe/outputs/fanout"
+	"github.com/auditpipe/auditpipe/sidecar/kafkasource"
 	"github.com/auditpipe/auditpipe/sidecar/queue"
 	"github.com/auditpipe/auditpipe/transformers/external"
 	"github.com/auditpipe/auditpipe/transformers/formats"
@@ -119,7 +120,8 @@ type Server struct {
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
-// ServerTLS is the listener's TLS configuration.
+// ServerTLS is the listener's TLS configuration. The files are re-read
+// when they change (a renewed certificate needs no restart).
 type ServerTLS struct {
 	// CertFile and KeyFile are the server's certificate chain and key
 	// (PEM). Set both to serve HTTPS. Default unset: plain HTTP.
@@ -167,6 +169,12 @@ type Source struct {
 	// {path, args, env, checksum, timeout, auto_mtls, max_batch}. Required
 	// with format external, refused otherwise.
 	Transformer *external.Config `yaml:"transformer"`
+
+	// Kafka makes this a Kafka source: instead of being posted to, the
+	// sidecar consumes the topics as a member of a consumer group, one
+	// payload per message (sidecar/kafkasource). A Kafka source is not
+	// served over HTTP and takes no auth or rate_limit. Default unset.
+	Kafka *kafkasource.Config `yaml:"kafka"`
 }
 
 // Auth lists the accepted authentication methods: any configured method
@@ -361,6 +369,10 @@ func (src Source) withDefaults(maxBody int64) Source {
 		setDuration(&p.Interval, DefaultPullInterval)
 		setDuration(&p.Timeout, DefaultPullTimeout)
 		src.Pull = &p
+	}
+	if src.Kafka != nil {
+		k := src.Kafka.WithDefaults()
+		src.Kafka = &k
 	}
 	return src
 }

@@ -184,7 +184,11 @@ func (s *Source) validate(v *validator, at string) {
 			v.add(at+".transformer", "set, but format is %s (it is read by format external)", s.Format)
 		}
 	}
-	v.errs = append(v.errs, validateAuth(s.Auth, at+".auth")...)
+	if s.Kafka != nil {
+		s.validateKafka(v, at)
+	} else {
+		v.errs = append(v.errs, validateAuth(s.Auth, at+".auth")...)
+	}
 	if s.MaxBodyBytes < 0 {
 		v.add(at+".max_body_bytes", "must be positive")
 	}
@@ -227,6 +231,27 @@ func (s *Source) validateFormatSections(v *validator, at string) {
 		if err := sec.build(); err != nil {
 			v.wrap(at+".", err)
 		}
+	}
+}
+
+// validateKafka checks a Kafka source: its kafka block, and that it sets
+// none of what only HTTP sources read. Its messages come from the
+// brokers, who authenticate the sidecar (sasl, tls) and whose ACLs say
+// who may write the topics, so there is no request to authenticate or
+// rate-limit; and it is not served over HTTP, so that no unauthenticated
+// endpoint opens beside it.
+func (s *Source) validateKafka(v *validator, at string) {
+	if err := s.Kafka.Validate(); err != nil {
+		v.wrap(at+".kafka.", err)
+	}
+	if s.Pull != nil {
+		v.add(at+".pull", "not together with kafka: a source is either pulled or consumed from Kafka")
+	}
+	if methods := s.Auth.Methods(); len(methods) > 0 || s.Auth.None {
+		v.add(at+".auth", "not with kafka: a Kafka source is not served over HTTP (the brokers' sasl and tls authenticate, their ACLs authorize)")
+	}
+	if s.RateLimit != (RateLimit{}) {
+		v.add(at+".rate_limit", "not with kafka: a Kafka source consumes at its own pace")
 	}
 }
 

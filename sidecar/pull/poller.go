@@ -127,16 +127,18 @@ func New(cfg Config, opts Options) (*Poller, error) {
 	u.RawQuery = q.Encode()
 	p := &Poller{cfg: cfg, opts: opts, log: opts.Logger, reqURL: u.String(), client: opts.HTTPClient}
 	if p.client == nil {
-		tlsCfg, err := cfg.TLS.Build()
+		tlsClient, err := cfg.TLS.Client(p.log)
 		if err != nil {
 			return nil, err
 		}
-		if tlsCfg != nil && tlsCfg.InsecureSkipVerify {
+		if cfg.TLS.InsecureSkipVerify {
 			p.log.Warn("pull: tls.insecure_skip_verify is set: the server's certificate is not checked")
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tlsCfg
-		p.client, p.ownClient = &http.Client{Transport: tr, Timeout: cfg.Timeout}, true
+		tr := tlsClient.Transport(http.DefaultTransport.(*http.Transport).Clone())
+		// No Client.Timeout: each poll's context has the deadline, and a
+		// client timeout over a transport http.Client does not know
+		// would cancel through a goroutine per request instead.
+		p.client, p.ownClient = &http.Client{Transport: tr}, true
 	}
 	if err := mkdirState(opts.StateDir); err != nil {
 		return nil, err
