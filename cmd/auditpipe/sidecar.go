@@ -19,6 +19,7 @@ func sidecarCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "the sidecar's YAML configuration (required)")
 	check := fs.Bool("check-config", false, "validate the configuration and exit: 0 when valid, 2 with every problem listed otherwise")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles on this address (host:port), off when empty; keep it on loopback")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: auditpipe sidecar --config FILE [--check-config]\n\nRuns the HTTP receiver with its durable queue and delivers to the configured outputs.\n\nFlags:")
 		fs.PrintDefaults()
@@ -43,6 +44,12 @@ func sidecarCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitOK
 	}
 	log := newLogger(cfg.Log, stderr)
+	if *pprofAddr != "" {
+		if _, err := servePprof(ctx, *pprofAddr, log); err != nil {
+			log.Error("cannot serve profiles", "err", err)
+			return exitFailed
+		}
+	}
 	s, err := sidecar.New(ctx, cfg, sidecar.Options{Logger: log, Version: versionString()})
 	if err != nil {
 		log.Error("cannot start", "err", err)
