@@ -39,6 +39,15 @@ type Event struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	RawSHA256 string            `json:"raw_sha256,omitempty"`
 	Integrity *Integrity        `json:"integrity,omitempty"`
+
+	// Encoded, when set, is the event's JSON form without its integrity
+	// member, exactly as eventjson.Append writes it, and read-only. The
+	// sidecar keeps the queue record it decoded the event from, so that
+	// outputs ship those bytes instead of encoding the event again
+	// (eventjson.Append appends them, with the integrity member when the
+	// event is sealed). Whoever changes any other field of an event that
+	// carries it must clear it. It is never part of the JSON form.
+	Encoded []byte `json:"-"`
 }
 
 // Source says where an event came from.

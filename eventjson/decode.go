@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/auditpipe/auditpipe"
 	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
@@ -25,7 +26,21 @@ func Decode(b []byte, ev *auditpipe.Event) error {
 	// One copy of the whole event as a string: the values without escapes
 	// (nearly all) are substrings of it, which costs one allocation per
 	// event instead of one per field.
-	d := decoder{b: b, s: string(b)}
+	return decode(decoder{b: b, s: string(b)}, ev)
+}
+
+// DecodeShared is Decode without copies: the event's strings and details
+// refer to b, which must not change while the event is in use. It is for
+// bytes nobody writes again, such as the sidecar's queue records, which
+// are fresh memory for each batch read.
+func DecodeShared(b []byte, ev *auditpipe.Event) error {
+	if len(b) == 0 {
+		return Decode(b, ev)
+	}
+	return decode(decoder{b: b, s: unsafe.String(unsafe.SliceData(b), len(b)), shared: true}, ev)
+}
+
+func decode(d decoder, ev *auditpipe.Event) error {
 	d.ws()
 	if err := d.object(func(key []byte) error { return d.eventMember(key, ev) }); err != nil {
 		return err
@@ -49,6 +64,8 @@ type decoder struct {
 	// value is b[rawStart:d.i-1].
 	raw      bool
 	rawStart int
+	// shared: s is b itself (DecodeShared), so details need no copy.
+	shared bool
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
@@ -172,7 +189,11 @@ func (d *decoder) eventMember(key []byte, ev *auditpipe.Event) error {
 			d.i += n
 			return d.errorf("%v", p)
 		}
-		ev.Details = append([]byte(nil), d.b[d.i:d.i+n]...)
+		if d.shared {
+			ev.Details = d.b[d.i : d.i+n : d.i+n]
+		} else {
+			ev.Details = append([]byte(nil), d.b[d.i:d.i+n]...)
+		}
 		d.i += n
 	case "labels":
 		if ev.Labels == nil {

@@ -56,6 +56,10 @@ func TestDecodeEventRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, std) {
 			t.Errorf("event %d: decoded\n%+v\nencoding/json\n%+v", i, got, std)
 		}
+		var shared auditpipe.Event
+		if err := eventjson.DecodeShared(b, &shared); err != nil || !reflect.DeepEqual(shared, got) {
+			t.Errorf("event %d: DecodeShared: %v\n%+v\nDecode\n%+v", i, err, shared, got)
+		}
 		if again := eventjson.Append(nil, &got); string(again) != string(b) {
 			t.Errorf("event %d: re-encoded\n%s\nwant\n%s", i, again, b)
 		}
@@ -154,8 +158,12 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add([]byte(`{"id":"a\u00e9","labels":{"a":"b"},"labels":{"c":"d"},"integrity":{"seq":1}}`))
 	f.Add([]byte(`{"details":{"a":[1,2.5e-3,"\ud83d\ude00"]},"time":"2026-01-02T03:04:05Z"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var got auditpipe.Event
-		if err := eventjson.Decode(b, &got); err != nil {
+		var got, shared auditpipe.Event
+		err := eventjson.Decode(b, &got)
+		if serr := eventjson.DecodeShared(b, &shared); (serr == nil) != (err == nil) || !reflect.DeepEqual(shared, got) {
+			t.Fatalf("%q: DecodeShared %v %+v, Decode %v %+v", b, serr, shared, err, got)
+		}
+		if err != nil {
 			return
 		}
 		var std auditpipe.Event

@@ -13,7 +13,20 @@ import (
 // newline, at a fraction of the cost (no reflection, and details are
 // copied, not re-validated: Event.Validate checks them). Outputs write
 // every event through it.
+//
+// An event that carries its encoded form (Event.Encoded) is not encoded
+// again: those bytes are appended, and a sealed event's integrity member
+// is spliced in before the closing brace, where Append writes it.
 func Append(dst []byte, e *auditpipe.Event) []byte {
+	if n := len(e.Encoded); n > 0 {
+		if e.Integrity == nil {
+			return append(dst, e.Encoded...)
+		}
+		dst = append(dst, e.Encoded[:n-1]...)
+		dst = append(dst, `,"integrity":`...)
+		dst = AppendIntegrity(dst, e.Integrity)
+		return append(dst, '}')
+	}
 	dst = append(dst, `{"schema_version":`...)
 	dst = jsonw.AppendString(dst, e.SchemaVersion)
 	dst = append(dst, `,"id":`...)

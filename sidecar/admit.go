@@ -72,7 +72,9 @@ func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request, src *source) ([]
 	if src.limiter != nil && !src.limiter.Allow() {
 		return nil, bodyReservation{}, &refusal{http.StatusServiceUnavailable, "rate_limited", "rate limit of this source exceeded; retry"}
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	// A bare accepted type, as nearly every sender writes it, needs no
+	// parsing (ParseMediaType allocates a map for the parameters).
+	if ct := r.Header.Get("Content-Type"); ct != "" && !acceptedTypes[ct] {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !acceptedTypes[mt] {
 			return nil, bodyReservation{}, &refusal{http.StatusUnsupportedMediaType, "content_type",
@@ -143,7 +145,13 @@ func (s *Sidecar) readBody(w http.ResponseWriter, r *http.Request, max int64) ([
 			fmt.Sprintf("too many request bytes in flight (server.max_inflight_bytes %d); retry", s.inflight.limit)}
 	}
 	res := bodyReservation{s.inflight, n}
-	body, err := readAll(http.MaxBytesReader(w, r.Body, max), r.ContentLength, gz, max)
+	rd := r.Body
+	if r.ContentLength < 0 || gz {
+		// net/http ends a body of known length there, and that length
+		// is within max: only the others need the limit.
+		rd = http.MaxBytesReader(w, r.Body, max)
+	}
+	body, err := readAll(rd, r.ContentLength, gz, max)
 	if err != nil {
 		res.release()
 		return nil, bodyReservation{}, readRefusal(err, max)

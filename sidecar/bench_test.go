@@ -19,8 +19,10 @@ import (
 // delivery loops: what is left is the ingest path. Run with -cpu 1.
 func BenchmarkServeSource(b *testing.B) {
 	for _, bc := range []struct{ source, payload string }{
+		{"spacelift", "spacelift-stack-create.json"},
 		{"k8s", "k8s-audit-event.json"},
 		{"alertmanager", "alertmanager-audit.json"},
+		{"app", "yoq-entries.json"},
 	} {
 		b.Run(bc.source, func(b *testing.B) {
 			dir := b.TempDir()
@@ -32,6 +34,8 @@ labels: {cluster: bench}
 sources:
   - {name: k8s, format: k8s, auth: {none: true}, labels: {team: platform}}
   - {name: alertmanager, format: alertmanager, auth: {none: true}}
+  - {name: app, format: app, auth: {none: true}}
+  - {name: spacelift, format: spacelift, auth: {hmac: {secrets: ["` + spaceliftSecret + `"]}}}
 outputs:
   - {name: events, type: file, file: {path: "` + dir + `/events.ndjson"}}
 `
@@ -56,11 +60,13 @@ outputs:
 				b.Fatal(err)
 			}
 			url := "/v1/sources/" + bc.source
+			sig := sign(body)
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
 				req := httptest.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Signature-256", sig)
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, req)
 				if w.Code != http.StatusOK {

@@ -92,13 +92,24 @@ func (s *Sidecar) decode(ctx context.Context, output string, recs []queue.Record
 	events := make([]auditpipe.Event, 0, len(recs))
 	for _, rec := range recs {
 		var ev auditpipe.Event
-		if err := eventjson.Decode(rec.Data, &ev); err != nil {
+		if err := eventjson.DecodeShared(rec.Data, &ev); err != nil {
 			s.log.Error("undecodable queue record dead-lettered", "output", output, "seq", rec.Seq, "err", err)
 			if derr := s.dlq.DeadLetter(ctx, []outputs.DeadLetter{{Time: s.now().UTC(), Output: output,
 				Error: fmt.Sprintf("queue record %d does not decode: %v", rec.Seq, err), Payload: rec.Data}}); derr != nil {
 				return nil, fmt.Errorf("dead-lettering undecodable record %d: %w", rec.Seq, derr)
 			}
 			continue
+		}
+		// The record is the event's JSON form (enqueue wrote it with
+		// eventjson.Append, and Decode accepted it), so outputs that send
+		// that form reuse it. Records are fresh memory for each batch and
+		// never written again, so messages may refer to them. Encoded
+		// excludes the integrity member, which only an external
+		// transformer could have put there: such an event is encoded
+		// again, so that sealing replaces the member instead of adding
+		// a second one.
+		if ev.Integrity == nil {
+			ev.Encoded = rec.Data
 		}
 		events = append(events, ev)
 	}

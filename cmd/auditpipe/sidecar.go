@@ -22,8 +22,9 @@ func sidecarCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	configFile := fs.String("config", "", "the sidecar's YAML configuration (required)")
 	check := fs.Bool("check-config", false, "validate the configuration and exit: 0 when valid, 2 with every problem listed otherwise")
 	enableReload := fs.Bool("enable-reload", false, "serve POST /-/reload, which re-reads the configuration file as SIGHUP does")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles on this address (host:port), off when empty; keep it on loopback")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: auditpipe sidecar --config FILE [--check-config] [--enable-reload]\n\nRuns the HTTP receiver with its durable queue and delivers to the configured outputs.\nSIGHUP re-reads the configuration file.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: auditpipe sidecar --config FILE [--check-config] [--enable-reload] [--pprof ADDR]\n\nRuns the HTTP receiver with its durable queue and delivers to the configured outputs.\nSIGHUP re-reads the configuration file.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -51,6 +52,12 @@ func sidecarCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	log := newLogger(cfg.Log, stderr)
+	if *pprofAddr != "" {
+		if _, err := servePprof(ctx, *pprofAddr, log); err != nil {
+			log.Error("cannot serve profiles", "err", err)
+			return exitFailed
+		}
+	}
 	s, err := sidecar.New(ctx, cfg, sidecar.Options{Logger: log, Version: versionString(),
 		ConfigFile: *configFile, EnableReload: *enableReload})
 	if err != nil {

@@ -87,9 +87,15 @@ func appendMessage(buf []byte, hdrs []kafkago.Header, topic string, ev *auditpip
 	buf, v = appendPiece(buf, cloudevents.DataContentType)
 	hdrs = append(hdrs, kafkago.Header{Key: HeaderContentType, Value: v})
 
-	start = len(buf)
-	buf = eventjson.Append(buf, ev)
-	value := buf[start:len(buf):len(buf)]
+	var value []byte
+	if ev.Integrity == nil && len(ev.Encoded) > 0 {
+		// The event's JSON form as it is: no copy.
+		value = ev.Encoded[:len(ev.Encoded):len(ev.Encoded)]
+	} else {
+		start = len(buf)
+		buf = eventjson.Append(buf, ev)
+		value = buf[start:len(buf):len(buf)]
+	}
 
 	return buf, hdrs, kafkago.Message{
 		Topic:   topic,

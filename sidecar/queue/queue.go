@@ -481,20 +481,30 @@ func (q *Queue) createSegment(first uint64) (*segment, error) {
 // already taken may still be committed, so a sender that retries can
 // cause a duplicate (delivery is at-least-once, and ids dedupe).
 func (q *Queue) Append(ctx context.Context, records [][]byte) (last uint64, err error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
 	var size int64
 	for _, r := range records {
 		if len(r) > maxRecordBytes {
 			return 0, fmt.Errorf("%w: a record of %d bytes", ErrTooLarge, len(r))
 		}
-		size += frameHeaderSize + int64(len(r))
+		size += int64(len(r))
 	}
-	if size+2*segHeaderSize > q.maxBytes {
-		return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	if size+int64(len(records))*frameHeaderSize+2*segHeaderSize > q.maxBytes {
+		return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, size+int64(len(records))*frameHeaderSize)
 	}
-	if len(records) == 0 {
+	return q.AppendFunc(ctx, len(records), int(size), func(dst []byte, i int) []byte {
+		return append(dst, records[i]...)
+	})
+}
+
+// AppendFunc is Append for n records that encode appends to dst, one
+// call each, in order: they go straight into the frames the writer puts
+// on disk, without a copy. hint is their total size, for one allocation
+// when it is right. encode must not keep dst.
+func (q *Queue) AppendFunc(ctx context.Context, n, hint int, encode func(dst []byte, i int) []byte) (last uint64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if n == 0 {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		if q.closed {
@@ -502,13 +512,22 @@ func (q *Queue) Append(ctx context.Context, records [][]byte) (last uint64, err 
 		}
 		return q.head, nil
 	}
-	req := &appendReq{buf: make([]byte, size), size: size, done: make(chan struct{})}
-	off := 0
-	for _, r := range records {
-		binary.LittleEndian.PutUint32(req.buf[off+4:], uint32(len(r)))
-		copy(req.buf[off+frameHeaderSize:], r)
-		off += frameHeaderSize + len(r)
+	buf := make([]byte, 0, min(int64(hint)+int64(n)*frameHeaderSize, q.maxBytes))
+	for i := range n {
+		off := len(buf)
+		buf = append(buf, make([]byte, frameHeaderSize)...)
+		buf = encode(buf, i)
+		r := len(buf) - off - frameHeaderSize
+		if r > maxRecordBytes {
+			return 0, fmt.Errorf("%w: a record of %d bytes", ErrTooLarge, r)
+		}
+		if int64(len(buf))+2*segHeaderSize > q.maxBytes {
+			return 0, fmt.Errorf("%w: over %d bytes", ErrTooLarge, len(buf))
+		}
+		binary.LittleEndian.PutUint32(buf[off+4:], uint32(r))
 	}
+	size := int64(len(buf))
+	req := &appendReq{buf: buf, size: size, done: make(chan struct{})}
 
 	q.mu.Lock()
 	switch {

@@ -974,3 +974,33 @@ func TestCursorFileNames(t *testing.T) {
 	r, _ = q.Reader("a")
 	checkRecords(t, readN(t, r, 3, 10), 1)
 }
+
+// TestAppendFunc: records encoded straight into the frames read back as
+// Append's do, whatever the size hint, and a group over the queue's size
+// is refused whole.
+func TestAppendFunc(t *testing.T) {
+	q := openQueue(t, Config{Dir: t.TempDir(), MaxBytes: 1 << 20}, "out")
+	ctx := context.Background()
+	next := 1
+	for _, hint := range []int{0, 1, 10_000} {
+		for _, n := range []int{1, 3, 7} {
+			first := next
+			if _, err := q.AppendFunc(ctx, n, hint, func(dst []byte, i int) []byte { return append(dst, rec(first+i-1)...) }); err != nil {
+				t.Fatal(err)
+			}
+			next += n
+		}
+	}
+	rd, err := q.Reader("out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecords(t, readN(t, rd, next-1, 100), 1)
+	big := make([]byte, 1<<19)
+	if _, err := q.AppendFunc(ctx, 3, 0, func(dst []byte, i int) []byte { return append(dst, big...) }); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("3 x 512 KiB into a 1 MiB queue: %v, want ErrTooLarge", err)
+	}
+	if _, err := q.Append(ctx, [][]byte{rec(next)}); err != nil {
+		t.Fatalf("append after a refused group: %v", err)
+	}
+}
