@@ -189,8 +189,10 @@ func (in *Instance) Stats() Stats {
 
 // Flush handles one chunk: it decodes every record, transforms it,
 // delivers the events and dead-letters what is not an audit payload. The
-// events' strings are views into chunk, so the caller must never change
-// it afterwards (the C side hands over a copy: Fluent Bit frees its own).
+// events' strings are views into chunk, so the caller must not change it
+// until Flush returns; nothing of it is kept after that (outputs copy what
+// they send, and the dead-letter store writes before Flush returns), so the
+// C side copies Fluent Bit's chunk into a buffer it reuses.
 func (in *Instance) Flush(ctx context.Context, tag string, chunk []byte) Code {
 	c := in.flush(ctx, tag, chunk)
 	switch c {
