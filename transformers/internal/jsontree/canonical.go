@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/auditpipe/auditpipe/internal/jsonsyntax"
+	"github.com/auditpipe/auditpipe/internal/jsonw"
 	"github.com/auditpipe/auditpipe/transformers/internal/jsonscan"
 	"github.com/auditpipe/auditpipe/transformers/internal/redact"
 )
@@ -203,8 +204,6 @@ func namesSecret(ms []member, red *redact.Matcher) bool {
 
 func compareMembers(a, b member) int { return jsonscan.CompareUTF16(a.k, b.k) }
 
-const hexDigits = "0123456789abcdef"
-
 // needsEscape marks the bytes RFC 8785 escapes: '"', '\\' and controls.
 var needsEscape = func() (t [256]bool) {
 	for c := range 0x20 {
@@ -232,22 +231,7 @@ func AppendString(dst, s []byte) []byte {
 			continue
 		}
 		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
+		dst = jsonw.AppendEscapedASCII(dst, c)
 		start = i + 1
 	}
 	dst = append(dst, s[start:]...)
