@@ -1,9 +1,9 @@
 package kafkasource
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/auditpipe/auditpipe/internal/promreg"
 )
 
 // Metrics are the Kafka sources' Prometheus collectors, labelled by
@@ -76,29 +76,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg == nil {
 		return m
 	}
-	m.Messages = register(reg, m.Messages)
-	m.Retries = register(reg, m.Retries)
-	m.Lag = register(reg, m.Lag)
-	m.Rebalances = register(reg, m.Rebalances)
-	m.Partitions = register(reg, m.Partitions)
-	m.CommitErrors = register(reg, m.CommitErrors)
-	m.FetchErrors = register(reg, m.FetchErrors)
+	m.Messages = promreg.Register(reg, m.Messages)
+	m.Retries = promreg.Register(reg, m.Retries)
+	m.Lag = promreg.Register(reg, m.Lag)
+	m.Rebalances = promreg.Register(reg, m.Rebalances)
+	m.Partitions = promreg.Register(reg, m.Partitions)
+	m.CommitErrors = promreg.Register(reg, m.CommitErrors)
+	m.FetchErrors = promreg.Register(reg, m.FetchErrors)
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// A name clash with a different kind of collector is a programming
-		// error of the binary, not a runtime condition.
-		panic(err)
-	}
-	return c
 }
 
 // init creates the source's series at zero, so that dashboards and

@@ -1,9 +1,9 @@
 package pull
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/auditpipe/auditpipe/internal/promreg"
 )
 
 // Metrics are the pull sources' Prometheus collectors, labelled by source.
@@ -53,27 +53,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg == nil {
 		return m
 	}
-	m.Polls = register(reg, m.Polls)
-	m.Events = register(reg, m.Events)
-	m.ItemErrors = register(reg, m.ItemErrors)
-	m.Gaps = register(reg, m.Gaps)
-	m.LastSuccess = register(reg, m.LastSuccess)
+	m.Polls = promreg.Register(reg, m.Polls)
+	m.Events = promreg.Register(reg, m.Events)
+	m.ItemErrors = promreg.Register(reg, m.ItemErrors)
+	m.Gaps = promreg.Register(reg, m.Gaps)
+	m.LastSuccess = promreg.Register(reg, m.LastSuccess)
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// A name clash with a different kind of collector is a programming
-		// error of the binary, not a runtime condition.
-		panic(err)
-	}
-	return c
 }
 
 // init creates the source's series at zero, so that dashboards and
