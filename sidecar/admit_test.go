@@ -82,7 +82,8 @@ func TestInflightBytesBound(t *testing.T) {
 	ev := seed(t, "k8s-audit-event.json")
 
 	// The first request declares 60000 bytes and sends only its start, so
-	// its handler holds the reservation while it waits for the rest.
+	// its handler holds the reservation while it waits for the rest. The
+	// start is more than the 8 KiB the server reads with the headers.
 	big := append(append([]byte{}, ev...), bytes.Repeat([]byte(" "), 60000-len(ev))...)
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest(http.MethodPost, r.url+"/v1/sources/k8s", pr)
@@ -100,7 +101,7 @@ func TestInflightBytesBound(t *testing.T) {
 		first <- reply{code: resp.StatusCode, raw: string(b)}
 	}()
 	defer pw.Close()
-	pw.Write(big[:100])
+	pw.Write(big[:10000])
 	waitMetric(t, r.url, "auditpipe_inflight_bytes 60000")
 
 	second := append(append([]byte{}, ev...), bytes.Repeat([]byte(" "), 10000)...)
@@ -111,7 +112,7 @@ func TestInflightBytesBound(t *testing.T) {
 	if !strings.Contains(metricsText(t, r.url), `auditpipe_rejected_requests_total{reason="busy",source="k8s"} 1`) {
 		t.Error("busy rejection not counted")
 	}
-	pw.Write(big[100:])
+	pw.Write(big[10000:])
 	pw.Close()
 	if f := <-first; f.code != 200 {
 		t.Fatalf("first request: %d %s", f.code, f.raw)

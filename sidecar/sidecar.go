@@ -189,7 +189,9 @@ func selectsOf(outs []*output) *fanout.Set {
 // Addr is the address the server listens on (useful with port 0).
 func (s *Sidecar) Addr() net.Addr { return s.ln.Addr() }
 
-// Handler is the HTTP handler, for tests that drive it directly.
+// Handler is the net/http mux: every route, for tests that drive it
+// directly. The listener serves the ingest route itself (server.go) and
+// the others through this mux.
 func (s *Sidecar) Handler() http.Handler { return s.handler }
 
 func (s *Sidecar) routes() http.Handler {
@@ -214,15 +216,7 @@ func (s *Sidecar) routes() http.Handler {
 // they delivered is acknowledged; the rest stays queued), and the queue,
 // the dead-letter store and the outputs are closed.
 func (s *Sidecar) Run(ctx context.Context) error {
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout,
-		ReadTimeout:       s.cfg.Server.ReadTimeout,
-		WriteTimeout:      s.cfg.Server.WriteTimeout,
-		IdleTimeout:       s.cfg.Server.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := s.newServer(context.WithoutCancel(ctx), s.cfg.Server)
 	deliverCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
 	s.reloadMu.Lock()
 	s.runCtx = deliverCtx
@@ -251,9 +245,8 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	s.draining.Store(true)
 	graceCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
-	if serr := srv.Shutdown(graceCtx); serr != nil {
+	if serr := srv.ShutdownWithContext(graceCtx); serr != nil {
 		s.log.Warn("requests still in flight at the end of the grace period", "err", serr)
-		srv.Close()
 	}
 	// No reload from here on: it would start loops that nothing stops.
 	s.reloadMu.Lock()

@@ -140,12 +140,15 @@ func (s *Sidecar) newStage(cfg *config.Config, sc *config.Source, tr transformer
 }
 
 func (s *Sidecar) serveSource(w http.ResponseWriter, r *http.Request) {
+	s.serveSourceNamed(w, r, r.PathValue("name"))
+}
+
+func (s *Sidecar) serveSourceNamed(w http.ResponseWriter, r *http.Request, name string) {
 	start := time.Now()
 	// The whole request is served by the generation it started with: a
 	// reload meanwhile changes nothing under it.
 	g := s.acquire()
 	defer g.release()
-	name := r.PathValue("name")
 	src, ok := g.sources[name]
 	if !ok || src.consumer {
 		writeAnswer(w, http.StatusNotFound, refused{fmt.Sprintf("no source named %q", name)})
