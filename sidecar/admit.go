@@ -147,8 +147,9 @@ func (s *Sidecar) readBody(w http.ResponseWriter, r *http.Request, max int64) ([
 	res := bodyReservation{s.inflight, n}
 	rd := r.Body
 	if r.ContentLength < 0 || gz {
-		// net/http ends a body of known length there, and that length
-		// is within max: only the others need the limit.
+		// The server (fasthttp's stream, or net/http behind the mux) ends a
+		// body of known length there, and that length is within max: only
+		// the others need the limit.
 		rd = http.MaxBytesReader(w, r.Body, max)
 	}
 	body, err := readAll(rd, r.ContentLength, gz, max)

@@ -36,7 +36,7 @@ func (sm *sourceMetrics) observe(code int, seconds float64) {
 }
 
 // jsonContentType is the Content-Type of every answer, one slice for all
-// of them (Header.Set allocates one each); net/http only reads it.
+// of them (Header.Set allocates one each); the writers only read it.
 var jsonContentType = []string{"application/json"}
 
 // writeAccepted writes the answer of a request whose events were all
