@@ -97,9 +97,8 @@ func serveReadError(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Error(fmt.Sprintf("request line and headers exceed %d bytes", maxHeaderBytes), fasthttp.StatusRequestHeaderFieldsTooLarge)
 	case errors.As(err, &ne) && ne.Timeout():
 		w := responseWriter{ctx: ctx}
-		w.Header().Set("Retry-After", "1")
-		writeAnswer(&w, http.StatusServiceUnavailable,
-			refused{"reading the request timed out (server.read_header_timeout, server.read_timeout); retry"})
+		writeRefusal(&w, &refusal{http.StatusServiceUnavailable, "read_timeout",
+			"reading the request timed out (server.read_header_timeout, server.read_timeout); retry"})
 	default:
 		ctx.Error("malformed request: "+err.Error(), fasthttp.StatusBadRequest)
 	}
@@ -132,8 +131,8 @@ func (s *Sidecar) serveIngest(base context.Context, ctx *fasthttp.RequestCtx, na
 	if w.code == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if body, ok := r.Body.(*countingBody); ok && !body.done {
-		s.discardRest(ctx, body)
+	if body, ok := r.Body.(*countingBody); ok && !body.done() {
+		discardRest(ctx, body)
 	}
 }
 
@@ -157,7 +156,7 @@ const lingerDelay = 500 * time.Millisecond
 // is read and dropped; a long one closes the connection after the answer,
 // gracefully: the write side first, so the sender reads the answer, then
 // the rest after lingerDelay.
-func (s *Sidecar) discardRest(ctx *fasthttp.RequestCtx, body *countingBody) {
+func discardRest(ctx *fasthttp.RequestCtx, body *countingBody) {
 	if n, err := io.CopyN(io.Discard, body, unreadBodyLimit+1); n <= unreadBodyLimit && err == io.EOF {
 		return
 	}
@@ -171,19 +170,27 @@ func (s *Sidecar) discardRest(ctx *fasthttp.RequestCtx, body *countingBody) {
 	})
 }
 
-// countingBody is a request body that remembers whether it was read to
-// its end.
+// countingBody is a request body that knows whether it was read to its
+// end: to its EOF, or to its Content-Length, where readBody stops without
+// asking for the EOF. So an accepted request costs no further read.
 type countingBody struct {
-	r    io.Reader
-	done bool
+	r      io.Reader
+	length int64 // Content-Length, or -1 (chunked)
+	read   int64
+	eof    bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
+	b.read += int64(n)
 	if err == io.EOF {
-		b.done = true
+		b.eof = true
 	}
 	return n, err
+}
+
+func (b *countingBody) done() bool {
+	return b.eof || (b.length >= 0 && b.read >= b.length)
 }
 
 func (b *countingBody) Close() error { return nil }
@@ -204,7 +211,7 @@ func ingestRequest(base context.Context, ctx *fasthttp.RequestCtx) *http.Request
 		if rd == nil {
 			rd = bytes.NewReader(ctx.Request.Body())
 		}
-		body = &countingBody{r: rd}
+		body = &countingBody{r: rd, length: n}
 	}
 	r := &http.Request{
 		Method:        http.MethodPost,

@@ -260,10 +260,16 @@ func (s *Sidecar) reply(w http.ResponseWriter, name string, out *ingest.Outcome)
 // Retry-After, since every one of them is worth a retry.
 func (s *Sidecar) refuse(w http.ResponseWriter, name string, ref *refusal) int {
 	s.metrics.rejected.WithLabelValues(name, ref.reason).Inc()
+	s.log.Debug("request rejected", "source", name, "status", ref.code, "reason", ref.reason, "error", ref.msg)
+	return writeRefusal(w, ref)
+}
+
+// writeRefusal writes ref's answer: its status and message, and
+// Retry-After on a 503.
+func writeRefusal(w http.ResponseWriter, ref *refusal) int {
 	if ref.code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	s.log.Debug("request rejected", "source", name, "status", ref.code, "reason", ref.reason, "error", ref.msg)
 	return writeAnswer(w, ref.code, refused{ref.msg})
 }
 
