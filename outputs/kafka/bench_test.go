@@ -22,7 +22,8 @@ func BenchmarkWrite(b *testing.B) {
 		name string
 		cfg  kafka.Config
 	}{
-		{"compression=none", kafka.Config{}},
+		{"compression=lz4", kafka.Config{}},
+		{"compression=none", kafka.Config{Compression: "none"}},
 		{"compression=zstd", kafka.Config{Compression: "zstd"}},
 		{"batch_timeout=10ms", kafka.Config{BatchTimeout: 10 * time.Millisecond}},
 	} {

@@ -27,8 +27,11 @@ type Config struct {
 	// Default "auditpipe".
 	ClientID string `yaml:"client_id"`
 	// Compression is the codec for record batches: none, gzip, snappy,
-	// lz4 or zstd. Default none: every broker version accepts it and it
-	// costs no CPU; zstd (Kafka 2.1+) or lz4 shrink JSON several times.
+	// lz4 or zstd. Default lz4: audit events are verbose JSON that shrinks
+	// several times, the broker stores and replicates the batch as sent,
+	// and lz4 is the cheapest codec to compress (Kafka 0.10+; franz-go
+	// defaults to snappy for the same reason). none is for brokers that
+	// recompress anyway or consumers that cannot decompress.
 	Compression string `yaml:"compression"`
 	// WriteTimeout bounds one produce request, from sending it to the
 	// brokers' acknowledgement. Default 10s.
@@ -78,7 +81,7 @@ type SASLConfig = kafkasasl.Config
 const (
 	DefaultTopic        = "audit.{source}"
 	DefaultClientID     = "auditpipe"
-	DefaultCompression  = "none"
+	DefaultCompression  = "lz4"
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultBatchTimeout = time.Millisecond

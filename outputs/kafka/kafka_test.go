@@ -86,7 +86,7 @@ func TestValidate(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	c := kafka.Config{}.WithDefaults()
 	want := kafka.Config{
-		Topic: "audit.{source}", ClientID: "auditpipe", Compression: "none",
+		Topic: "audit.{source}", ClientID: "auditpipe", Compression: "lz4",
 		WriteTimeout: 10 * time.Second, DialTimeout: 5 * time.Second, BatchTimeout: time.Millisecond,
 		BatchSize: 100, BatchBytes: 1000000, MetadataTTL: 6 * time.Second,
 	}
