@@ -26,6 +26,16 @@ FLUENTBIT    := $(TOOLS)/fluent-bit
 FLUENTBIT_XZ ?= ../shared/tools/fluent-bit.xz
 export FLB_BIN ?= $(if $(wildcard $(FLUENTBIT)),$(abspath $(FLUENTBIT)))
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Build tags for everything make builds, tests and benchmarks (exported in
+# GOFLAGS, so the binaries tests build with go build get them too; the
+# Dockerfile passes the same, and cmd/auditpipe's TestBinaryLinksOnlyCalledMethods
+# checks both). grpcnotrace keeps grpc (go-plugin's transport) from
+# importing golang.org/x/net/trace, whose init puts html/template in reach:
+# template execution calls methods by name, and then the linker keeps every
+# exported method of every type in the binary. Without it the sidecar's
+# code and read-only data are 37.5 MB instead of 26.1, idle RSS 5 MiB more.
+BUILDTAGS   := grpcnotrace
+export GOFLAGS := $(strip $(GOFLAGS) -tags=$(BUILDTAGS))
 LDFLAGS     := -X main.version=$(VERSION)
 
 # A count, not a duration: a duration-bounded go test -fuzz (Go 1.26) can

@@ -300,7 +300,12 @@ outputs:
 	if err := waitReady(ctx, base+"/readyz", ready); err != nil {
 		return res, err
 	}
+	// VmRSS and its two parts: anonymous memory is the process's own;
+	// file pages are the binary's, shared with every process that maps the
+	// same file and how many of them a start-up maps depends on the
+	// kernel's fault-around and page-cache folio sizes.
 	idle := rss(cmd.Process.Pid, "VmRSS")
+	idleAnon, idleFile := rss(cmd.Process.Pid, "RssAnon"), rss(cmd.Process.Pid, "RssFile")
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.clients, MaxConnsPerHost: o.clients}}
 	var (
@@ -425,7 +430,8 @@ outputs:
 		fmt.Fprintf(out, "sidecar CPU per request %.0f µs (user+system, delivery included)\n", cpu.Seconds()*1e6/float64(measured))
 	}
 	fmt.Fprintf(out, "failed requests %d\n", failures.Load())
-	fmt.Fprintf(out, "sidecar RSS idle %.1f MiB, peak %.1f MiB\n", float64(idle)/(1<<20), float64(peak)/(1<<20))
+	fmt.Fprintf(out, "sidecar RSS idle %.1f MiB (anonymous %.1f, file %.1f), peak %.1f MiB\n",
+		float64(idle)/(1<<20), float64(idleAnon)/(1<<20), float64(idleFile)/(1<<20), float64(peak)/(1<<20))
 	fmt.Fprintf(out, "accepted %d events, in Kafka %d\n", want, got)
 	if got < want {
 		return res, fmt.Errorf("%d accepted events missing from Kafka", want-got)
