@@ -185,7 +185,9 @@ func (c Config) Validate() error {
 // codec returns kafka-go's codec for a compression name; 0 is none.
 func codec(name string) (kafkago.Compression, error) {
 	switch strings.ToLower(name) {
-	case "", "none":
+	case "":
+		return codec(DefaultCompression)
+	case "none":
 		return 0, nil
 	case "gzip":
 		return kafkago.Gzip, nil

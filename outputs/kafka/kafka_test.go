@@ -195,9 +195,16 @@ func TestTopicRouting(t *testing.T) {
 	}
 }
 
+// TestCompression writes with each codec and reads the batches back: the
+// values must survive, and each batch must say the codec it was written
+// with (Kafka's attribute numbers: 0 none ... 4 zstd), lz4 when unset.
 func TestCompression(t *testing.T) {
-	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
-		t.Run(codec, func(t *testing.T) {
+	for _, tc := range []struct {
+		codec string
+		attr  uint8
+	}{{"", 3}, {"none", 0}, {"gzip", 1}, {"snappy", 2}, {"lz4", 3}, {"zstd", 4}} {
+		codec := tc.codec
+		t.Run("codec="+codec, func(t *testing.T) {
 			b := startBroker(t, kafkatest.Config{Topics: []string{"audit"}})
 			o := newOutput(t, kafka.Config{Brokers: b.Addrs(), Topic: "audit", Compression: codec})
 			events := outputstest.Events(50)
@@ -215,6 +222,9 @@ func TestCompression(t *testing.T) {
 			for _, r := range recs {
 				if !bytes.Equal(r.Value, byID[string(r.Key)]) {
 					t.Errorf("record %s: value differs after %s", r.Key, codec)
+				}
+				if got := r.Attrs.CompressionType(); got != tc.attr {
+					t.Errorf("record %s: batch compression %d, want %d", r.Key, got, tc.attr)
 				}
 			}
 		})
