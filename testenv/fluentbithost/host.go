@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -67,6 +68,19 @@ func BuildPluginPackage(dir, pkg, name string) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
+	}
+	// One c-shared build at a time across test processes: go test runs
+	// this package's and fluentbittest's TestMain at once, and two builds
+	// of the same plugin started together both compile every dependency
+	// (the build cache only shares finished work). Serialized, the second
+	// links from the cache: on a cold cache that saves minutes.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "auditpipe-c-shared-build.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("fluentbithost: %w", err)
+	}
+	defer lock.Close() // releases the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("fluentbithost: lock %s: %w", lock.Name(), err)
 	}
 	so := filepath.Join(dir, name)
 	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", so, pkg)
