@@ -58,6 +58,7 @@ run: build ## start the sidecar with examples/sidecar/local.yaml (127.0.0.1:8080
 
 test: vet $(VERSITYGW) $(HELM) $(if $(wildcard $(FLUENTBIT_XZ)),$(FLUENTBIT)) ## unit, golden, property and real-peer tests with the race detector
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'TestTransformMemory' ./transformers/formats/
 
 # Test peers that are programs, not Go packages. versitygw builds with Go;
 # kcat (an independent Kafka client) comes from Debian's apt and needs root,

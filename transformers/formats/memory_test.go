@@ -1,3 +1,9 @@
+// Not under the race detector: it changes no heap figure here, and its
+// bookkeeping made TestTransformMemory (8 MiB bodies, GOGC=5, the heap
+// sampled in a loop) take 8 minutes instead of 37 s. make test runs this
+// file without -race; .ci/run also runs it with -tags auditpipe_safejson.
+//go:build !race
+
 package formats_test
 
 import (
