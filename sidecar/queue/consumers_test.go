@@ -113,9 +113,14 @@ func TestReadersComeAndGoUnderLoad(t *testing.T) {
 	var wg sync.WaitGroup
 	var writing atomic.Int32
 	writing.Store(writers)
+	writersDone := make(chan struct{})
 	for w := range writers {
 		wg.Go(func() {
-			defer writing.Add(-1)
+			defer func() {
+				if writing.Add(-1) == 0 {
+					close(writersDone)
+				}
+			}()
 			for i := range perWriter {
 				if _, err := q.Append(ctx, [][]byte{fmt.Appendf(nil, "w%d-%d", w, i)}); err != nil {
 					t.Errorf("append: %v", err)
@@ -148,6 +153,17 @@ func TestReadersComeAndGoUnderLoad(t *testing.T) {
 		}
 	})
 	wg.Go(func() { // consumers that come and go
+		// A reader that has caught up waits in Next for more records;
+		// once the writers are done none come, so that wait ends with them.
+		churnCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			select {
+			case <-writersDone:
+				stop()
+			case <-churnCtx.Done():
+			}
+		}()
 		for i := 0; writing.Load() > 0; i++ {
 			name := fmt.Sprintf("c%d", i%3)
 			rd, err := q.AddReader(name)
@@ -156,7 +172,13 @@ func TestReadersComeAndGoUnderLoad(t *testing.T) {
 				return
 			}
 			start := q.Stats().Consumers[name].Acked
-			recs, err := rd.Next(ctx, 50, 0, time.Millisecond)
+			recs, err := rd.Next(churnCtx, 50, 0, time.Millisecond)
+			if errors.Is(err, context.Canceled) && ctx.Err() == nil { // the writers are done
+				if err := q.RemoveReader(name); err != nil {
+					t.Errorf("remove %s: %v", name, err)
+				}
+				return
+			}
 			if err != nil {
 				t.Errorf("%s: %v", name, err)
 				return
