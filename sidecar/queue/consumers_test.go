@@ -113,12 +113,16 @@ func TestReadersComeAndGoUnderLoad(t *testing.T) {
 	var wg sync.WaitGroup
 	var writing atomic.Int32
 	writing.Store(writers)
-	writersDone := make(chan struct{})
+	// A churning reader that has caught up waits in Next for more
+	// records; once the writers are done none come, so the last writer
+	// ends that wait.
+	churnCtx, stopChurn := context.WithCancel(ctx)
+	defer stopChurn()
 	for w := range writers {
 		wg.Go(func() {
 			defer func() {
 				if writing.Add(-1) == 0 {
-					close(writersDone)
+					stopChurn()
 				}
 			}()
 			for i := range perWriter {
@@ -153,17 +157,6 @@ func TestReadersComeAndGoUnderLoad(t *testing.T) {
 		}
 	})
 	wg.Go(func() { // consumers that come and go
-		// A reader that has caught up waits in Next for more records;
-		// once the writers are done none come, so that wait ends with them.
-		churnCtx, stop := context.WithCancel(ctx)
-		defer stop()
-		go func() {
-			select {
-			case <-writersDone:
-				stop()
-			case <-churnCtx.Done():
-			}
-		}()
 		for i := 0; writing.Load() > 0; i++ {
 			name := fmt.Sprintf("c%d", i%3)
 			rd, err := q.AddReader(name)
